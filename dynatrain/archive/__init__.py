@@ -1,0 +1,1 @@
+"""Activation archives: the format, reading, writing and validation."""

@@ -1,0 +1,480 @@
+"""Read activation archives (HDF5 or Zarr) behind one interface.
+
+>>> with open_archive("sample_data/mlp-digits.h5") as archive:  # doctest: +SKIP
+...     archive.layer_names, archive.n_checkpoints
+
+Opening an archive checks its structure against the format (``format.py``) and
+reads the small arrays (epochs, steps); activations are streamed on demand with
+:meth:`Archive.iter_activations`. Nothing is ever written to the archive.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from dynatrain.archive import format as fmt
+from dynatrain.archive._backends import Store, as_python, iter_row_blocks, open_store
+from dynatrain.errors import ArchiveError
+
+__all__ = ["DEFAULT_BLOCK_BYTES", "ActivationBlock", "Archive", "LayerInfo", "open_archive"]
+
+#: Largest block of raw activations held in memory at once while streaming (bytes).
+DEFAULT_BLOCK_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What one layer group holds.
+
+    Attributes
+    ----------
+    name : str
+        Layer name, as in ``/layers`` ``order``.
+    kinds : tuple of str
+        ``"activations"`` and/or ``"signal"``.
+    sample_shape : tuple of int
+        Shape of the activations at one checkpoint, ``(N, ...)`` (probe samples, then
+        features); ``()`` for a signal-only layer.
+    dtype : str
+        Data type of the activations (``"float64"`` for a signal-only layer).
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    sample_shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def has_activations(self) -> bool:
+        """Whether raw activations are stored."""
+        return fmt.ACTIVATIONS in self.kinds
+
+    @property
+    def has_signal(self) -> bool:
+        """Whether a pre-reduced ``signal`` is stored."""
+        return fmt.SIGNAL in self.kinds
+
+
+class ActivationBlock(NamedTuple):
+    """A block of activations streamed from one layer.
+
+    ``values`` has shape ``(stop - start, k)``: checkpoints ``start .. stop - 1`` and
+    ``k`` of their elements. A checkpoint larger than the block budget arrives in
+    several consecutive blocks with the same ``start`` and ``stop``.
+    """
+
+    start: int
+    stop: int
+    values: np.ndarray
+
+
+def open_archive(path: str | os.PathLike[str]) -> Archive:
+    """Open an activation archive read-only and check its structure.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An HDF5 file (``.h5``, ``.hdf5``), a Zarr directory store (``.zarr``), or a
+        Zarr URL that fsspec understands (``s3://bucket/run.zarr``).
+
+    Returns
+    -------
+    Archive
+        Use it as a context manager to close the file.
+
+    Raises
+    ------
+    ArchiveError
+        If the path cannot be opened or does not follow the format; ``problems``
+        lists every structural problem found.
+    """
+    return Archive(path)
+
+
+class Archive:
+    """An open activation archive (see :func:`open_archive`).
+
+    Attributes
+    ----------
+    path : str
+        The path as given.
+    backend : {"hdf5", "zarr"}
+    format_version : int
+    metadata : dict
+        Free root attributes (run_id, model, dataset, seed, ...), as plain Python values.
+    n_checkpoints : int
+        Checkpoints completely written: ``min(len(epoch), complete_checkpoints)``.
+    n_rows_stored : int
+        Length of ``checkpoints/epoch``; more than ``n_checkpoints`` while a writer is
+        in the middle of a checkpoint (or was killed there).
+    epochs : ndarray of float64, shape (n_checkpoints,)
+    steps : ndarray of int64, shape (n_checkpoints,), or None
+    layer_names : tuple of str
+        In the archive's order, input side first.
+    layers : dict of str to LayerInfo
+    metric_names : tuple of str
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._store: Store = open_store(self.path)
+        try:
+            problems = self._load()
+        except ArchiveError:
+            self._store.close()
+            raise
+        if problems:
+            self._store.close()
+            error = ArchiveError(self.path, "; ".join(problems))
+            error.problems = problems  # type: ignore[attr-defined]
+            raise error
+
+    # -- structure -----------------------------------------------------------------------------
+
+    def _load(self) -> list[str]:
+        """Read the small parts of the archive; return the structural problems found."""
+        store = self._store
+        self.backend = store.backend
+        root_attrs = store.attrs()
+        problems: list[str] = []
+
+        format_name = as_python(root_attrs.get(fmt.FORMAT_ATTR))
+        if format_name != fmt.FORMAT_NAME:
+            found = "missing" if format_name is None else repr(format_name)
+            return [
+                f"not a dynatrain archive (root attribute '{fmt.FORMAT_ATTR}' is {found},"
+                f" expected {fmt.FORMAT_NAME!r})"
+            ]
+        version = as_python(root_attrs.get(fmt.VERSION_ATTR))
+        if version not in fmt.SUPPORTED_VERSIONS or isinstance(version, bool):
+            supported = ", ".join(map(str, fmt.SUPPORTED_VERSIONS))
+            return [f"unsupported format_version {version!r} (this dynatrain reads {supported})"]
+        self.format_version = int(version)
+        self.metadata = {
+            key: as_python(value)
+            for key, value in sorted(root_attrs.items())
+            if key not in fmt.RESERVED_ATTRS
+        }
+
+        epochs_all = self._read_vector((fmt.CHECKPOINTS, fmt.EPOCH), problems, required=True)
+        if epochs_all is None:
+            return problems
+        complete = as_python(root_attrs.get(fmt.COMPLETE_ATTR, len(epochs_all)))
+        if not isinstance(complete, int) or isinstance(complete, bool) or complete < 0:
+            problems.append(
+                f"root attribute '{fmt.COMPLETE_ATTR}' must be a non-negative integer,"
+                f" got {complete!r}"
+            )
+            complete = len(epochs_all)
+        n_checkpoints = min(len(epochs_all), complete)
+        self.n_checkpoints = n_checkpoints
+        self.n_rows_stored = len(epochs_all)
+        self.epochs = np.asarray(epochs_all[:n_checkpoints], dtype=np.float64)
+        if not np.all(np.isfinite(self.epochs)):
+            problems.append("checkpoints/epoch holds non-finite values")
+        elif np.any(np.diff(self.epochs) <= 0):
+            at = int(np.argmax(np.diff(self.epochs) <= 0)) + 1
+            problems.append(
+                "checkpoints/epoch is not strictly increasing"
+                f" (checkpoint {at}: {self.epochs[at - 1]:g} then {self.epochs[at]:g})"
+            )
+
+        self.steps = None
+        steps = self._read_vector((fmt.CHECKPOINTS, fmt.STEP), problems, required=False)
+        if steps is not None:
+            if self._enough_rows(len(steps), "checkpoints/step", problems):
+                self.steps = np.asarray(steps[:n_checkpoints]).astype(np.int64)
+
+        self._load_layers(problems)
+        self._load_metrics(problems)
+        return problems
+
+    def _read_vector(
+        self, parts: tuple[str, ...], problems: list[str], *, required: bool
+    ) -> np.ndarray | None:
+        """Read a small 1-D numeric array whole, or record why it cannot be."""
+        where = "/".join(parts)
+        kind = self._store.kind(parts)
+        if kind != "array":
+            if required or kind is not None:
+                problems.append(f"missing {where}" if kind is None else f"{where} is not an array")
+            return None
+        array = self._store.array(parts)
+        if len(array.shape) != 1:
+            problems.append(f"{where} must be 1-D, has shape {tuple(array.shape)}")
+            return None
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            problems.append(f"{where} is not numeric (dtype {array.dtype})")
+            return None
+        try:
+            return np.asarray(array[:])
+        except Exception as exc:
+            problems.append(f"cannot read {where}: {self._store.read_error(exc)}")
+            return None
+
+    def _enough_rows(self, n_rows: int, where: str, problems: list[str]) -> bool:
+        if n_rows < self.n_checkpoints:
+            problems.append(
+                f"{where} has {n_rows} checkpoints, the archive claims {self.n_checkpoints}"
+            )
+            return False
+        return True
+
+    def _load_layers(self, problems: list[str]) -> None:
+        self.layer_names: tuple[str, ...] = ()
+        self.layers: dict[str, LayerInfo] = {}
+        self._arrays: dict[tuple[str, str], Any] = {}
+        store = self._store
+        if store.kind((fmt.LAYERS,)) != "group":
+            problems.append("no layers (missing /layers group)")
+            return
+        order = as_python(store.attrs((fmt.LAYERS,)).get(fmt.ORDER_ATTR))
+        if order is None:
+            problems.append(f"/layers has no '{fmt.ORDER_ATTR}' attribute listing the layers")
+            return
+        if isinstance(order, str) or not isinstance(order, list):
+            order = [order]
+        if not order:
+            problems.append("no layers (/layers order is empty)")
+            return
+        if not all(isinstance(name, str) for name in order):
+            problems.append(f"/layers order must list layer names (strings), got {order!r}")
+            return
+        duplicates = sorted({name for name in order if order.count(name) > 1})
+        if duplicates:
+            problems.append(f"/layers order names {', '.join(duplicates)} more than once")
+        for name in dict.fromkeys(order):
+            info = self._load_layer(name, problems)
+            if info is not None:
+                self.layers[name] = info
+        self.layer_names = tuple(self.layers)
+
+    def _load_layer(self, name: str, problems: list[str]) -> LayerInfo | None:
+        store = self._store
+        where = f"layer {name!r}"
+        if store.kind((fmt.LAYERS, name)) != "group":
+            problems.append(f"/layers order names {name!r}, but there is no such layer group")
+            return None
+        kinds: list[str] = []
+        sample_shape: tuple[int, ...] = ()
+        dtype = "float64"
+        activations_parts = (fmt.LAYERS, name, fmt.ACTIVATIONS)
+        if store.kind(activations_parts) == "array":
+            array = store.array(activations_parts)
+            shape = tuple(int(n) for n in array.shape)
+            if array.dtype.name not in fmt.ACTIVATION_DTYPES:
+                problems.append(
+                    f"{where} activations have dtype {array.dtype}, expected one of"
+                    f" {', '.join(fmt.ACTIVATION_DTYPES)}"
+                )
+            elif len(shape) < 2:
+                problems.append(
+                    f"{where} activations must have shape [T, N, ...], have {list(shape)}"
+                )
+            elif 0 in shape[1:]:
+                problems.append(f"{where} activations are empty, shape {list(shape)}")
+            elif self._enough_rows(shape[0], f"{where} activations", problems):
+                kinds.append(fmt.ACTIVATIONS)
+                sample_shape, dtype = shape[1:], array.dtype.name
+                self._arrays[(name, fmt.ACTIVATIONS)] = array
+        signal_parts = (fmt.LAYERS, name, fmt.SIGNAL)
+        if store.kind(signal_parts) == "array":
+            array = store.array(signal_parts)
+            if len(array.shape) != 1 or not np.issubdtype(array.dtype, np.number):
+                problems.append(
+                    f"{where} signal must be a 1-D numeric array,"
+                    f" has shape {list(array.shape)} and dtype {array.dtype}"
+                )
+            elif self._enough_rows(array.shape[0], f"{where} signal", problems):
+                kinds.append(fmt.SIGNAL)
+                self._arrays[(name, fmt.SIGNAL)] = array
+        if not kinds:
+            if not any(f"{where} " in p for p in problems):
+                problems.append(f"{where} holds neither 'activations' nor 'signal'")
+            return None
+        return LayerInfo(name=name, kinds=tuple(kinds), sample_shape=sample_shape, dtype=dtype)
+
+    def _load_metrics(self, problems: list[str]) -> None:
+        names: list[str] = []
+        store = self._store
+        if store.kind((fmt.METRICS,)) == "group":
+            for name in store.children((fmt.METRICS,)):
+                parts = (fmt.METRICS, name)
+                if store.kind(parts) != "array":
+                    continue  # anything else is ignored, as the format says
+                array = store.array(parts)
+                where = f"metric {name!r}"
+                if len(array.shape) != 1 or not np.issubdtype(array.dtype, np.number):
+                    problems.append(f"{where} must be a 1-D numeric array")
+                elif self._enough_rows(array.shape[0], where, problems):
+                    names.append(name)
+        self.metric_names: tuple[str, ...] = tuple(names)
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def metric(self, name: str) -> np.ndarray:
+        """One metric, shape ``(n_checkpoints,)``, float64 (NaN where not recorded)."""
+        if name not in self.metric_names:
+            available = ", ".join(self.metric_names) or "none"
+            raise ArchiveError(self.path, f"no metric {name!r} (available: {available})")
+        return self._read_rows(self._store.array((fmt.METRICS, name)), f"metric {name!r}")
+
+    def signal(self, layer: str, *, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """A layer's stored ``signal``, float64, shape ``(stop - start,)``."""
+        info = self._layer(layer)
+        if not info.has_signal:
+            raise ArchiveError(self.path, f"layer {layer!r} stores no 'signal'")
+        return self._read_rows(
+            self._arrays[(layer, fmt.SIGNAL)], f"layer {layer!r} signal", start=start, stop=stop
+        )
+
+    def _read_rows(
+        self, array: Any, what: str, *, start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
+        stop = self.n_checkpoints if stop is None else stop
+        try:
+            return np.asarray(array[start:stop], dtype=np.float64)
+        except Exception as exc:
+            raise ArchiveError(
+                self.path, f"cannot read {what}: {self._store.read_error(exc)}"
+            ) from exc
+
+    def _layer(self, layer: str) -> LayerInfo:
+        try:
+            return self.layers[layer]
+        except KeyError:
+            raise ArchiveError(
+                self.path, f"no layer {layer!r} (layers: {', '.join(self.layer_names)})"
+            ) from None
+
+    def iter_activations(
+        self,
+        layer: str,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        max_block_bytes: int = DEFAULT_BLOCK_BYTES,
+    ) -> Iterator[ActivationBlock]:
+        """Stream a layer's activations in blocks that follow the storage chunks.
+
+        Parameters
+        ----------
+        layer : str
+        start, stop : int
+            Checkpoint range (``stop`` defaults to ``n_checkpoints``).
+        max_block_bytes : int
+            Memory budget for one block, in bytes of the stored dtype. Blocks hold
+            whole storage chunks along the checkpoint axis when they fit; a checkpoint
+            larger than the budget is split along the probe-sample axis.
+
+        Yields
+        ------
+        ActivationBlock
+            ``values`` is a 2-D view ``(checkpoints, elements)`` in the stored dtype.
+            The same buffer may be reused for the next block: copy what you keep.
+        """
+        info = self._layer(layer)
+        if not info.has_activations:
+            raise ArchiveError(self.path, f"layer {layer!r} stores no 'activations'")
+        array = self._arrays[(layer, fmt.ACTIVATIONS)]
+        stop = self.n_checkpoints if stop is None else stop
+        n_samples = info.sample_shape[0]
+        row_bytes = int(np.prod(info.sample_shape)) * np.dtype(info.dtype).itemsize
+        if row_bytes <= max_block_bytes:
+            rows = max_block_bytes // row_bytes
+            chunk_rows = self._store.chunk_rows(array)
+            if rows >= chunk_rows:
+                rows -= rows % chunk_rows  # whole chunks only: no chunk is decoded twice
+            samples_per_block = n_samples
+        else:  # one checkpoint alone is over the budget: split it along the samples
+            rows = 1
+            samples_per_block = max(1, max_block_bytes // (row_bytes // n_samples))
+        reader = self._block_reader(array, info)
+        try:
+            for t0, t1 in iter_row_blocks(stop - start, rows):
+                for n0, n1 in iter_row_blocks(n_samples, samples_per_block):
+                    values = reader(start + t0, start + t1, n0, n1)
+                    yield ActivationBlock(start + t0, start + t1, values)
+        except ArchiveError:
+            raise
+        except Exception as exc:
+            raise ArchiveError(
+                self.path, f"cannot read layer {layer!r} activations: {self._store.read_error(exc)}"
+            ) from exc
+
+    def _block_reader(self, array: Any, info: LayerInfo) -> Callable[..., np.ndarray]:
+        """A function ``(t0, t1, n0, n1) -> 2-D block``, reusing one buffer for HDF5."""
+        if self.backend != "hdf5":
+
+            def read_zarr(t0: int, t1: int, n0: int, n1: int) -> np.ndarray:
+                block = np.asarray(array[t0:t1, n0:n1])
+                return block.reshape(t1 - t0, -1)
+
+            return read_zarr
+
+        buffers: dict[tuple[int, ...], np.ndarray] = {}
+
+        def read_hdf5(t0: int, t1: int, n0: int, n1: int) -> np.ndarray:
+            # read_direct into a reused buffer: no fresh allocation (and page faults) per block.
+            shape = (t1 - t0, n1 - n0, *info.sample_shape[1:])
+            buffer = buffers.get(shape)
+            if buffer is None:
+                buffers.clear()
+                buffer = buffers[shape] = np.empty(shape, dtype=array.dtype)
+            if buffer.size:
+                array.read_direct(buffer, np.s_[t0:t1, n0:n1])
+            return buffer.reshape(t1 - t0, -1)
+
+        return read_hdf5
+
+    # -- misc ----------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """What ``dynatrain inspect`` shows, as plain JSON-able data."""
+        return {
+            "path": self.path,
+            "backend": self.backend,
+            "format_version": self.format_version,
+            "checkpoints": self.n_checkpoints,
+            "epochs": (
+                [float(self.epochs[0]), float(self.epochs[-1])] if self.n_checkpoints else None
+            ),
+            "steps": self.steps is not None,
+            "layers": [
+                {
+                    "name": info.name,
+                    "shape": list(info.sample_shape),
+                    "dtype": info.dtype,
+                    "kinds": list(info.kinds),
+                }
+                for info in self.layers.values()
+            ],
+            "metrics": list(self.metric_names),
+            "metadata": dict(self.metadata),
+            "size_bytes": self.size_on_disk(),
+        }
+
+    def size_on_disk(self) -> int | None:
+        """Bytes on disk (whole Zarr directory), or ``None`` for remote stores."""
+        return self._store.size_on_disk()
+
+    def close(self) -> None:
+        """Close the underlying file."""
+        self._store.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Archive {self.path!r} {self.backend} T={self.n_checkpoints}"
+            f" layers={len(self.layer_names)}>"
+        )

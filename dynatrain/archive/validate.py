@@ -1,0 +1,114 @@
+"""Check an archive against the format, data included.
+
+Opening an archive already checks its structure; :func:`validate_archive` also
+reads every stored value once (streaming), so a corrupt chunk or a non-finite value
+is found before an analysis trips over it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dynatrain.archive.reader import Archive
+from dynatrain.errors import ArchiveError
+
+__all__ = ["ValidationReport", "validate_archive"]
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of :func:`validate_archive`.
+
+    Attributes
+    ----------
+    path : str
+    problems : list of str
+        Violations of the format: the archive is invalid if there is any.
+    notes : list of str
+        Valid but worth knowing (non-finite activations, a partly written last
+        checkpoint).
+    n_checkpoints, n_layers : int or None
+        Size, when the structure could be read.
+    """
+
+    path: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    n_checkpoints: int | None = None
+    n_layers: int | None = None
+
+    @property
+    def valid(self) -> bool:
+        """Whether no problem was found."""
+        return not self.problems
+
+
+def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
+    """Check the structure and every stored value of an archive.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    ValidationReport
+        Never raises for a bad archive: problems are listed in the report.
+    """
+    report = ValidationReport(os.fspath(path))
+    try:
+        archive = Archive(path)
+    except ArchiveError as exc:
+        report.problems.extend(getattr(exc, "problems", [exc.problem]))
+        return report
+    with archive:
+        report.n_checkpoints = archive.n_checkpoints
+        report.n_layers = len(archive.layer_names)
+        pending = archive.n_rows_stored - archive.n_checkpoints
+        if pending > 0:
+            report.notes.append(
+                f"{pending} checkpoint(s) beyond complete_checkpoints are ignored"
+                " (a writer is still running, or was stopped mid-checkpoint)"
+            )
+        if archive.n_checkpoints == 0:
+            report.notes.append("no complete checkpoint yet")
+            return report
+        for name, info in archive.layers.items():
+            try:
+                if info.has_activations:
+                    finite = _finite_rows(archive, name)
+                    _note_non_finite(report, f"layer {name!r} activations", finite, archive.epochs)
+                if info.has_signal:
+                    finite = np.isfinite(archive.signal(name))
+                    _note_non_finite(report, f"layer {name!r} signal", finite, archive.epochs)
+            except ArchiveError as exc:
+                report.problems.append(exc.problem)
+        for name in archive.metric_names:
+            try:
+                archive.metric(name)
+            except ArchiveError as exc:
+                report.problems.append(exc.problem)
+    return report
+
+
+def _finite_rows(archive: Archive, layer: str) -> np.ndarray:
+    """Whether each checkpoint's activations are all finite (reads every chunk once)."""
+    finite = np.ones(archive.n_checkpoints, dtype=bool)
+    for block in archive.iter_activations(layer):
+        finite[block.start : block.stop] &= np.isfinite(block.values).all(axis=1)
+    return finite
+
+
+def _note_non_finite(
+    report: ValidationReport, what: str, finite: np.ndarray, epochs: np.ndarray
+) -> None:
+    bad = ~finite
+    if bad.any():
+        first = int(np.argmax(bad))
+        report.notes.append(
+            f"{what}: non-finite values from checkpoint {first} (epoch {epochs[first]:g})"
+            f" in {int(bad.sum())} of {bad.size} checkpoints"
+        )

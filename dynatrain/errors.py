@@ -1,0 +1,34 @@
+"""Exceptions raised by dynatrain.
+
+They are plain exceptions, independent of the command line: the CLI maps every
+:class:`DynatrainError` to exit code 2 and prints its message on one line.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ArchiveError", "DynatrainError", "InputError"]
+
+
+class DynatrainError(Exception):
+    """Base class of every error dynatrain raises on purpose."""
+
+
+class ArchiveError(DynatrainError):
+    """An archive cannot be read, or does not follow the format.
+
+    Parameters
+    ----------
+    path : str
+        The archive, as the user named it.
+    problem : str
+        What is wrong, in a phrase (no trailing full stop).
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class InputError(DynatrainError):
+    """The data or settings cannot be analysed (too short, non-finite, bad option)."""
