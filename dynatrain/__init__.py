@@ -11,13 +11,7 @@ The public names below are imported on first use, so that ``import dynatrain``
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("dynatrain")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -53,7 +47,19 @@ if TYPE_CHECKING:
     from dynatrain.signals import LayerSignals, read_signals
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dynatrain")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # looked up lazily: importlib.metadata costs start-up time
+        globals()["__version__"] = value = _version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'dynatrain' has no attribute {name!r}")

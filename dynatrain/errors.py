@@ -30,5 +30,8 @@ class ArchiveError(DynatrainError):
         super().__init__(f"{self.path}: {problem}")
 
 
-class InputError(DynatrainError):
-    """The data or settings cannot be analysed (too short, non-finite, bad option)."""
+class InputError(DynatrainError, ValueError):
+    """The data or settings cannot be analysed (too short, non-finite, bad option).
+
+    It is also a ``ValueError``, so library callers may catch either.
+    """

@@ -98,8 +98,14 @@ class HDF5Store(Store):
         if not h5py.is_hdf5(path):
             raise ArchiveError(path, "not an HDF5 file (no HDF5 signature)")
         try:
-            self._file = h5py.File(path, "r", swmr=True, locking=False)
+            self._file = h5py.File(path, "r", swmr=True)
         except OSError as exc:
+            if "already open for write" in str(exc) or "not already open for SWMR" in str(exc):
+                raise ArchiveError(
+                    path,
+                    "its writer did not close it and was not in SWMR mode, so HDF5 refuses"
+                    " to open it ('h5clear -s' clears the flag; the data may be incomplete)",
+                ) from exc
             raise ArchiveError(
                 path, f"cannot open HDF5 file, truncated or corrupt ({_first_line(exc)})"
             ) from exc

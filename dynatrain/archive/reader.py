@@ -161,6 +161,17 @@ class Archive:
             if key not in fmt.RESERVED_ATTRS
         }
 
+        self.steps: np.ndarray | None = None
+        self.layer_names: tuple[str, ...] = ()
+        self.layers: dict[str, LayerInfo] = {}
+        self.metric_names: tuple[str, ...] = ()
+        self._arrays: dict[tuple[str, str], Any] = {}
+        if as_python(root_attrs.get(fmt.COMPLETE_ATTR)) == 0:
+            # A writer that has not finished its first append (or was killed in it) may
+            # have created only part of the tree: there is nothing to read yet.
+            self.n_checkpoints = self.n_rows_stored = 0
+            self.epochs = np.empty(0)
+            return problems
         epochs_all = self._read_vector((fmt.CHECKPOINTS, fmt.EPOCH), problems, required=True)
         if epochs_all is None:
             return problems
@@ -184,7 +195,6 @@ class Archive:
                 f" (checkpoint {at}: {self.epochs[at - 1]:g} then {self.epochs[at]:g})"
             )
 
-        self.steps = None
         steps = self._read_vector((fmt.CHECKPOINTS, fmt.STEP), problems, required=False)
         if steps is not None:
             if self._enough_rows(len(steps), "checkpoints/step", problems):
@@ -226,9 +236,6 @@ class Archive:
         return True
 
     def _load_layers(self, problems: list[str]) -> None:
-        self.layer_names: tuple[str, ...] = ()
-        self.layers: dict[str, LayerInfo] = {}
-        self._arrays: dict[tuple[str, str], Any] = {}
         store = self._store
         if store.kind((fmt.LAYERS,)) != "group":
             problems.append("no layers (missing /layers group)")
@@ -313,7 +320,7 @@ class Archive:
                     problems.append(f"{where} must be a 1-D numeric array")
                 elif self._enough_rows(array.shape[0], where, problems):
                     names.append(name)
-        self.metric_names: tuple[str, ...] = tuple(names)
+        self.metric_names = tuple(names)
 
     # -- data ----------------------------------------------------------------------------------
 

@@ -340,10 +340,25 @@ class _Sink(ABC):
 
 
 class _HDF5Sink(_Sink):
+    """HDF5 in SWMR mode, built under a staging name until SWMR mode is on.
+
+    A file killed before it enters SWMR mode cannot be opened by anyone (its
+    "open for write" flag stays set), and objects can only be created before SWMR
+    mode. So the file is created as ``<path>.incomplete`` and renamed to ``path``
+    once its structure exists and SWMR mode is on: ``path`` is readable at every
+    moment after that, and never half-built before.
+    """
+
     def open(self, mode: WriteMode) -> None:
         import h5py
 
-        self._file = h5py.File(self.path, mode, libver="latest")
+        self._staging: str | None = f"{self.path}.incomplete"
+        self._file = h5py.File(self._staging, "w", libver="latest")
+
+    def _publish(self) -> None:
+        if self._staging is not None:
+            os.replace(self._staging, self.path)
+            self._staging = None
 
     def init_root(self, metadata: dict[str, Any]) -> None:
         attrs = self._file.attrs
@@ -374,6 +389,7 @@ class _HDF5Sink(_Sink):
             )
         self._file.flush()
         self._file.swmr_mode = True
+        self._publish()
 
     def write_checkpoint(
         self, specs: Any, rows: dict[tuple[str, ...], np.ndarray], index: int
@@ -390,6 +406,7 @@ class _HDF5Sink(_Sink):
     def close(self) -> None:
         if self._file.id.valid:
             self._file.close()
+        self._publish()  # an archive with no checkpoint is still a valid archive
 
 
 class _ZarrSink(_Sink):

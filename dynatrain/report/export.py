@@ -1,0 +1,114 @@
+"""Machine-readable output: JSON, JSON Lines, CSV and Markdown.
+
+Every writer takes plain data (dicts, lists, numbers, strings) and returns text.
+Non-finite numbers become ``null`` in JSON and empty fields in CSV: JSON has no NaN,
+and an empty field is what spreadsheet and data-frame readers take for missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "flatten",
+    "json_ready",
+    "to_csv",
+    "to_json",
+    "to_jsonl",
+    "to_markdown",
+]
+
+
+def json_ready(value: Any) -> Any:
+    """Convert ``value`` to plain JSON data: NumPy to Python, NaN and inf to ``None``."""
+    if isinstance(value, Mapping):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return [json_ready(item) for item in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_json(data: Any, *, indent: int | None = 2) -> str:
+    """One JSON document (``indent=None``: on one line, for JSON Lines)."""
+    return json.dumps(json_ready(data), indent=indent, allow_nan=False, ensure_ascii=False)
+
+
+def to_jsonl(records: Iterable[Any]) -> str:
+    """One compact JSON object per line."""
+    return "".join(to_json(record, indent=None) + "\n" for record in records)
+
+
+def flatten(data: Mapping[str, Any], *, prefix: str = "", skip: Sequence[str] = ()) -> dict:
+    """Flatten nested mappings to ``{"a.b": value}``; lists of scalars become ``a.0, a.1``.
+
+    Lists of mappings and the keys in ``skip`` are left out: they are not scalar fields.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in skip:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            if all(not isinstance(item, (Mapping, list, tuple)) for item in value):
+                flat.update({f"{name}.{i}": item for i, item in enumerate(value)})
+        else:
+            flat[name] = value
+    return flat
+
+
+def _csv_cell(value: Any) -> Any:
+    value = json_ready(value)
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # shortest text that round-trips
+    return value
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """CSV with one header row; ``columns`` default to the union of keys, in first-seen order."""
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def _markdown_cell(value: Any) -> str:
+    value = json_ready(value)
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table (floats to 4 significant digits)."""
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_markdown_cell(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"

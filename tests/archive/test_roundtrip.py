@@ -1,0 +1,175 @@
+"""Archives written by ArchiveWriter, and by plain h5py/zarr code, read back exactly."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from dynatrain import ArchiveWriter, open_archive
+from dynatrain.errors import InputError
+from dynatrain.signals import read_signals
+
+BACKENDS = ["run.h5", "run.zarr"]
+
+
+def write_with_writer(path, layers, metrics=None, signals=None, **kwargs):
+    n = len(next(iter(layers.values())))
+    with ArchiveWriter(path, metadata={"run_id": "r", "seed": 3, "lr": 0.05}, **kwargs) as w:
+        for t in range(n):
+            w.append(
+                epoch=t + 1,
+                activations={name: values[t] for name, values in layers.items()},
+                signals={name: values[t] for name, values in (signals or {}).items()},
+                metrics={name: values[t] for name, values in (metrics or {}).items()},
+                step=100 * (t + 1),
+            )
+    return path
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_writer_roundtrip_is_exact(tmp_path, small_layers, name):
+    accuracy = np.linspace(0.1, 0.9, 30)
+    path = write_with_writer(
+        tmp_path / name,
+        small_layers,
+        metrics={"val_accuracy": accuracy},
+        signals={"fc": np.arange(30.0)},
+    )
+    with open_archive(path) as archive:
+        assert archive.backend == ("hdf5" if name.endswith(".h5") else "zarr")
+        assert archive.layer_names == ("conv1", "conv2", "fc")
+        assert archive.n_checkpoints == 30
+        np.testing.assert_array_equal(archive.epochs, np.arange(1.0, 31))
+        np.testing.assert_array_equal(archive.steps, 100 * np.arange(1, 31))
+        np.testing.assert_array_equal(archive.metric("val_accuracy"), accuracy)
+        np.testing.assert_array_equal(archive.signal("fc"), np.arange(30.0))
+        assert archive.metadata == {"run_id": "r", "seed": 3, "lr": 0.05}
+        for layer, values in small_layers.items():
+            info = archive.layers[layer]
+            assert info.sample_shape == values.shape[1:]
+            assert info.dtype == values.dtype.name
+            stored = np.concatenate([b.values.copy() for b in archive.iter_activations(layer)])
+            np.testing.assert_array_equal(stored, values.reshape(30, -1))
+        assert archive.layers["fc"].kinds == ("activations", "signal")
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_plain_archive_reads_back_exactly(plain_archive, small_layers, name):
+    path = plain_archive(
+        name,
+        layers=small_layers,
+        steps=np.arange(30) * 7,
+        metrics={"train_loss": np.linspace(2, 0.1, 30)},
+    )
+    signals = read_signals(path, reduce="mean")
+    for i, (layer, values) in enumerate(small_layers.items()):
+        expected = values.reshape(30, -1).astype(np.float64).mean(axis=1)
+        np.testing.assert_allclose(signals.values[i], expected, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(signals.metrics["train_loss"], np.linspace(2, 0.1, 30))
+    np.testing.assert_array_equal(signals.steps, np.arange(30) * 7)
+
+
+def test_zarr_format_2_is_read(plain_archive, small_layers):
+    path = plain_archive("v2.zarr", layers=small_layers, zarr_format=2)
+    with open_archive(path) as archive:
+        assert archive.layer_names == ("conv1", "conv2", "fc")
+        assert archive.n_checkpoints == 30
+
+
+def test_unknown_suffix_is_detected_by_content(plain_archive, small_layers, tmp_path):
+    path = plain_archive("run.h5", layers=small_layers)
+    renamed = path.rename(tmp_path / "run.activations")
+    with open_archive(renamed) as archive:
+        assert archive.backend == "hdf5"
+
+
+def test_signal_only_layers(plain_archive):
+    path = plain_archive("sig.h5", signals={"a": np.arange(20.0), "b": np.arange(20.0) ** 2})
+    signals = read_signals(path, reduce="signal")
+    np.testing.assert_array_equal(signals.values[1], np.arange(20.0) ** 2)
+    with pytest.raises(InputError, match="no layer can be reduced"):
+        read_signals(path, reduce="mean")
+
+
+def test_complete_checkpoints_bounds_what_is_read(plain_archive, small_layers):
+    path = plain_archive("partial.h5", layers=small_layers, attrs={"complete_checkpoints": 12})
+    with open_archive(path) as archive:
+        assert archive.n_checkpoints == 12
+        assert archive.n_rows_stored == 30
+        assert len(archive.epochs) == 12
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_reader_never_writes(plain_archive, small_layers, name):
+    from conftest import tree_digest
+
+    path = plain_archive(name, layers=small_layers)
+    before = tree_digest(path)
+    read_signals(path, reduce="std")
+    assert tree_digest(path) == before
+
+
+def test_hdf5_archive_readable_while_writer_is_open(tmp_path, small_layers):
+    path = tmp_path / "live.h5"
+    with ArchiveWriter(path) as writer:
+        for t in range(5):
+            writer.append(epoch=t, activations={k: v[t] for k, v in small_layers.items()})
+        with open_archive(path) as archive:  # a second handle, as `dynatrain` would open it
+            assert archive.n_checkpoints == 5
+        writer.append(epoch=5, activations={k: v[5] for k, v in small_layers.items()})
+        with open_archive(path) as archive:
+            assert archive.n_checkpoints == 6
+
+
+def test_writer_uses_latest_file_format(tmp_path, small_layers):
+    """SWMR needs superblock version 3 (libver="latest"); byte 8 holds the version."""
+    path = write_with_writer(tmp_path / "w.h5", small_layers)
+    assert path.read_bytes()[8] >= 3
+    with h5py.File(path, "r") as f:  # closed cleanly: a plain open works too
+        assert "layers" in f
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_writer_rejects_mismatched_checkpoints(tmp_path, name):
+    path = tmp_path / name
+    with ArchiveWriter(path, metadata={"run_id": "x"}) as w:
+        w.append(epoch=1, activations={"a": np.zeros((4, 3))}, metrics={"acc": 0.1})
+        with pytest.raises(InputError, match=r"shape \(4, 2\), the first checkpoint had \(4, 3\)"):
+            w.append(epoch=2, activations={"a": np.zeros((4, 2))})
+        with pytest.raises(InputError, match="layers differ"):
+            w.append(epoch=2, activations={"b": np.zeros((4, 3))})
+        with pytest.raises(InputError, match="greater than the previous"):
+            w.append(epoch=1, activations={"a": np.zeros((4, 3))})
+        with pytest.raises(InputError, match="were not in the first checkpoint"):
+            w.append(epoch=2, activations={"a": np.zeros((4, 3))}, metrics={"loss": 1.0})
+        with pytest.raises(InputError, match="step"):
+            w.append(epoch=2, activations={"a": np.zeros((4, 3))}, step=5)
+        w.append(epoch=2, activations={"a": np.ones((4, 3))})  # metric left out -> NaN
+    with open_archive(path) as archive:
+        assert archive.n_checkpoints == 2
+        np.testing.assert_array_equal(archive.metric("acc"), [0.1, np.nan])
+
+
+def test_writer_refuses_to_replace_without_mode_w(tmp_path):
+    path = tmp_path / "exists.h5"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match="already exists"):
+        ArchiveWriter(path)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "match"),
+    [({"format": "x"}, "invalid metadata key"), ({"tags": {"a": 1}}, "must be a string")],
+)
+def test_writer_checks_metadata(tmp_path, metadata, match):
+    with pytest.raises(InputError, match=match):
+        ArchiveWriter(tmp_path / "m.h5", metadata=metadata)
+
+
+def test_writer_stores_requested_dtype(tmp_path):
+    path = tmp_path / "half.zarr"
+    with ArchiveWriter(path, activation_dtype="float16") as w:
+        w.append(epoch=0, activations={"a": np.full((2, 2), 1 / 3)})
+    with open_archive(path) as archive:
+        assert archive.layers["a"].dtype == "float16"
