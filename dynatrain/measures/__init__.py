@@ -1,0 +1,69 @@
+"""Pure numerical measures on arrays: DFA, Kuramoto synchrony, stability, surrogates.
+
+Everything here takes NumPy arrays (time on the last axis, leading axes a
+batch), returns NumPy arrays or small named tuples, and knows nothing of files,
+printing or plotting.  Only NumPy is imported.
+"""
+
+from __future__ import annotations
+
+from dynatrain.measures.dfa import (
+    DFAFit,
+    dfa,
+    dfa_fit,
+    dfa_scales,
+    fluctuation_function,
+    min_points_for_dfa,
+)
+from dynatrain.measures.kuramoto import Kuramoto, hilbert_phase, kuramoto, kuramoto_r
+from dynatrain.measures.stability import (
+    STYLE_LABELS,
+    Style,
+    Windowed,
+    accuracy_plateau,
+    convergence_window,
+    rolling_volatility,
+    spearman,
+    stability_index,
+    training_style,
+    windowed_measures,
+)
+from dynatrain.measures.surrogates import (
+    ALTERNATIVES,
+    bootstrap_ci,
+    integration_null,
+    kuramoto_null,
+    phase_randomized_surrogates,
+    shuffle_surrogates,
+    surrogate_p_value,
+)
+
+__all__ = [
+    "ALTERNATIVES",
+    "STYLE_LABELS",
+    "DFAFit",
+    "Kuramoto",
+    "Style",
+    "Windowed",
+    "accuracy_plateau",
+    "bootstrap_ci",
+    "convergence_window",
+    "dfa",
+    "dfa_fit",
+    "dfa_scales",
+    "fluctuation_function",
+    "hilbert_phase",
+    "integration_null",
+    "kuramoto",
+    "kuramoto_null",
+    "kuramoto_r",
+    "min_points_for_dfa",
+    "phase_randomized_surrogates",
+    "rolling_volatility",
+    "shuffle_surrogates",
+    "spearman",
+    "stability_index",
+    "surrogate_p_value",
+    "training_style",
+    "windowed_measures",
+]

@@ -1,0 +1,217 @@
+"""Phase synchrony across layers: Hilbert phases and the Kuramoto order parameter.
+
+Multi-layer functions take ``x`` shaped ``(..., n_layers, n_points)``: layers on
+axis -2, time on axis -1, any leading axes a batch (runs, windows, surrogates).
+The Hilbert transform is done with ``numpy.fft`` (scipy.signal costs about a
+second of import time).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from dynatrain.measures._checks import as_float_array, check_layers, normalize_axis
+
+__all__ = ["Kuramoto", "hilbert_phase", "kuramoto", "kuramoto_r"]
+
+#: Fewest points for a phase: a straight line through two points leaves nothing.
+MIN_PHASE_POINTS = 3
+#: A z-scored series whose detrended RMS is below this is a straight line to rounding.
+_FLAT = 1e-10
+
+
+class Kuramoto(NamedTuple):
+    """Result of :func:`kuramoto`.
+
+    Attributes
+    ----------
+    r : ndarray, shape (..., n_points)
+        Order parameter R(t) in [0, 1].
+    synchrony : ndarray, shape (...)
+        Time mean of R(t).
+    metastability : ndarray, shape (...)
+        Population standard deviation over time of R(t).
+    """
+
+    r: np.ndarray
+    synchrony: np.ndarray
+    metastability: np.ndarray
+
+
+def _detrended_zscore(x: np.ndarray) -> np.ndarray:
+    """Z-score along the last axis, then remove the least-squares line (unchecked)."""
+    n_points = x.shape[-1]
+    z = x - x[..., :1]  # exact zeros for a constant series
+    z -= z.mean(axis=-1, keepdims=True)
+    std = np.sqrt(np.mean(z * z, axis=-1, keepdims=True))
+    z /= np.where(std > 0, std, 1.0)
+    t = np.arange(n_points) - (n_points - 1) / 2
+    z -= ((z @ t) / (t @ t))[..., np.newaxis] * t
+    flat = np.sqrt(np.mean(z * z, axis=-1)) <= _FLAT
+    z[flat] = 0.0  # a straight line has no phase, only rounding noise
+    return z
+
+
+def _analytic_signal(x: np.ndarray) -> np.ndarray:
+    """Analytic signal x + i H[x] along the last axis, as scipy.signal.hilbert (unchecked)."""
+    n_points = x.shape[-1]
+    spectrum = np.fft.rfft(x, axis=-1)
+    spectrum[..., 1 : (n_points + 1) // 2] *= 2.0  # DC and an even length's Nyquist stay
+    full = np.zeros(x.shape, dtype=np.complex128)
+    full[..., : spectrum.shape[-1]] = spectrum
+    return np.fft.ifft(full, axis=-1)
+
+
+def _order_parameter(x: np.ndarray) -> np.ndarray:
+    """R(t) of x (..., n_layers, n_points), unchecked float64."""
+    analytic = _analytic_signal(_detrended_zscore(x))
+    magnitude = np.abs(analytic)
+    has_phase = magnitude > 0
+    # z/|z| is exp(i angle z) at a third of the cost.
+    phasors = np.divide(analytic, magnitude, out=np.zeros_like(analytic), where=has_phase)
+    n_voting = np.count_nonzero(has_phase, axis=-2)
+    r = np.divide(
+        np.abs(phasors.sum(axis=-2)),
+        n_voting,
+        out=np.full(n_voting.shape, np.nan),
+        where=n_voting > 0,
+    )
+    return np.minimum(r, 1.0, out=r)  # |mean of unit vectors| can round to 1 + eps
+
+
+def hilbert_phase(x: Any, *, axis: int = -1) -> np.ndarray:
+    r"""Instantaneous phase of each series (Hilbert transform).
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n_points, ...)
+        Real, finite series, time along `axis` (at least 3 points).
+    axis : int, optional
+        Time axis of `x`.
+
+    Returns
+    -------
+    ndarray, same shape as `x`
+        Phase phi(t) in radians, in (-pi, pi].
+
+    Raises
+    ------
+    ValueError
+        On non-finite or non-real input, a bad axis or fewer than 3 points.
+
+    Notes
+    -----
+    Each series is z-scored, :math:`z = (x - \bar x) / \sigma_x`, its
+    least-squares line is removed, and
+    :math:`\phi(t) = \arg(z(t) + i\,\mathcal{H}[z](t))`, with the analytic
+    signal computed by FFT as in ``scipy.signal.hilbert`` (spectrum doubled at
+    positive frequencies, zeroed at negative ones).  A series that is constant
+    or a straight line has no phase: its analytic signal is 0 and the phase is
+    reported as 0 (the ``numpy.angle`` convention).
+
+    References
+    ----------
+    .. [1] D. Gabor, "Theory of communication", J. IEE 93, 429 (1946).
+    """
+    x = as_float_array(x)
+    axis = normalize_axis(axis, x.ndim, x.shape)
+    if x.shape[axis] < MIN_PHASE_POINTS:
+        raise ValueError(
+            f"a phase needs at least {MIN_PHASE_POINTS} points along axis {axis}, "
+            f"got x.shape={x.shape}"
+        )
+    moved = np.moveaxis(x, axis, -1)
+    phase = np.angle(_analytic_signal(_detrended_zscore(moved)))
+    return np.moveaxis(phase, -1, axis)
+
+
+def kuramoto_r(x: Any) -> np.ndarray:
+    r"""Kuramoto order parameter R(t) across layers.
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n_layers, n_points)
+        Real, finite layer signals: layers on axis -2 (at least 2), time on
+        axis -1 (at least 3 points).
+
+    Returns
+    -------
+    ndarray, shape (..., n_points)
+        R(t) in [0, 1]: 1 when all layers share one phase, about
+        :math:`1/\sqrt{L}` for L independent layers.
+
+    Raises
+    ------
+    ValueError
+        On non-finite input, fewer than 2 layers or fewer than 3 points.
+
+    Notes
+    -----
+    .. math:: R(t) = \Big| \frac{1}{L} \sum_{l=1}^{L} e^{i \phi_l(t)} \Big|
+
+    with :math:`\phi_l` from :func:`hilbert_phase`.  The unit phasor is
+    computed as :math:`a/|a|` of the analytic signal a.  Where :math:`a = 0`
+    the phase is undefined (a layer that is constant or a straight line, in
+    practice): that layer is left out of the mean at that time, and R(t) is
+    NaN if no layer has a phase there.
+
+    References
+    ----------
+    .. [1] Y. Kuramoto, *Chemical Oscillations, Waves, and Turbulence*,
+       Springer (1984).
+    .. [2] M. Shanahan, "Metastable chimera states in community-structured
+       oscillator networks", Chaos 20, 013108 (2010).
+    """
+    x = as_float_array(x, min_ndim=2)
+    check_layers(x, min_points=MIN_PHASE_POINTS)
+    return _order_parameter(x)
+
+
+def kuramoto(x: Any) -> Kuramoto:
+    r"""R(t), synchrony and metastability of multi-layer signals.
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n_layers, n_points)
+        Real, finite layer signals: layers on axis -2 (at least 2), time on
+        axis -1 (at least 3 points).
+
+    Returns
+    -------
+    Kuramoto
+        ``(r, synchrony, metastability)``: R(t) with shape
+        ``(..., n_points)``; synchrony and metastability with shape ``(...)``,
+        dimensionless, in [0, 1] and [0, 0.5].
+
+    Raises
+    ------
+    ValueError
+        On non-finite input, fewer than 2 layers or fewer than 3 points.
+
+    Notes
+    -----
+    synchrony :math:`= \langle R(t) \rangle_t`; metastability
+    :math:`= \sqrt{\langle (R(t) - \langle R \rangle_t)^2 \rangle_t}`
+    (population standard deviation), after Shanahan (2010) and La Quang et al.
+
+    References
+    ----------
+    .. [1] M. Shanahan, "Metastable chimera states in community-structured
+       oscillator networks", Chaos 20, 013108 (2010).
+    .. [2] La Quang, Ugail, Howard et al., "Training Deep Visual Networks
+       Beyond Loss and Accuracy Through a Dynamical Systems Approach",
+       arXiv:2604.09716 (2026).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(256)
+    >>> locked = np.sin(2 * np.pi * t / 16 + np.array([[0.0], [0.1], [0.2]]))
+    >>> result = kuramoto(locked)
+    >>> bool(result.synchrony > 0.99), bool(result.metastability < 0.01)
+    (True, True)
+    """
+    r = kuramoto_r(x)
+    return Kuramoto(r, r.mean(axis=-1)[()], r.std(axis=-1)[()])
