@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,59 +241,60 @@ def reduce_layer(
 ) -> np.ndarray:
     """One layer's signal x_l(t) for checkpoints ``start .. stop - 1``, float64.
 
-    See :func:`read_signals` for the reductions. Memory use is bounded by
-    ``max_block_bytes`` plus a cache-sized float64 working piece.
+    See :func:`read_signals` for the reductions. Memory use is bounded by two blocks
+    of ``max_block_bytes`` (one read ahead) plus a cache-sized float64 working piece.
     """
     stop = archive.n_checkpoints if stop is None else stop
     if reduce == "signal":
         return archive.signal(layer, start=start, stop=stop)
-    accumulator = _RowMoments(stop - start, centred=reduce == "std")
-    for block in archive.iter_activations(
+    blocks = archive.iter_activations(
         layer, start=start, stop=stop, max_block_bytes=max_block_bytes
-    ):
+    )
+    n_rows = stop - start
+    sums = np.zeros(n_rows)
+    sums_of_squares = np.zeros(n_rows)
+    counts = np.zeros(n_rows)
+    # std uses the shifted-data formula: var = E[(x-K)^2] - (E[x-K])^2 with K one value of
+    # the row, so the subtraction does not cancel when the mean dwarfs the spread.
+    shift = np.full(n_rows, np.nan) if reduce == "std" else None
+    for block in blocks:
+        rows = slice(block.start - start, block.stop - start)
         values = block.values
-        rows_per_piece = max(1, _PIECE_ELEMENTS // max(values.shape[1], 1))
-        cols_per_piece = min(values.shape[1], _PIECE_ELEMENTS)
-        for r0 in range(0, values.shape[0], rows_per_piece):
-            for c0 in range(0, values.shape[1], cols_per_piece):
-                piece = values[r0 : r0 + rows_per_piece, c0 : c0 + cols_per_piece]
-                piece = piece.astype(np.float64)
-                if reduce == "rms":
-                    np.square(piece, out=piece)
-                elif reduce == "mean-abs":
-                    np.abs(piece, out=piece)
-                row0 = block.start - start + r0
-                accumulator.add(row0, piece)
+        counts[rows] += values.shape[1]
+        if reduce in ("mean", "mean-abs"):
+            if reduce == "mean-abs":
+                values = np.abs(values)  # exact in the stored type
+            # NumPy casts to float64 in small buffers as it sums: no float64 copy.
+            sums[rows] += np.add.reduce(values, axis=1, dtype=np.float64)
+            continue
+        for r0, piece in _pieces(values):
+            at = slice(rows.start + r0, rows.start + r0 + piece.shape[0])
+            piece64 = np.empty(piece.shape)
+            if shift is None:
+                np.copyto(piece64, piece)
+            else:
+                unset = np.isnan(shift[at])  # first piece of these rows
+                if unset.any():
+                    shift[at] = np.where(unset, piece[:, 0], shift[at])
+                np.subtract(piece, shift[at, None], out=piece64)
+                sums[at] += np.add.reduce(piece64, axis=1)
+            sums_of_squares[at] += np.einsum("ij,ij->i", piece64, piece64)
     if reduce == "std":
-        return np.sqrt(accumulator.m2 / accumulator.count)
-    mean = accumulator.mean
-    return np.sqrt(mean) if reduce == "rms" else mean
+        mean_shifted = sums / counts
+        return np.sqrt(np.maximum(sums_of_squares / counts - mean_shifted**2, 0.0))
+    if reduce == "rms":
+        return np.sqrt(sums_of_squares / counts)
+    return sums / counts
 
 
-class _RowMoments:
-    """Running count, mean and (optionally) centred sum of squares for each row.
-
-    Pieces of a row are merged with Chan et al.'s pairwise update, which stays exact
-    in float64 where a one-pass sum of squares would cancel catastrophically.
-    """
-
-    def __init__(self, n_rows: int, *, centred: bool) -> None:
-        self.count = np.zeros(n_rows)
-        self.mean = np.zeros(n_rows)
-        self.m2 = np.zeros(n_rows) if centred else None
-
-    def add(self, row0: int, piece: np.ndarray) -> None:
-        rows = slice(row0, row0 + piece.shape[0])
-        n_b = piece.shape[1]
-        mean_b = piece.mean(axis=1)
-        n_a = self.count[rows]
-        n = n_a + n_b
-        delta = mean_b - self.mean[rows]
-        self.mean[rows] += delta * (n_b / n)
-        if self.m2 is not None:
-            m2_b = np.square(piece - mean_b[:, None]).sum(axis=1)
-            self.m2[rows] += m2_b + np.square(delta) * (n_a * n_b / n)
-        self.count[rows] = n
+def _pieces(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Cache-sized views of a 2-D block, row-major: ``(first row, piece)``."""
+    n_rows, n_cols = values.shape
+    rows_per_piece = max(1, _PIECE_ELEMENTS // max(n_cols, 1))
+    cols_per_piece = min(n_cols, _PIECE_ELEMENTS)
+    for r0 in range(0, n_rows, rows_per_piece):
+        for c0 in range(0, n_cols, cols_per_piece):
+            yield r0, values[r0 : r0 + rows_per_piece, c0 : c0 + cols_per_piece]
 
 
 def finite_prefix_length(values: np.ndarray) -> int:

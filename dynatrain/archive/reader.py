@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -25,6 +26,9 @@ __all__ = ["DEFAULT_BLOCK_BYTES", "ActivationBlock", "Archive", "LayerInfo", "op
 
 #: Largest block of raw activations held in memory at once while streaming (bytes).
 DEFAULT_BLOCK_BYTES = 32 * 2**20
+#: Preferred block size: large enough to amortise per-read overhead, small enough
+#: to stay in cache while it is reduced.
+TARGET_BLOCK_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -366,6 +370,7 @@ class Archive:
         start: int = 0,
         stop: int | None = None,
         max_block_bytes: int = DEFAULT_BLOCK_BYTES,
+        read_ahead: bool = True,
     ) -> Iterator[ActivationBlock]:
         """Stream a layer's activations in blocks that follow the storage chunks.
 
@@ -375,15 +380,19 @@ class Archive:
         start, stop : int
             Checkpoint range (``stop`` defaults to ``n_checkpoints``).
         max_block_bytes : int
-            Memory budget for one block, in bytes of the stored dtype. Blocks hold
-            whole storage chunks along the checkpoint axis when they fit; a checkpoint
-            larger than the budget is split along the probe-sample axis.
+            Memory budget for one block, in bytes of the stored dtype. A block holds
+            whole storage chunks along the checkpoint axis, about
+            ``TARGET_BLOCK_BYTES`` of them; a checkpoint larger than the budget is
+            split along the probe-sample axis.
+        read_ahead : bool
+            Read the next block in a background thread while the caller works on
+            this one (two blocks in memory at most). Reading and reducing then
+            overlap on two cores.
 
         Yields
         ------
         ActivationBlock
-            ``values`` is a 2-D view ``(checkpoints, elements)`` in the stored dtype.
-            The same buffer may be reused for the next block: copy what you keep.
+            ``values`` is a 2-D array ``(checkpoints, elements)`` in the stored dtype.
         """
         info = self._layer(layer)
         if not info.has_activations:
@@ -392,50 +401,77 @@ class Archive:
         stop = self.n_checkpoints if stop is None else stop
         n_samples = info.sample_shape[0]
         row_bytes = int(np.prod(info.sample_shape)) * np.dtype(info.dtype).itemsize
-        if row_bytes <= max_block_bytes:
-            rows = max_block_bytes // row_bytes
-            chunk_rows = self._store.chunk_rows(array)
-            if rows >= chunk_rows:
-                rows -= rows % chunk_rows  # whole chunks only: no chunk is decoded twice
-            samples_per_block = n_samples
+        chunk_rows = self._store.chunk_rows(array)
+        if chunk_rows * row_bytes <= max_block_bytes:
+            # Whole chunks only (no chunk is decoded twice), as many as make the target.
+            chunks = max(1, min(TARGET_BLOCK_BYTES, max_block_bytes) // (chunk_rows * row_bytes))
+            rows, samples_per_block = chunks * chunk_rows, n_samples
+        elif row_bytes <= max_block_bytes:
+            rows, samples_per_block = max_block_bytes // row_bytes, n_samples
         else:  # one checkpoint alone is over the budget: split it along the samples
             rows = 1
             samples_per_block = max(1, max_block_bytes // (row_bytes // n_samples))
-        reader = self._block_reader(array, info)
-        try:
-            for t0, t1 in iter_row_blocks(stop - start, rows):
-                for n0, n1 in iter_row_blocks(n_samples, samples_per_block):
-                    values = reader(start + t0, start + t1, n0, n1)
-                    yield ActivationBlock(start + t0, start + t1, values)
-        except ArchiveError:
-            raise
-        except Exception as exc:
-            raise ArchiveError(
-                self.path, f"cannot read layer {layer!r} activations: {self._store.read_error(exc)}"
-            ) from exc
+        selections = [
+            (start + t0, start + t1, n0, n1)
+            for t0, t1 in iter_row_blocks(stop - start, rows)
+            for n0, n1 in iter_row_blocks(n_samples, samples_per_block)
+        ]
 
-    def _block_reader(self, array: Any, info: LayerInfo) -> Callable[..., np.ndarray]:
-        """A function ``(t0, t1, n0, n1) -> 2-D block``, reusing one buffer for HDF5."""
+        read_into = self._block_reader(array, rows, samples_per_block, info)
+
+        def read(selection: tuple[int, int, int, int], slot: int) -> ActivationBlock:
+            t0, t1, n0, n1 = selection
+            try:
+                values = read_into(slot, t0, t1, n0, n1)
+            except Exception as exc:
+                raise ArchiveError(
+                    self.path,
+                    f"cannot read layer {layer!r} activations: {self._store.read_error(exc)}",
+                ) from exc
+            return ActivationBlock(t0, t1, values.reshape(t1 - t0, -1))
+
+        if not read_ahead or len(selections) < 2:
+            for selection in selections:
+                yield read(selection, 0)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynatrain-read") as pool:
+            pending = pool.submit(read, selections[0], 0)
+            for i, selection in enumerate(selections[1:], start=1):
+                block = pending.result()
+                # The caller has let go of slot i % 2 (it asked for the next block).
+                pending = pool.submit(read, selection, i % 2)
+                yield block
+            yield pending.result()
+
+    def _block_reader(
+        self, array: Any, rows: int, samples: int, info: LayerInfo
+    ) -> Callable[[int, int, int, int, int], np.ndarray]:
+        """A function ``(slot, t0, t1, n0, n1) -> block`` for this layer's storage.
+
+        HDF5 reads into one of two reusable buffers (``slot``) with the low-level
+        API: a fresh multi-MiB array per block costs page faults that, on a fresh
+        process, take longer than the read itself. Zarr decodes into new arrays.
+        """
         if self.backend != "hdf5":
+            return lambda slot, t0, t1, n0, n1: np.asarray(array[t0:t1, n0:n1])
+        import h5py
 
-            def read_zarr(t0: int, t1: int, n0: int, n1: int) -> np.ndarray:
-                block = np.asarray(array[t0:t1, n0:n1])
-                return block.reshape(t1 - t0, -1)
+        feature_shape = info.sample_shape[1:]
+        buffers: dict[int, np.ndarray] = {}
 
-            return read_zarr
-
-        buffers: dict[tuple[int, ...], np.ndarray] = {}
-
-        def read_hdf5(t0: int, t1: int, n0: int, n1: int) -> np.ndarray:
-            # read_direct into a reused buffer: no fresh allocation (and page faults) per block.
-            shape = (t1 - t0, n1 - n0, *info.sample_shape[1:])
-            buffer = buffers.get(shape)
+        def read_hdf5(slot: int, t0: int, t1: int, n0: int, n1: int) -> np.ndarray:
+            buffer = buffers.get(slot)
             if buffer is None:
-                buffers.clear()
-                buffer = buffers[shape] = np.empty(shape, dtype=array.dtype)
-            if buffer.size:
-                array.read_direct(buffer, np.s_[t0:t1, n0:n1])
-            return buffer.reshape(t1 - t0, -1)
+                buffer = buffers[slot] = np.empty((rows, samples, *feature_shape), array.dtype)
+            shape = (t1 - t0, n1 - n0, *feature_shape)
+            out = buffer[: t1 - t0, : n1 - n0] if n1 - n0 < samples else buffer[: t1 - t0]
+            if out.size == 0:
+                return out
+            file_space = array.id.get_space()
+            file_space.select_hyperslab((t0, n0, *(0 for _ in feature_shape)), shape)
+            out = np.ascontiguousarray(out)  # a partial-sample view is not contiguous
+            array.id.read(h5py.h5s.create_simple(shape), file_space, out)
+            return out
 
         return read_hdf5
 

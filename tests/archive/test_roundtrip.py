@@ -63,7 +63,7 @@ def test_plain_archive_reads_back_exactly(plain_archive, small_layers, name):
         metrics={"train_loss": np.linspace(2, 0.1, 30)},
     )
     signals = read_signals(path, reduce="mean")
-    for i, (layer, values) in enumerate(small_layers.items()):
+    for i, values in enumerate(small_layers.values()):
         expected = values.reshape(30, -1).astype(np.float64).mean(axis=1)
         np.testing.assert_allclose(signals.values[i], expected, rtol=0, atol=1e-14)
     np.testing.assert_array_equal(signals.metrics["train_loss"], np.linspace(2, 0.1, 30))

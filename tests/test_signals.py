@@ -1,0 +1,102 @@
+"""Streaming reductions equal a whole-array NumPy reference, whatever the block size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dynatrain import open_archive
+from dynatrain.errors import InputError
+from dynatrain.signals import checkpoint_range, parse_epoch_range, read_signals, select_layers
+
+REFERENCE = {
+    "mean": lambda a: a.mean(axis=1),
+    "rms": lambda a: np.sqrt(np.mean(a * a, axis=1)),
+    "mean-abs": lambda a: np.abs(a).mean(axis=1),
+    "std": lambda a: a.std(axis=1),
+}
+
+
+@pytest.mark.parametrize("reduce", list(REFERENCE))
+@pytest.mark.parametrize("budget", [40, 1000, 2**25], ids=["split-samples", "few-rows", "default"])
+@pytest.mark.parametrize("name", ["run.h5", "run.zarr"])
+def test_reductions_match_numpy(plain_archive, small_layers, reduce, budget, name):
+    path = plain_archive(name, layers=small_layers)
+    signals = read_signals(path, reduce=reduce, max_block_bytes=budget)
+    for i, values in enumerate(small_layers.values()):
+        expected = REFERENCE[reduce](values.reshape(30, -1).astype(np.float64))
+        np.testing.assert_allclose(signals.values[i], expected, rtol=1e-13, atol=1e-15)
+
+
+def test_std_does_not_cancel_on_large_offsets(plain_archive):
+    rng = np.random.default_rng(1)
+    values = 1e8 + rng.normal(size=(25, 50, 40))
+    path = plain_archive("offset.h5", layers={"a": values})
+    signals = read_signals(path, reduce="std", max_block_bytes=2000)  # many pieces per row
+    expected = values.reshape(25, -1).std(axis=1)
+    np.testing.assert_allclose(signals.values[0], expected, rtol=1e-7)
+
+
+def test_float16_is_accumulated_in_float64(plain_archive):
+    values = np.full((20, 4096, 8), 0.1, dtype=np.float16)  # a float16 sum would stall at 256
+    path = plain_archive("half.zarr", layers={"a": values})
+    signals = read_signals(path, reduce="mean")
+    np.testing.assert_allclose(signals.values[0], float(np.float16(0.1)), rtol=1e-12)
+
+
+def test_non_finite_values_propagate(plain_archive, small_layers):
+    small_layers["fc"][17, 2, 3] = np.inf
+    path = plain_archive("nan.h5", layers=small_layers)
+    signals = read_signals(path, reduce="mean")
+    assert np.isfinite(signals.values[2, :17]).all()
+    assert not np.isfinite(signals.values[2, 17])
+
+
+def test_epoch_range_and_layer_globs(plain_archive, small_layers):
+    path = plain_archive("sel.h5", layers=small_layers, metrics={"acc": np.arange(30.0)})
+    signals = read_signals(path, layers=["conv*"], epochs=(5, 12.5))
+    assert signals.layer_names == ("conv1", "conv2")
+    np.testing.assert_array_equal(signals.epochs, np.arange(5.0, 13))
+    np.testing.assert_array_equal(signals.metrics["acc"], np.arange(4.0, 12))
+    assert signals.first_checkpoint == 4
+    expected = small_layers["conv2"][4:12].reshape(8, -1).astype(np.float64).mean(axis=1)
+    np.testing.assert_allclose(signals.values[1], expected, rtol=1e-13)
+
+
+def test_open_archive_can_be_reused(plain_archive, small_layers):
+    path = plain_archive("reuse.zarr", layers=small_layers)
+    with open_archive(path) as archive:
+        first = read_signals(archive, reduce="rms")
+        second = read_signals(archive, reduce="rms")
+    np.testing.assert_array_equal(first.values, second.values)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("10:80", (10.0, 80.0)), ("10:", (10.0, None)), (":80", (None, 80.0)), (None, (None, None))],
+)
+def test_parse_epoch_range(text, expected):
+    assert parse_epoch_range(text) == expected
+
+
+@pytest.mark.parametrize("text", ["10", "a:b", "9:3", "1:2:3"])
+def test_parse_epoch_range_rejects(text):
+    with pytest.raises(InputError, match="--epochs"):
+        parse_epoch_range(text)
+
+
+def test_checkpoint_range_is_inclusive():
+    epochs = np.array([0.5, 1.0, 2.0, 3.0])
+    assert checkpoint_range(epochs, 1.0, 2.0) == (1, 3)
+    assert checkpoint_range(epochs, 5.0, None) == (4, 4)
+
+
+def test_select_layers_rejects_unknown_pattern():
+    with pytest.raises(InputError, match="matches no layer"):
+        select_layers(["a", "b"], ["c*"])
+    assert select_layers(["a", "b", "c"], ["c", "a"]) == ["a", "c"]
+
+
+def test_unknown_reduction_is_rejected(plain_archive, small_layers):
+    with pytest.raises(InputError, match="invalid reduce"):
+        read_signals(plain_archive("x.h5", layers=small_layers), reduce="median")
