@@ -75,6 +75,12 @@ def _check_scale_options(min_scale: Any, n_scales: Any, order: Any) -> tuple[int
     return min_scale, n_scales, order
 
 
+def half_length(n_points: int) -> int:
+    """Largest scale of a sliding window: ``window // 2`` (private, used by stability)."""
+    return n_points // 2
+
+
+@functools.lru_cache(maxsize=256)
 def _smallest_length(max_scale_for: Callable[[int], int], min_scale: int, n_scales: int) -> int:
     """Smallest n whose scales ``min_scale .. max_scale_for(n)`` are valid."""
     n_points = 2 * min_scale  # below this no scale has two segments
@@ -282,7 +288,7 @@ def _fluctuations(x: np.ndarray, scales: np.ndarray, order: int) -> tuple[np.nda
     fluct = np.empty((n_rows, len(scales)))
     profile_rms = np.empty(n_rows)
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // n_points)
-    flat = x.reshape(n_rows, n_points) if x.flags.c_contiguous else None
+    flat = x.reshape(n_rows, n_points) if x.flags.c_contiguous or x.ndim == 1 else None
     work = np.empty(6 * min(rows_per_chunk, n_rows) * n_points)
     for start in range(0, n_rows, rows_per_chunk):
         stop = min(start + rows_per_chunk, n_rows)
