@@ -164,7 +164,7 @@ def kuramoto_r(x: Any) -> np.ndarray:
     .. [2] M. Shanahan, "Metastable chimera states in community-structured
        oscillator networks", Chaos 20, 013108 (2010).
     """
-    x = as_float_array(x, min_ndim=2)
+    x = as_float_array(x)
     check_layers(x, min_points=MIN_PHASE_POINTS)
     return _order_parameter(x)
 

@@ -146,7 +146,7 @@ def windowed_measures(
        Beyond Loss and Accuracy Through a Dynamical Systems Approach",
        arXiv:2604.09716 (2026).
     """
-    x = as_float_array(x, min_ndim=2)
+    x = as_float_array(x)
     check_layers(x)
     window = check_int(window, "window", minimum=1)
     min_scale, n_scales, order = _check_scale_options(min_scale, n_scales, order)
