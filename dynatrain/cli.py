@@ -240,5 +240,322 @@ def signals(
         )
 
 
+# -- analysis --------------------------------------------------------------------------------------
+
+
+def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of one analysis, shared by ``analyze`` and ``batch``."""
+    options = [
+        click.option(
+            "--reduce",
+            type=click.Choice(defaults.REDUCTIONS),
+            default=defaults.REDUCE,
+            show_default=True,
+            help="Reduction of each checkpoint's activations.",
+        ),
+        click.option(
+            "--transform",
+            type=click.Choice(defaults.TRANSFORMS),
+            default=defaults.TRANSFORM,
+            show_default=True,
+            help="Analyse checkpoint-to-checkpoint change (per epoch) or levels.",
+        ),
+        click.option(
+            "--layers",
+            "layer_patterns",
+            multiple=True,
+            metavar="NAME|GLOB",
+            help="Only these layers (repeatable; shell globs allowed).",
+        ),
+        click.option(
+            "--epochs",
+            "epoch_range",
+            metavar="START:END",
+            help="Only checkpoints whose epoch is in this closed range.",
+        ),
+        click.option(
+            "--min-scale",
+            type=click.IntRange(min=2),
+            default=defaults.MIN_SCALE,
+            show_default=True,
+            help="Smallest DFA scale, in checkpoints.",
+        ),
+        click.option(
+            "--max-scale",
+            type=click.IntRange(min=3),
+            default=None,
+            help="Largest DFA scale, in checkpoints.  [default: points // 4]",
+        ),
+        click.option(
+            "--n-scales",
+            type=click.IntRange(min=3),
+            default=defaults.N_SCALES,
+            show_default=True,
+            help="Log-spaced DFA scales (before rounding).",
+        ),
+        click.option(
+            "--dfa-order",
+            type=click.IntRange(min=1, max=3),
+            default=defaults.DFA_ORDER,
+            show_default=True,
+            help="Order of the DFA detrending polynomial.",
+        ),
+        click.option(
+            "--window",
+            type=click.IntRange(min=4),
+            default=None,
+            help="Sliding window, in checkpoints.  [default: max(16, points // 4)]",
+        ),
+        click.option(
+            "--vol-window",
+            type=click.IntRange(min=2),
+            default=defaults.VOL_WINDOW,
+            show_default=True,
+            help="Windows in each volatility (std of the DSI).",
+        ),
+        click.option(
+            "--vol-threshold",
+            type=click.FloatRange(0, 1),
+            default=defaults.VOL_THRESHOLD,
+            show_default=True,
+            help="Converged below this fraction of peak volatility.",
+        ),
+        click.option(
+            "--vol-patience",
+            type=click.IntRange(min=1),
+            default=defaults.VOL_PATIENCE,
+            show_default=True,
+            help="...for this many consecutive windows.",
+        ),
+        click.option(
+            "--metric",
+            default=None,
+            help="Accuracy metric for the plateau.  [default: first of "
+            + ", ".join(defaults.METRIC_CANDIDATES)
+            + "]",
+        ),
+        click.option(
+            "--surrogates",
+            type=click.IntRange(min=0),
+            default=defaults.SURROGATES,
+            show_default=True,
+            help="Surrogates per test (0: no p-values or CI).",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=defaults.SEED,
+            show_default=True,
+            help="Seed of the surrogates and bootstrap.",
+        ),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="Fail on non-finite values instead of analysing the finite prefix.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _settings(options: dict[str, Any]) -> Any:
+    """Build :class:`~dynatrain.analysis.Settings` from the parsed analysis options."""
+    from dynatrain.analysis import Settings
+
+    return Settings(
+        reduce=options.pop("reduce"),
+        transform=options.pop("transform"),
+        layers=options.pop("layer_patterns") or None,
+        epochs=options.pop("epoch_range"),
+        min_scale=options.pop("min_scale"),
+        max_scale=options.pop("max_scale"),
+        n_scales=options.pop("n_scales"),
+        dfa_order=options.pop("dfa_order"),
+        window=options.pop("window"),
+        vol_window=options.pop("vol_window"),
+        vol_threshold=options.pop("vol_threshold"),
+        vol_patience=options.pop("vol_patience"),
+        metric=options.pop("metric"),
+        surrogates=options.pop("surrogates"),
+        seed=options.pop("seed"),
+        strict=options.pop("strict"),
+    )
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=str))
+@analysis_options
+@format_option(("table", "json", "jsonl", "csv", "markdown"), "table on a terminal, json otherwise")
+@click.option(
+    "--detail",
+    is_flag=True,
+    help="JSON: add the analysed series and DFA fluctuations (what the plots need).",
+)
+@click.option(
+    "--fail-if-not-converged", is_flag=True, help="Exit 1 if the stability index never converged."
+)
+@debug_option
+def analyze(
+    run: str, output_format: str | None, detail: bool, fail_if_not_converged: bool, **options: Any
+) -> None:
+    """Measure one training run: integration, metastability, stability index, convergence."""
+    from dynatrain.analysis import analyze as analyze_run
+    from dynatrain.report import export
+
+    settings = _settings(options)
+    result = analyze_run(run, settings)
+    for warning in result.warnings:
+        _warn(f"{run}: {warning}")
+    data = result.to_dict(detail=detail)
+    output_format = _output_format(output_format, terminal="table", pipe="json")
+    if output_format == "json":
+        _emit(export.to_json(data) + "\n")
+    elif output_format == "jsonl":
+        _emit(export.to_jsonl([data]))
+    elif output_format == "csv":
+        _emit(export.to_csv([export.scalar_row(data)]))
+    elif output_format == "markdown":
+        from dynatrain.report.tables import analysis_markdown
+
+        _emit(analysis_markdown(export.json_ready(data)))
+    else:
+        from dynatrain.report.tables import render_analysis
+
+        render_analysis(export.json_ready(data), _stdout_console())
+    if fail_if_not_converged and result.convergence_epoch is None:
+        _warn(f"{run}: the stability index did not converge (--fail-if-not-converged)")
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+# -- synthetic data --------------------------------------------------------------------------------
+
+
+def _parse_meta(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict:
+    meta: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE")
+        for convert in (int, float):
+            try:
+                meta[key] = convert(value)
+                break
+            except ValueError:
+                continue
+        else:
+            meta[key] = value
+    return meta
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=str))
+@click.option(
+    "--kind",
+    type=click.Choice(["training", "hurst", "oscillators"]),
+    default="training",
+    show_default=True,
+    help="What to plant (see below).",
+)
+@click.option("--layers", "n_layers", type=click.IntRange(min=2), default=6, show_default=True)
+@click.option(
+    "--checkpoints", "n_checkpoints", type=click.IntRange(min=3), default=100, show_default=True
+)
+@click.option(
+    "--hurst",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.8,
+    show_default=True,
+    help="Hurst exponent of the layers' changes (--kind hurst).",
+)
+@click.option(
+    "--coupling",
+    type=click.Choice(["locked", "independent", "switching"]),
+    default="switching",
+    show_default=True,
+    help="Phase relation of the layers (--kind oscillators).",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Probe samples per checkpoint.",
+)
+@click.option(
+    "--features",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Features per sample.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float16", "float32", "float64"]),
+    default="float32",
+    show_default=True,
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--meta",
+    "metadata",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_meta,
+    help="Extra metadata, e.g. --meta dataset=A (repeatable).",
+)
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@debug_option
+def simulate(
+    out: str,
+    kind: str,
+    n_layers: int,
+    n_checkpoints: int,
+    hurst: float,
+    coupling: str,
+    samples: int,
+    features: int,
+    dtype: str,
+    seed: int,
+    metadata: dict,
+    force: bool,
+) -> None:
+    """Write a synthetic archive with planted properties (.h5, .hdf5 or .zarr).
+
+    \b
+    --kind training     drift then settle: shared persistent drift while learning,
+                        independent noise after; accuracy rises and plateaus
+    --kind hurst        layer changes are fractional Gaussian noise of Hurst H
+                        (integration ~ H)
+    --kind oscillators  layer changes oscillate, phase-locked, independent or
+                        switching between the two (metastability)
+    """
+    from dynatrain.errors import InputError
+    from dynatrain.simulate import simulate_run, write_run
+
+    try:
+        run = simulate_run(
+            kind,
+            n_layers=n_layers,
+            n_checkpoints=n_checkpoints,
+            hurst=hurst,
+            coupling=coupling,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    write_run(
+        out,
+        run,
+        samples=samples,
+        features=features,
+        dtype=dtype,
+        metadata=metadata,
+        overwrite=force,
+        seed=seed,
+    )
+    click.echo(f"wrote {out}: {kind}, {n_layers} layers x {n_checkpoints} checkpoints", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

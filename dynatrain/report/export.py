@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "flatten",
+    "scalar_row",
     "json_ready",
     "to_csv",
     "to_json",
@@ -112,3 +113,26 @@ def to_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None
     for row in rows:
         lines.append("| " + " | ".join(_markdown_cell(row.get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+#: Keys of an analysis object that are not scalar fields (left out of CSV rows).
+_NON_SCALAR = ("layers", "timeseries", "detail", "excluded_layers", "warnings", "metadata")
+
+
+def scalar_row(result: Mapping[str, Any]) -> dict[str, Any]:
+    """One flat CSV row of an analysis object (``AnalysisResult.to_dict()`` or batch error).
+
+    Metadata keys come first as ``metadata.<key>``; nested fields are dotted
+    (``convergence.epoch``, ``settings.window``); excluded layers and warnings are
+    joined with ``"; "``.
+    """
+    row: dict[str, Any] = {"run": result.get("run"), "run_id": result.get("run_id")}
+    row.update(flatten(result.get("metadata") or {}, prefix="metadata."))
+    row.update(flatten(result, skip=(*_NON_SCALAR, "run", "run_id")))
+    if "excluded_layers" in result:
+        row["excluded_layers"] = "; ".join(
+            f"{e['name']} ({e['reason']})" for e in result["excluded_layers"]
+        )
+    if "warnings" in result:
+        row["warnings"] = "; ".join(result["warnings"])
+    return row

@@ -14,7 +14,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["format_bytes", "render_inspect", "render_validation"]
+__all__ = [
+    "analysis_markdown",
+    "format_bytes",
+    "measure_rows",
+    "render_analysis",
+    "render_inspect",
+    "render_validation",
+]
 
 
 def format_bytes(n_bytes: int | None) -> str:
@@ -83,3 +90,164 @@ def render_validation(report: Any, console: Console) -> None:
         console.print(
             f"[yellow]note[/yellow] {report.path}: {note}", highlight=False, soft_wrap=True
         )
+
+
+# -- analyze --------------------------------------------------------------------------------------
+
+#: Terminal width from which the explanations fit beside the measures.
+WIDE_TERMINAL = 110
+#: One-line explanations shown next to each measure, for readers new to the method.
+EXPLAIN = {
+    "integration": "memory of layer activity: 0.5 none, 1 strong",
+    "integration_global": "the same, for the mean of all layers",
+    "synchrony": "phase alignment of the layers, 0 to 1",
+    "metastability": "how much that alignment varies",
+    "stability_index": "integration x (1 - metastability)",
+    "style": "windowed integration vs metastability",
+    "convergence": "stability index stops fluctuating",
+    "plateau": "accuracy close to its best",
+    "lead": "plateau minus convergence epoch",
+}
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _p(value: float | None) -> str:
+    return "" if value is None else f"p = {value:.3f}"
+
+
+def _epoch(value: float | None) -> str:
+    return "-" if value is None else f"epoch {value:g}"
+
+
+def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """``(measure, value, uncertainty, meaning)`` rows summarising one analysis."""
+    ci = result["integration_ci95"]
+    ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    integration_p = _p(result["integration_p"])
+    style = result["style"]
+    convergence = result["convergence"]
+    lead = convergence["lead_epochs"]
+    return [
+        (
+            "integration",
+            _num(result["integration"]),
+            " ".join(x for x in (ci_text, integration_p) if x),
+            EXPLAIN["integration"],
+        ),
+        ("  mean field", _num(result["integration_global"]), "", EXPLAIN["integration_global"]),
+        (
+            "synchrony",
+            _num(result["synchrony"]),
+            _p(result.get("synchrony_p")),
+            EXPLAIN["synchrony"],
+        ),
+        (
+            "metastability",
+            _num(result["metastability"]),
+            _p(result["metastability_p"]),
+            EXPLAIN["metastability"],
+        ),
+        ("stability index", _num(result["stability_index"]), "", EXPLAIN["stability_index"]),
+        (
+            "training style",
+            style["label"] if style else "-",
+            f"rho = {style['spearman']:.2f}" if style else "",
+            EXPLAIN["style"],
+        ),
+        ("DSI converged", _epoch(convergence["epoch"]), "", EXPLAIN["convergence"]),
+        (
+            "accuracy plateau",
+            _epoch(convergence["accuracy_plateau_epoch"]),
+            convergence["metric"] or "no metric",
+            EXPLAIN["plateau"],
+        ),
+        ("early warning", "-" if lead is None else f"{lead:g} epochs", "", EXPLAIN["lead"]),
+    ]
+
+
+def render_analysis(result: Mapping[str, Any], console: Console) -> None:
+    """Print one run's analysis (the dict of ``AnalysisResult.to_dict()``).
+
+    Warnings are not printed here: the CLI sends them to stderr.
+    """
+    meta = result["metadata"]
+    settings = result["settings"]
+    about = {
+        "run": " / ".join(
+            str(v) for v in (result["run_id"], meta.get("model"), meta.get("dataset")) if v
+        )
+        or result["run"],
+        "checkpoints": f"{result['checkpoints']} (epochs {result['epochs'][0]:g} to"
+        f" {result['epochs'][1]:g})",
+        "layers": f"{result['layers_analysed']} analysed"
+        + (f", {len(result['excluded_layers'])} excluded" if result["excluded_layers"] else ""),
+    }
+    # On a wide terminal each measure is explained on its row; on a narrow one, below.
+    wide = console.width >= WIDE_TERMINAL
+    measures = Table(box=None, padding=(0, 1), header_style="bold")
+    measures.add_column("measure", no_wrap=True)
+    measures.add_column("value", justify="right", no_wrap=True)
+    measures.add_column("uncertainty", no_wrap=True)
+    if wide:
+        measures.add_column("meaning", style="dim")
+    legend = Text(style="dim")
+    for name, value, uncertainty, meaning in measure_rows(result):
+        measures.add_row(name, value, uncertainty, *([meaning] if wide else []))
+        if not wide and not name.startswith(" "):
+            legend.append(f"{name}: {meaning}\n")
+
+    layers = Table(title="Layers", title_justify="left", header_style="bold")
+    layers.add_column("layer")
+    layers.add_column("alpha", justify="right")
+    layers.add_column("signal mean", justify="right")
+    layers.add_column("signal std", justify="right")
+    for layer in result["layers"]:
+        layers.add_row(
+            layer["name"], _num(layer["alpha"]), f"{layer['mean']:.4g}", f"{layer['std']:.4g}"
+        )
+    for excluded in result["excluded_layers"]:
+        layers.add_row(
+            Text(excluded["name"], style="dim"),
+            "-",
+            "-",
+            Text(f"excluded: {excluded['reason']}", style="dim"),
+        )
+
+    footer = Text(
+        f"reduce {settings['reduce']}, transform {settings['transform']}, DFA order"
+        f" {settings['dfa_order']} scales {settings['min_scale']}..{settings['max_scale']},"
+        f" window {settings['window']}, volatility over {settings['vol_window']} windows,"
+        f" {settings['surrogates']} surrogates, seed {settings['seed']}",
+        style="dim",
+    )
+    parts = [_key_values(about), Text(""), measures, Text(""), *([] if wide else [legend]), footer]
+    console.print(Panel(Group(*parts), title=result["run"], title_align="left"))
+    console.print(layers)
+
+
+def analysis_markdown(result: Mapping[str, Any]) -> str:
+    """A Markdown summary of one run: the measures, then the layers."""
+    from dynatrain.report.export import to_markdown
+
+    columns = ["measure", "value", "uncertainty", "meaning"]
+    rows = [
+        dict(zip(columns, (c.strip() for c in row), strict=True)) for row in measure_rows(result)
+    ]
+    layers = [
+        {
+            "layer": layer["name"],
+            "alpha": layer["alpha"],
+            "mean": layer["mean"],
+            "std": layer["std"],
+        }
+        for layer in result["layers"]
+    ]
+    head = f"### {result['run_id'] or result['run']}\n\n"
+    return head + to_markdown(rows, columns) + "\n" + to_markdown(layers)

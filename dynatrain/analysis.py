@@ -1,0 +1,453 @@
+"""One run, analysed: compose the measures into an :class:`AnalysisResult`.
+
+>>> from dynatrain.analysis import Settings, analyze
+>>> result = analyze("sample_data/mlp-digits.h5", Settings(surrogates=99))  # doctest: +SKIP
+>>> result.integration, result.convergence_epoch  # doctest: +SKIP
+
+The result is plain data: :meth:`AnalysisResult.to_dict` gives the JSON of the
+output contract, and the plots are drawn from that dictionary alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dynatrain import defaults
+from dynatrain import measures as m
+from dynatrain.archive.reader import Archive
+from dynatrain.errors import InputError
+from dynatrain.signals import LayerSignals, finite_prefix_length, parse_epoch_range, read_signals
+
+__all__ = ["AnalysisResult", "Settings", "analyze", "analyze_signals", "transform_signals"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option of an analysis; defaults from :mod:`dynatrain.defaults`.
+
+    ``max_scale`` and ``window`` default to ``None``: they are resolved from the
+    length of the analysed series (``T // 4`` and ``max(16, T // 4)``), and the
+    resolved values are what :meth:`AnalysisResult.to_dict` reports.
+    """
+
+    reduce: str = defaults.REDUCE
+    transform: str = defaults.TRANSFORM
+    dfa_order: int = defaults.DFA_ORDER
+    min_scale: int = defaults.MIN_SCALE
+    max_scale: int | None = None
+    n_scales: int = defaults.N_SCALES
+    window: int | None = None
+    vol_window: int = defaults.VOL_WINDOW
+    vol_threshold: float = defaults.VOL_THRESHOLD
+    vol_patience: int = defaults.VOL_PATIENCE
+    metric: str | None = None
+    plateau_tolerance: float = defaults.PLATEAU_TOLERANCE
+    plateau_smoothing: int = defaults.PLATEAU_SMOOTHING
+    style_threshold: float = defaults.STYLE_THRESHOLD
+    surrogates: int = defaults.SURROGATES
+    bootstrap_resamples: int = defaults.BOOTSTRAP_RESAMPLES
+    seed: int = defaults.SEED
+    strict: bool = False
+    layers: tuple[str, ...] | None = None
+    epochs: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reduce not in defaults.REDUCTIONS:
+            raise InputError(
+                f"invalid reduce {self.reduce!r}: use one of {', '.join(defaults.REDUCTIONS)}"
+            )
+        if self.transform not in defaults.TRANSFORMS:
+            raise InputError(
+                f"invalid transform {self.transform!r}: use one of {', '.join(defaults.TRANSFORMS)}"
+            )
+        if self.surrogates < 0:
+            raise InputError(f"surrogates must be >= 0, got {self.surrogates}")
+        if self.window is not None and self.window < 1:
+            raise InputError(f"window must be >= 1, got {self.window}")
+        parse_epoch_range(self.epochs)  # fail early on a malformed range
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class AnalysisResult:
+    """Everything measured on one run (plain data; see :meth:`to_dict`).
+
+    Series are NumPy arrays; scalars are floats (NaN where not computable).
+    ``analysed`` holds the z-scored analysed series and the DFA fluctuation
+    functions, so that every plot can be drawn from the result alone.
+    """
+
+    run: str
+    run_id: str | None
+    metadata: dict[str, Any]
+    settings: dict[str, Any]
+    checkpoints: int
+    epochs: tuple[float, float]
+    layer_names: tuple[str, ...]
+    excluded_layers: list[dict[str, str]]
+    layer_alpha: np.ndarray
+    layer_mean: np.ndarray
+    layer_std: np.ndarray
+    integration: float
+    integration_global: float
+    integration_ci95: tuple[float, float] | None
+    integration_p: float | None
+    synchrony: float
+    synchrony_p: float | None
+    metastability: float
+    metastability_p: float | None
+    stability_index: float
+    style: m.Style | None
+    convergence_epoch: float | None
+    plateau_epoch: float | None
+    metric: str | None
+    epoch: np.ndarray
+    kuramoto_r: np.ndarray
+    window_end_epoch: np.ndarray
+    window_integration: np.ndarray
+    window_metastability: np.ndarray
+    window_stability_index: np.ndarray
+    volatility: np.ndarray
+    zscored: np.ndarray
+    dfa_scales: np.ndarray
+    dfa_fluctuations: np.ndarray
+    metric_epoch: np.ndarray
+    metric_values: np.ndarray | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def lead_epochs(self) -> float | None:
+        """Plateau epoch minus converged epoch (positive: an early warning)."""
+        if self.convergence_epoch is None or self.plateau_epoch is None:
+            return None
+        return self.plateau_epoch - self.convergence_epoch
+
+    def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
+        """The JSON object of the output contract (NaN still NaN: export makes it null).
+
+        Parameters
+        ----------
+        detail : bool
+            Also include ``detail``: the z-scored analysed series, the DFA
+            fluctuation functions and the accuracy curve, which the plots need.
+        """
+        style = None
+        if self.style is not None:
+            style = {"label": self.style.label, "spearman": float(self.style.spearman)}
+        out: dict[str, Any] = {
+            "run": self.run,
+            "run_id": self.run_id,
+            "metadata": self.metadata,
+            "format_version": 1,
+            "checkpoints": self.checkpoints,
+            "epochs": list(self.epochs),
+            "settings": self.settings,
+            "layers_analysed": len(self.layer_names),
+            "excluded_layers": self.excluded_layers,
+            "integration": self.integration,
+            "integration_global": self.integration_global,
+            "integration_ci95": None
+            if self.integration_ci95 is None
+            else list(self.integration_ci95),
+            "integration_p": self.integration_p,
+            "synchrony": self.synchrony,
+            "synchrony_p": self.synchrony_p,
+            "metastability": self.metastability,
+            "metastability_p": self.metastability_p,
+            "stability_index": self.stability_index,
+            "style": style,
+            "convergence": {
+                "epoch": self.convergence_epoch,
+                "accuracy_plateau_epoch": self.plateau_epoch,
+                "lead_epochs": self.lead_epochs,
+                "metric": self.metric,
+            },
+            "layers": [
+                {"name": name, "alpha": float(alpha), "mean": float(mean), "std": float(std)}
+                for name, alpha, mean, std in zip(
+                    self.layer_names,
+                    self.layer_alpha,
+                    self.layer_mean,
+                    self.layer_std,
+                    strict=True,
+                )
+            ],
+            "timeseries": {
+                "epoch": self.epoch,
+                "kuramoto_r": self.kuramoto_r,
+                "window_end_epoch": self.window_end_epoch,
+                "integration": self.window_integration,
+                "metastability": self.window_metastability,
+                "stability_index": self.window_stability_index,
+                "volatility": self.volatility,
+            },
+            "warnings": list(self.warnings),
+        }
+        if detail:
+            out["detail"] = {
+                "zscored": self.zscored,
+                "dfa": {"scales": self.dfa_scales, "fluctuations": self.dfa_fluctuations},
+                "metric": {"epoch": self.metric_epoch, "values": self.metric_values},
+            }
+        return out
+
+
+def analyze(
+    source: str | os.PathLike[str] | Archive | LayerSignals, settings: Settings | None = None
+) -> AnalysisResult:
+    """Analyse one run: read (or take) its layer signals and measure them.
+
+    Parameters
+    ----------
+    source : path, Archive or LayerSignals
+        An archive, or layer signals already in memory (then ``reduce``,
+        ``layers`` and ``epochs`` of the settings were applied by whoever made them).
+    settings : Settings, optional
+
+    Returns
+    -------
+    AnalysisResult
+
+    Raises
+    ------
+    ArchiveError
+        If the archive cannot be read.
+    InputError
+        If the data cannot be analysed with these settings (too few checkpoints or
+        layers, a missing metric, non-finite values with ``strict``).
+    """
+    settings = settings or Settings()
+    if isinstance(source, LayerSignals):
+        signals = source
+    else:
+        signals = read_signals(
+            source,
+            reduce=settings.reduce,
+            layers=settings.layers,
+            epochs=parse_epoch_range(settings.epochs),
+        )
+    return analyze_signals(signals, settings)
+
+
+def transform_signals(
+    values: np.ndarray, epochs: np.ndarray, transform: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``--transform``: ``(series, epochs)`` to analyse.
+
+    ``change``: (x(t) - x(t-1)) / (epoch(t) - epoch(t-1)), dated at epoch(t);
+    ``level``: x(t) itself.
+    """
+    if transform == "level":
+        return values, epochs
+    return np.diff(values, axis=-1) / np.diff(epochs), epochs[1:]
+
+
+def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> AnalysisResult:
+    """Analyse layer signals already in memory (see :func:`analyze`)."""
+    settings = settings or Settings()
+    warnings: list[str] = []
+    run = signals.path
+    excluded = [{"name": e.name, "reason": e.reason} for e in signals.excluded]
+
+    # -- the data: finite prefix, transform, dead layers ----------------------------------------
+    values, epochs = signals.values, signals.epochs
+    metrics = signals.metrics
+    n_finite = finite_prefix_length(values)
+    if n_finite < values.shape[1]:
+        bad_layers = [
+            name
+            for name, row in zip(signals.layer_names, values, strict=True)
+            if not np.isfinite(row[n_finite])
+        ]
+        message = (
+            f"non-finite values from epoch {epochs[n_finite]:g} (checkpoint"
+            f" {signals.first_checkpoint + n_finite}) in layer(s) {', '.join(bad_layers)}"
+        )
+        if settings.strict:
+            raise InputError(f"{run}: {message} (--strict)")
+        warnings.append(f"{message}: analysing the {n_finite} checkpoints before it")
+        values, epochs = values[:, :n_finite], epochs[:n_finite]
+        metrics = {name: series[:n_finite] for name, series in metrics.items()}
+    if len(epochs) == 0:
+        raise InputError(f"{run}: no checkpoint to analyse")
+
+    series, series_epochs = transform_signals(values, epochs, settings.transform)
+    varying = np.ptp(series, axis=1) > 0 if series.shape[1] else np.zeros(len(series), bool)
+    names = [name for name, keep in zip(signals.layer_names, varying, strict=True) if keep]
+    for name, keep in zip(signals.layer_names, varying, strict=True):
+        if not keep:
+            excluded.append({"name": name, "reason": "constant over the analysed checkpoints"})
+    series, levels = series[varying], values[varying]
+    if len(names) < 2:
+        raise InputError(
+            f"{run}: {len(names)} layer(s) with varying signals; the analysis needs at least 2"
+            + (f" (excluded: {', '.join(e['name'] for e in excluded)})" if excluded else "")
+        )
+    _check_length(run, series.shape[1], settings)
+    n_points = series.shape[1]
+    max_scale = settings.max_scale or defaults.default_max_scale(n_points)
+    window = settings.window or defaults.default_window(n_points)
+    if window > n_points:
+        raise InputError(f"{run}: --window {window} is longer than the {n_points} analysed points")
+    dfa_options = {
+        "min_scale": settings.min_scale,
+        "n_scales": settings.n_scales,
+        "order": settings.dfa_order,
+    }
+
+    # -- run-level measures ---------------------------------------------------------------------
+    try:
+        fit = m.dfa_fit(series, max_scale=max_scale, **dfa_options)
+        zscored = (series - series.mean(axis=1, keepdims=True)) / series.std(axis=1, keepdims=True)
+        integration_global = float(m.dfa(zscored.mean(axis=0), max_scale=max_scale, **dfa_options))
+        sync = m.kuramoto(series)
+        windowed = m.windowed_measures(series, window, **dfa_options)
+    except ValueError as exc:  # bad option combinations the measures refuse
+        raise InputError(f"{run}: {exc}") from exc
+    integration = float(np.mean(fit.alpha))
+    metastability = float(sync.metastability)
+    window_dsi = m.stability_index(windowed.integration, windowed.metastability)
+    volatility = m.rolling_volatility(window_dsi, settings.vol_window)
+    window_end_epoch = series_epochs[window - 1 :]
+
+    converged = m.convergence_window(
+        volatility, threshold=settings.vol_threshold, patience=settings.vol_patience
+    )
+    metric, metric_values = _accuracy_metric(run, metrics, settings.metric, warnings)
+    plateau = None
+    if metric_values is not None:
+        plateau = m.accuracy_plateau(
+            metric_values,
+            smoothing=settings.plateau_smoothing,
+            tolerance=settings.plateau_tolerance,
+        )
+    style = m.training_style(
+        windowed.integration, windowed.metastability, threshold=settings.style_threshold
+    )
+
+    # -- uncertainty ----------------------------------------------------------------------------
+    integration_p = synchrony_p = metastability_p = None
+    integration_ci95 = None
+    if settings.surrogates > 0:
+        rng_shuffle, rng_phase, rng_boot = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(settings.seed).spawn(3)
+        )
+        null_integration = m.integration_null(
+            series, settings.surrogates, rng=rng_shuffle, max_scale=max_scale, **dfa_options
+        )
+        null_sync = m.kuramoto_null(series, settings.surrogates, rng=rng_phase)
+        integration_p = float(m.surrogate_p_value(integration, null_integration))
+        synchrony_p = float(m.surrogate_p_value(sync.synchrony, null_sync.synchrony))
+        metastability_p = float(m.surrogate_p_value(metastability, null_sync.metastability))
+        lo, hi = m.bootstrap_ci(fit.alpha, n_resamples=settings.bootstrap_resamples, rng=rng_boot)
+        integration_ci95 = (float(lo), float(hi))
+
+    resolved = {
+        "reduce": signals.reduce,
+        "transform": settings.transform,
+        "dfa_order": settings.dfa_order,
+        "min_scale": settings.min_scale,
+        "max_scale": int(max_scale),
+        "n_scales": settings.n_scales,
+        "window": int(window),
+        "vol_window": settings.vol_window,
+        "vol_threshold": settings.vol_threshold,
+        "vol_patience": settings.vol_patience,
+        "metric": metric,
+        "plateau_tolerance": settings.plateau_tolerance,
+        "plateau_smoothing": settings.plateau_smoothing,
+        "style_threshold": settings.style_threshold,
+        "surrogates": settings.surrogates,
+        "bootstrap_resamples": settings.bootstrap_resamples,
+        "seed": settings.seed,
+        "layers": list(settings.layers) if settings.layers else None,
+        "epochs": settings.epochs,
+    }
+    run_id = signals.metadata.get("run_id")
+    return AnalysisResult(
+        run=run,
+        run_id=None if run_id is None else str(run_id),
+        metadata=signals.metadata,
+        settings=resolved,
+        checkpoints=len(epochs),
+        epochs=(float(epochs[0]), float(epochs[-1])),
+        layer_names=tuple(names),
+        excluded_layers=excluded,
+        layer_alpha=fit.alpha,
+        layer_mean=levels.mean(axis=1),
+        layer_std=levels.std(axis=1),
+        integration=integration,
+        integration_global=integration_global,
+        integration_ci95=integration_ci95,
+        integration_p=integration_p,
+        synchrony=float(sync.synchrony),
+        synchrony_p=synchrony_p,
+        metastability=metastability,
+        metastability_p=metastability_p,
+        stability_index=float(m.stability_index(integration, metastability)),
+        style=style,
+        convergence_epoch=None if converged is None else float(window_end_epoch[converged]),
+        plateau_epoch=None if plateau is None else float(epochs[plateau]),
+        metric=metric,
+        epoch=series_epochs,
+        kuramoto_r=sync.r,
+        window_end_epoch=window_end_epoch,
+        window_integration=windowed.integration,
+        window_metastability=windowed.metastability,
+        window_stability_index=window_dsi,
+        volatility=volatility,
+        zscored=zscored,
+        dfa_scales=fit.scales,
+        dfa_fluctuations=fit.fluctuations,
+        metric_epoch=epochs,
+        metric_values=metric_values,
+        warnings=warnings,
+    )
+
+
+def _check_length(run: str, n_points: int, settings: Settings) -> None:
+    """Refuse a series too short for the DFA scales, saying how many checkpoints it needs."""
+    try:
+        needed = m.min_points_for_dfa(
+            min_scale=settings.min_scale,
+            max_scale=settings.max_scale,
+            n_scales=settings.n_scales,
+            order=settings.dfa_order,
+        )
+    except ValueError as exc:
+        raise InputError(f"{run}: {exc}") from exc
+    if n_points < needed:
+        extra = 1 if settings.transform == "change" else 0
+        raise InputError(
+            f"{run}: {n_points + extra} checkpoints give {n_points} analysed points"
+            f" (--transform {settings.transform}); DFA with scales from {settings.min_scale}"
+            f" needs at least {needed} points, i.e. {needed + extra} checkpoints"
+        )
+
+
+def _accuracy_metric(
+    run: str, metrics: dict[str, np.ndarray], requested: str | None, warnings: list[str]
+) -> tuple[str | None, np.ndarray | None]:
+    """The accuracy metric to find the plateau on: the requested one, or the first found."""
+    if requested is not None:
+        if requested not in metrics:
+            available = ", ".join(metrics) or "none"
+            raise InputError(f"{run}: no metric {requested!r} (metrics: {available})")
+        return requested, metrics[requested]
+    for name in defaults.METRIC_CANDIDATES:
+        if name in metrics:
+            return name, metrics[name]
+    warnings.append(
+        "no accuracy metric (looked for "
+        + ", ".join(defaults.METRIC_CANDIDATES)
+        + "; choose one with --metric): no accuracy plateau"
+    )
+    return None, None
