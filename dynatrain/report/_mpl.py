@@ -1,0 +1,87 @@
+"""Shared matplotlib set-up for every dynatrain figure.
+
+Import this module only when plotting: it imports matplotlib (with the
+non-interactive Agg back end) and never touches global ``rcParams``; figures get
+their style from :func:`new_figure` instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)  # no display needed; a no-op if a back end is already set
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = [
+    "OKABE_ITO",
+    "PLOT_FORMATS",
+    "color_cycle",
+    "new_figure",
+    "save_figure",
+]
+
+#: Output formats of ``--plot-format``.
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+#: Okabe & Ito's colour-blind-safe palette (black left out: it is for text and marks).
+OKABE_ITO = (
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#D55E00",  # vermillion
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#F0E442",  # yellow
+)
+
+_STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+}
+
+
+def color_cycle(n: int) -> list[str]:
+    """``n`` colours from the Okabe-Ito palette, repeating if needed."""
+    return [OKABE_ITO[i % len(OKABE_ITO)] for i in range(n)]
+
+
+def new_figure(
+    nrows: int = 1, ncols: int = 1, *, figsize: Sequence[float] = (7.0, 4.0), **kwargs: Any
+) -> tuple[Figure, Any]:
+    """A figure and its axes with dynatrain's style (local to this figure).
+
+    Returns what ``plt.subplots`` returns. The style applies while the figure and
+    axes are created; global ``rcParams`` are left as they were.
+    """
+    with plt.rc_context(_STYLE):
+        return plt.subplots(nrows, ncols, figsize=tuple(figsize), **kwargs)
+
+
+def save_figure(figure: Figure, directory: str | os.PathLike[str], name: str, fmt: str) -> str:
+    """Save ``figure`` as ``<directory>/<name>.<fmt>``, close it, return the path."""
+    if fmt not in PLOT_FORMATS:
+        raise ValueError(f"invalid plot format {fmt!r}: use one of {', '.join(PLOT_FORMATS)}")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(os.fspath(directory), f"{name}.{fmt}")
+    with plt.rc_context(_STYLE):
+        # Fixed metadata: the same figure gives the same bytes (no creation date).
+        metadata = {"png": {"Software": None}, "svg": {"Date": None},
+                    "pdf": {"CreationDate": None}}[fmt]
+        figure.savefig(path, format=fmt, metadata=metadata)
+    plt.close(figure)
+    return path
