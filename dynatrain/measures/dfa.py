@@ -75,8 +75,8 @@ def _check_scale_options(min_scale: Any, n_scales: Any, order: Any) -> tuple[int
     return min_scale, n_scales, order
 
 
-def half_length(n_points: int) -> int:
-    """Largest scale of a sliding window: ``window // 2`` (private, used by stability)."""
+def _half_length(n_points: int) -> int:
+    """Largest DFA scale in a sliding window of `n_points`: ``n_points // 2``."""
     return n_points // 2
 
 
@@ -213,8 +213,10 @@ def dfa_scales(
             raise ValueError(f"max_scale={max_scale} must be >= min_scale={min_scale}")
         needed = min_points_for_dfa(max_scale=max_scale, **options)
         what = f"scales {min_scale}..{max_scale} (max_scale <= n_points // 2)"
-    scales = _scale_grid(min_scale, max(max_scale, 1), n_scales)
-    if n_points < needed or len(scales) < MIN_N_SCALES or max_scale < min_scale:
+    # Every length from `needed` on works (tested), so the second check is a safeguard.
+    if n_points < needed or (
+        len(scales := _scale_grid(min_scale, max_scale, n_scales)) < MIN_N_SCALES
+    ):
         raise ValueError(
             f"DFA needs at least {needed} points for {what} "
             f"({MIN_N_SCALES} distinct scales); got {n_points}"

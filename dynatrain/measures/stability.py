@@ -37,10 +37,10 @@ from dynatrain.measures._ranks import average_ranks
 from dynatrain.measures.dfa import (
     _check_scale_options,
     _fluctuations,
+    _half_length,
     _loglog_fit,
     _smallest_length,
     dfa_scales,
-    half_length,
 )
 from dynatrain.measures.kuramoto import _order_parameter
 
@@ -155,14 +155,14 @@ def windowed_measures(
         raise ValueError(
             f"window={window} is longer than the series: x.shape={x.shape} has {n_points} points"
         )
-    shortest = _smallest_length(half_length, min_scale, n_scales)
+    shortest = _smallest_length(_half_length, min_scale, n_scales)
     if window < shortest:
         raise ValueError(
             f"window={window} is too short for DFA scales {min_scale}..window // 2: "
             f"windows need at least {shortest} points"
         )
     scales = dfa_scales(
-        window, min_scale=min_scale, max_scale=half_length(window), n_scales=n_scales, order=order
+        window, min_scale=min_scale, max_scale=_half_length(window), n_scales=n_scales, order=order
     )
     windows = sliding_window_view(x, window, axis=-1)  # (..., n_layers, n_windows, window)
     fluct, profile_rms = _fluctuations(windows, scales, order)
