@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 import subprocess
 import sys
@@ -34,6 +36,21 @@ def test_all_is_explicit_and_complete():
     submodules = {"dfa", "kuramoto", "stability", "surrogates"}  # also functions' names
     assert public - set(measures.__all__) <= submodules | {"annotations"}
     assert "np" not in public
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "dynatrain.measures.dfa",
+        "dynatrain.measures.kuramoto",
+        "dynatrain.measures.stability",
+        "dynatrain.measures.surrogates",
+        "dynatrain.synthetic",
+    ],
+)
+def test_docstring_examples(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
 
 
 def _rng() -> np.random.Generator:
