@@ -14,6 +14,10 @@ fit_exp="poly"``, forward segments only) and neurokit2 (``overlap=False`` on
 z-scored input, forward segments only).  Peer wrappers are shared with the
 tests (``tests/measures/measures_refs.py``).
 
+The second part times ``analyze`` end to end on a 50-layer x 100-checkpoint archive
+with 199 surrogates (the work after start-up, and the CLI's wall time), and
+``dynatrain --help``.
+
 Everything runs single-threaded (OpenMP and OpenBLAS threads set to 1 unless
 already set), so the ratios compare cost per core; fathon would otherwise
 spread its scales over OpenMP threads.
@@ -127,8 +131,47 @@ def main() -> None:
             "(forward segments only: a different estimator)"
         )
 
-    # The `analyze` benchmark (one archive end to end) belongs to the analysis layer and is
-    # added there; this script stops at the measures.
+    bench_analyze()
+
+
+def bench_analyze(n_layers: int = 50, n_checkpoints: int = 100, surrogates: int = 199) -> None:
+    """``analyze`` on one archive end to end: in-process work, and the CLI's wall time."""
+    import subprocess
+    import tempfile
+
+    from dynatrain.analysis import Settings, analyze
+    from dynatrain.simulate import simulate_run, write_run
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bench.h5"
+        write_run(path, simulate_run("hurst", n_layers=n_layers, n_checkpoints=n_checkpoints,
+                                     hurst=HURST, seed=0))
+        settings = Settings(surrogates=surrogates)
+        times = []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            analyze(path, settings)
+            times.append(time.perf_counter() - start)
+
+        def wall(*command: str) -> float:
+            best = np.inf
+            for _ in range(3):
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                best = min(best, time.perf_counter() - start)
+            return best
+
+        cli = wall(sys.executable, "-m", "dynatrain.cli", "analyze", str(path), "--format", "json")
+        python = wall(sys.executable, "-c", "pass")
+        imports = wall(sys.executable, "-c", "import dynatrain.analysis, dynatrain.cli, h5py")
+        help_ = wall(sys.executable, "-m", "dynatrain.cli", "--help")
+    print(f"\nanalyze: {n_layers} layers x {n_checkpoints} checkpoints, {surrogates} surrogates")
+    print(f"  work after start-up (read + measures + surrogates), best of {REPEATS}:"
+          f" {min(times):.3f} s   (target < 1 s)")
+    print(f"  `dynatrain analyze --format json` wall time: {cli:.3f} s"
+          f" (python alone {python:.3f} s, imports {imports - python:.3f} s)")
+    print(f"  `dynatrain --help` wall time: {help_:.3f} s, {help_ - python:.3f} s over python"
+          "   (target < 0.3 s)")
 
 
 if __name__ == "__main__":
