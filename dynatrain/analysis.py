@@ -119,6 +119,7 @@ class AnalysisResult:
     zscored: np.ndarray
     dfa_scales: np.ndarray
     dfa_fluctuations: np.ndarray
+    dfa_intercept: np.ndarray
     metric_epoch: np.ndarray
     metric_values: np.ndarray | None
     warnings: list[str] = field(default_factory=list)
@@ -137,7 +138,8 @@ class AnalysisResult:
         ----------
         detail : bool
             Also include ``detail``: the z-scored analysed series, the DFA
-            fluctuation functions and the accuracy curve, which the plots need.
+            fluctuation functions with the intercepts of their fitted lines (ln F at
+            s = 1) and the accuracy curve, which the plots need.
         """
         style = None
         if self.style is not None:
@@ -194,7 +196,11 @@ class AnalysisResult:
         if detail:
             out["detail"] = {
                 "zscored": self.zscored,
-                "dfa": {"scales": self.dfa_scales, "fluctuations": self.dfa_fluctuations},
+                "dfa": {
+                    "scales": self.dfa_scales,
+                    "fluctuations": self.dfa_fluctuations,
+                    "intercept": self.dfa_intercept,
+                },
                 "metric": {"epoch": self.metric_epoch, "values": self.metric_values},
             }
         return out
@@ -407,6 +413,7 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         zscored=zscored,
         dfa_scales=fit.scales,
         dfa_fluctuations=fit.fluctuations,
+        dfa_intercept=fit.intercept,
         metric_epoch=epochs,
         metric_values=metric_values,
         warnings=warnings,

@@ -242,6 +242,28 @@ def signals(
 
 # -- analysis --------------------------------------------------------------------------------------
 
+#: The choices of ``--plot-format`` (``dynatrain.report._mpl.PLOT_FORMATS``, which
+#: cannot be imported here without importing matplotlib; a test keeps them equal).
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+plot_format_option = click.option(
+    "--plot-format",
+    type=click.Choice(PLOT_FORMATS),
+    default=PLOT_FORMATS[0],
+    show_default=True,
+    help="File format of the figures.",
+)
+
+
+def _write_plots(data: dict[str, Any], directory: str, plot_format: str) -> None:
+    """Draw the figures of an analysis result (with ``detail``) into ``directory``."""
+    from dynatrain.report.plots import plot_analysis
+
+    paths = plot_analysis(data, directory, fmt=plot_format)
+    names = ", ".join(os.path.basename(path) for path in paths)
+    click.echo(f"dynatrain: wrote {len(paths)} figures to {directory}: {names}", err=True)
+
+
 
 def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options of one analysis, shared by ``analyze`` and ``batch``."""
@@ -395,9 +417,24 @@ def _settings(options: dict[str, Any]) -> Any:
 @click.option(
     "--fail-if-not-converged", is_flag=True, help="Exit 1 if the stability index never converged."
 )
+@click.option(
+    "--plot",
+    "plot_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    metavar="DIR",
+    help="Also write the figures (signals, dfa, kuramoto, stability, style) to DIR.",
+)
+@plot_format_option
 @debug_option
 def analyze(
-    run: str, output_format: str | None, detail: bool, fail_if_not_converged: bool, **options: Any
+    run: str,
+    output_format: str | None,
+    detail: bool,
+    fail_if_not_converged: bool,
+    plot_dir: str | None,
+    plot_format: str,
+    **options: Any,
 ) -> None:
     """Measure one training run: integration, metastability, stability index, convergence."""
     from dynatrain.analysis import analyze as analyze_run
@@ -423,9 +460,51 @@ def analyze(
         from dynatrain.report.tables import render_analysis
 
         render_analysis(export.json_ready(data), _stdout_console())
+    if plot_dir is not None:
+        # Plot the JSON form, so `dynatrain plot` on saved JSON draws the same bytes.
+        _write_plots(export.json_ready(result.to_dict(detail=True)), plot_dir, plot_format)
     if fail_if_not_converged and result.convergence_epoch is None:
         _warn(f"{run}: the stability index did not converge (--fail-if-not-converged)")
         sys.exit(EXIT_CHECK_FAILED)
+
+
+@main.command()
+@click.argument("result_file", metavar="RESULT.json", type=click.Path(path_type=str))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    metavar="DIR",
+    help="Directory to write the figures to.",
+)
+@plot_format_option
+@debug_option
+def plot(result_file: str, out_dir: str, plot_format: str) -> None:
+    """Redraw the figures of an analysis from its JSON (`-` reads stdin).
+
+    RESULT.json is what `dynatrain analyze RUN --format json --detail` printed; the
+    figures are the ones `analyze --plot` draws, without analysing again.
+    """
+    import json
+
+    from dynatrain.errors import InputError
+
+    try:
+        if result_file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(result_file, encoding="utf-8") as stream:
+                text = stream.read()
+        data = json.loads(text)
+    except OSError as exc:
+        raise InputError(f"{result_file}: cannot read: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise InputError(f"{result_file}: not a JSON document: {exc}") from exc
+    try:
+        _write_plots(data, out_dir, plot_format)
+    except InputError as exc:
+        raise InputError(f"{result_file}: {exc}") from exc
 
 
 # -- synthetic data --------------------------------------------------------------------------------

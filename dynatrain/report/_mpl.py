@@ -2,27 +2,29 @@
 
 Import this module only when plotting: it imports matplotlib (with the
 non-interactive Agg back end) and never touches global ``rcParams``; figures get
-their style from :func:`new_figure` instead.
+their style from :func:`new_figure` and :func:`plot_style` instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg", force=False)  # no display needed; a no-op if a back end is already set
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 __all__ = [
     "OKABE_ITO",
     "PLOT_FORMATS",
     "color_cycle",
     "new_figure",
+    "plot_style",
     "save_figure",
 ]
 
@@ -52,6 +54,9 @@ _STYLE = {
     "figure.dpi": 100,
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
+    # SVG element ids are salted with a random UUID unless a salt is set: fix it, so
+    # the same figure gives the same bytes.
+    "svg.hashsalt": "dynatrain",
 }
 
 
@@ -60,15 +65,28 @@ def color_cycle(n: int) -> list[str]:
     return [OKABE_ITO[i % len(OKABE_ITO)] for i in range(n)]
 
 
+@contextlib.contextmanager
+def plot_style() -> Iterator[None]:
+    """Apply dynatrain's style to everything drawn inside the ``with`` block.
+
+    Legends, titles and colour bars read ``rcParams`` when they are created, not
+    when their figure is, so draw inside this context as well as creating the
+    figure with :func:`new_figure`. Global ``rcParams`` are restored on exit.
+    """
+    with plt.rc_context(_STYLE):
+        yield
+
+
 def new_figure(
     nrows: int = 1, ncols: int = 1, *, figsize: Sequence[float] = (7.0, 4.0), **kwargs: Any
 ) -> tuple[Figure, Any]:
     """A figure and its axes with dynatrain's style (local to this figure).
 
     Returns what ``plt.subplots`` returns. The style applies while the figure and
-    axes are created; global ``rcParams`` are left as they were.
+    axes are created (draw inside :func:`plot_style` for the rest); global
+    ``rcParams`` are left as they were.
     """
-    with plt.rc_context(_STYLE):
+    with plot_style():
         return plt.subplots(nrows, ncols, figsize=tuple(figsize), **kwargs)
 
 
@@ -78,7 +96,7 @@ def save_figure(figure: Figure, directory: str | os.PathLike[str], name: str, fm
         raise ValueError(f"invalid plot format {fmt!r}: use one of {', '.join(PLOT_FORMATS)}")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(os.fspath(directory), f"{name}.{fmt}")
-    with plt.rc_context(_STYLE):
+    with plot_style():
         # Fixed metadata: the same figure gives the same bytes (no creation date).
         metadata = {"png": {"Software": None}, "svg": {"Date": None},
                     "pdf": {"CreationDate": None}}[fmt]
