@@ -507,6 +507,132 @@ def plot(result_file: str, out_dir: str, plot_format: str) -> None:
         raise InputError(f"{result_file}: {exc}") from exc
 
 
+# -- many runs -------------------------------------------------------------------------------------
+
+
+def _split_keys(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple:
+    return tuple(key.strip() for key in (value or "").split(",") if key.strip())
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@analysis_options
+@format_option(("table", "jsonl", "csv", "markdown"), "table on a terminal, jsonl otherwise")
+@click.option(
+    "--group-by",
+    metavar="KEY[,KEY]",
+    callback=_split_keys,
+    help="Group the runs by these metadata keys; summarise and compare the groups.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs analysed at once (worker processes; 1: in this process).  [default: cores]",
+)
+@click.option(
+    "--scheduler",
+    type=click.Choice(["local", "dask"]),
+    default=None,
+    help="Where the analyses run.  [default: local, or dask with --dask-address]",
+)
+@click.option(
+    "--dask-address",
+    metavar="tcp://HOST:PORT",
+    help="Dask scheduler to run on (default: a local cluster of --jobs workers).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    metavar="DIR",
+    help="Also write a report folder: CSVs, JSON, figures and a self-contained report.html.",
+)
+@click.option("--force", is_flag=True, help="Write the report into a non-empty DIR.")
+@click.option(
+    "--groups-json",
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="Also write the group summary and comparisons as JSON to FILE.",
+)
+@debug_option
+def batch(
+    runs: tuple[str, ...],
+    output_format: str | None,
+    group_by: tuple[str, ...],
+    jobs: int | None,
+    scheduler: str | None,
+    dask_address: str | None,
+    report_dir: str | None,
+    force: bool,
+    groups_json: str | None,
+    **options: Any,
+) -> None:
+    """Analyse many runs (one row each) and compare groups of runs.
+
+    RUN is an archive, a glob (quote it to let dynatrain expand it), a directory
+    (searched for .h5, .hdf5 and .zarr) or - (paths from stdin, one a line). Every
+    analyze option applies to every run. A run that fails keeps its row with its
+    error and the others go on; the exit code is then 2.
+    """
+    from dataclasses import asdict
+
+    from dynatrain import __version__
+    from dynatrain import batch as batch_lib
+    from dynatrain.errors import InputError
+    from dynatrain.report import batch_report, export
+
+    settings = _settings(options)
+    paths = batch_lib.collect_runs(runs, stdin=sys.stdin)
+    if report_dir is not None:
+        batch_report.check_report_dir(report_dir, force=force)
+    output_format = _output_format(output_format, terminal="table", pipe="jsonl")
+    records = []
+    with batch_report.batch_progress(len(paths), enabled=sys.stderr.isatty()) as advance:
+        for record in batch_lib.iter_analyses(
+            paths,
+            settings,
+            jobs=jobs,
+            scheduler=scheduler or ("dask" if dask_address else "local"),
+            dask_address=dask_address,
+            on_done=advance,
+        ):
+            records.append(record)
+            if output_format == "jsonl":  # streamed: a line as soon as its run is done
+                _emit(export.to_jsonl([record]))
+    for record in records:
+        for warning in record.get("warnings", ()):
+            _warn(f"{record['run']}: {warning}")
+        if "error" in record:
+            where = "" if record["error"].startswith(record["run"]) else f"{record['run']}: "
+            click.echo(f"dynatrain: error: {where}{record['error']}", err=True)
+    summary = batch_lib.group_summary(records, group_by)
+    for warning in summary.warnings:
+        _warn(warning)
+
+    if output_format == "csv":
+        _emit(batch_report.runs_csv(records))
+    elif output_format == "markdown":
+        _emit(batch_report.batch_markdown(records, summary))
+    elif output_format == "table":
+        batch_report.render_batch(records, summary, _stdout_console())
+    if groups_json is not None:
+        try:
+            with open(groups_json, "w", encoding="utf-8") as stream:
+                stream.write(export.to_json(summary.to_dict()) + "\n")
+        except OSError as exc:
+            raise InputError(f"{groups_json}: cannot write: {exc.strerror or exc}") from exc
+    if report_dir is not None:
+        batch_report.write_report(
+            report_dir, records, summary, asdict(settings), version=__version__, force=force
+        )
+        click.echo(f"dynatrain: wrote the report to {report_dir}", err=True)
+    if any("error" in record for record in records):
+        sys.exit(EXIT_BAD_INPUT)
+
+
 # -- synthetic data --------------------------------------------------------------------------------
 
 

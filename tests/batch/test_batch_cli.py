@@ -1,0 +1,281 @@
+"""`dynatrain batch`: collecting runs, isolation of failures, output formats, parallel runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from dynatrain.batch import analyze_runs, collect_runs, iter_analyses
+from dynatrain.errors import InputError
+from dynatrain.report.export import to_jsonl
+from dynatrain.simulate import simulate_run, write_run
+
+FAST = ("--surrogates", "19")
+N_PER_GROUP = 4
+
+
+def _write_group_runs(folder: Path) -> list[Path]:
+    """Runs of two planted groups: integration ~0.55 (dataset A) and ~0.9 (dataset B)."""
+    paths = []
+    for i in range(N_PER_GROUP):
+        for dataset, hurst in (("A", 0.55), ("B", 0.9)):
+            path = folder / f"{dataset}-{i}.h5"
+            run = simulate_run("hurst", n_layers=6, n_checkpoints=50, hurst=hurst, seed=10 * i)
+            write_run(path, run, metadata={"dataset": dataset}, samples=4, features=4, seed=i)
+            paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def group_runs(tmp_path_factory) -> list[Path]:
+    return _write_group_runs(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture
+def corrupt(tmp_path) -> Path:
+    path = tmp_path / "corrupt.h5"
+    path.write_bytes(b"PK\x03\x04 not an HDF5 file")
+    return path
+
+
+@pytest.fixture
+def bad_superblock(tmp_path) -> Path:
+    path = tmp_path / "bad-superblock.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # an HDF5 signature, then nothing
+    return path
+
+
+def _jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_planted_groups_are_separated(cli, group_runs, tmp_path):
+    groups_file = tmp_path / "groups.json"
+    result = cli(
+        "batch",
+        group_runs[0].parent,
+        *FAST,
+        "-j",
+        "1",
+        "--group-by",
+        "dataset",
+        "--groups-json",
+        groups_file,
+    )
+    assert result.exit_code == 0, result.stderr
+    records = _jsonl(result.stdout)
+    assert [r["run"] for r in records] == sorted(str(p) for p in group_runs)
+    summary = json.loads(groups_file.read_text())
+    assert [g["group"] for g in summary["groups"]] == ["A", "B"]
+    comparison = next(c for c in summary["comparisons"] if c["measure"] == "integration")
+    assert (comparison["group_a"], comparison["group_b"]) == ("A", "B")
+    assert comparison["auroc"] == 1.0  # every B run above every A run
+    assert comparison["p_value"] < 0.05  # exact two-sided: 2 / C(8, 4) = 0.029
+    assert comparison["difference"] > 0.2 and comparison["cohens_d"] > 2
+
+
+def test_a_corrupt_archive_is_isolated(cli, group_runs, corrupt, bad_superblock):
+    runs = [group_runs[0], corrupt, group_runs[1], bad_superblock]
+    result = cli("batch", *runs, *FAST, "-j", "1", "--format", "jsonl")
+    assert result.exit_code == 2
+    records = _jsonl(result.stdout)
+    assert [r["run"] for r in records] == [str(p) for p in runs]
+    assert records[1] == {
+        "run": str(corrupt),
+        "error": f"{corrupt}: not an HDF5 file (no HDF5 signature)",
+    }
+    assert set(records[3]) == {"run", "error"} and "\n" not in records[3]["error"]
+    assert records[0]["integration"] > 0 and records[2]["integration"] > 0
+    assert result.stderr.count("dynatrain: error:") == 2 and "Traceback" not in result.stderr
+
+    table = list(
+        csv.DictReader(io.StringIO(cli("batch", *runs, *FAST, "-j", "1", "--format", "csv").stdout))
+    )
+    assert [row["error"] != "" for row in table] == [False, True, False, True]
+    assert table[0]["metadata.dataset"] == "A" and table[1]["integration"] == ""
+
+
+def test_an_unexpected_exception_becomes_an_error_row(group_runs, monkeypatch):
+    import dynatrain.batch
+
+    real_analyze = dynatrain.batch.analyze
+
+    def analyze(run, settings):
+        if run == str(group_runs[1]):
+            raise ZeroDivisionError("float division by zero\nsecond line")
+        return real_analyze(run, settings)
+
+    monkeypatch.setattr(dynatrain.batch, "analyze", analyze)
+    records = analyze_runs([str(p) for p in group_runs[:3]], jobs=1)
+    assert records[1] == {
+        "run": str(group_runs[1]),
+        "error": "internal error: ZeroDivisionError: float division by zero",
+    }
+    assert "error" not in records[0] and "error" not in records[2]
+
+
+def test_paths_from_stdin(cli, group_runs):
+    lines = f"{group_runs[2]}\n\n  \n{group_runs[0]}\r\n{group_runs[2]}\n"
+    result = cli("batch", "-", *FAST, "-j", "1", "--format", "csv", input=lines)
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["run"] for row in rows] == [str(group_runs[2]), str(group_runs[0])]
+
+
+def test_directories_and_globs_are_expanded(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        "runs/a.h5",
+        "runs/deep/b.hdf5",
+        "runs/notes.txt",
+        "runs/c.h5.incomplete",
+        "runs/store.zarr/zarr.json",
+        "runs/store.zarr/layers/x.h5",
+        "runs/plain/zarr.json",
+        "other/d.h5",
+        "odd[1].h5",
+    ):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_text("")
+    assert collect_runs(["runs"]) == [
+        "runs/a.h5",
+        "runs/plain",
+        "runs/store.zarr",
+        "runs/deep/b.hdf5",
+    ]
+    # quoted globs, `**`, duplicates under another spelling, a missing path, a URL
+    assert collect_runs(
+        [
+            "other/*.h5",
+            "runs/**/*.hdf5",
+            "./other/d.h5",
+            "runs/a.h5",
+            "missing.h5",
+            "s3://bucket/run.zarr",
+            "odd[1].h5",
+        ]
+    ) == [
+        "other/d.h5",
+        "runs/deep/b.hdf5",
+        "runs/a.h5",
+        "missing.h5",
+        "s3://bucket/run.zarr",
+        "odd[1].h5",
+    ]
+    with pytest.raises(InputError, match="no file matches"):
+        collect_runs(["runs/*.hdf"])
+    Path("empty").mkdir()
+    with pytest.raises(InputError, match=r"no \.h5, \.hdf5, \.zarr archive"):
+        collect_runs(["empty"])
+    with pytest.raises(InputError, match="stdin"):
+        collect_runs(["-"])
+
+
+def test_missing_path_fails_in_its_row(cli, group_runs, tmp_path):
+    result = cli("batch", group_runs[0], tmp_path / "nope.h5", *FAST, "-j", "1")
+    assert result.exit_code == 2
+    assert "no such file" in _jsonl(result.stdout)[1]["error"]
+
+
+def test_a_run_reads_as_analyze_reads_it(cli, group_runs):
+    """Each run keeps --seed: its batch line is its `analyze` line, whatever the order."""
+    forward = _jsonl(cli("batch", *group_runs[:3], *FAST, "-j", "1").stdout)
+    backward = _jsonl(cli("batch", *reversed(group_runs[:3]), *FAST, "-j", "1").stdout)
+    assert forward == backward[::-1]
+    single = cli("analyze", group_runs[1], *FAST, "--format", "jsonl").stdout
+    assert json.loads(single) == forward[1]
+
+
+def test_jobs_1_equals_jobs_2_byte_for_byte(cli, group_runs, corrupt):
+    runs = [*group_runs[:5], corrupt]
+    for output_format in ("jsonl", "csv"):
+        one = cli("batch", *runs, *FAST, "-j", "1", "--format", output_format)
+        two = cli("batch", *runs, *FAST, "-j", "2", "--format", output_format)
+        assert one.exit_code == two.exit_code == 2
+        assert one.stdout == two.stdout
+
+
+def test_table_and_markdown_show_runs_then_groups(cli, group_runs, corrupt, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "150")  # the width of a terminal
+    for output_format in ("table", "markdown"):
+        result = cli(
+            "batch",
+            *group_runs,
+            corrupt,
+            "--surrogates",
+            "0",
+            "-j",
+            "1",
+            "--group-by",
+            "dataset",
+            "--format",
+            output_format,
+        )
+        assert result.exit_code == 2
+        out = result.stdout
+        assert (
+            out.index("Runs (9)") < out.index("Groups (by dataset)") < out.index("Between groups")
+        )
+        assert "A-0" in out and "corrupt" in out and "AUROC" in out
+    assert "| run | dataset | integration |" in result.stdout
+
+
+def test_stderr_is_quiet_off_a_terminal(cli, group_runs):
+    result = cli("batch", *group_runs[:2], *FAST, "-j", "1")
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_missing_group_key_warns(cli, group_runs):
+    result = cli(
+        "batch",
+        *group_runs[:2],
+        *FAST,
+        "-j",
+        "1",
+        "--group-by",
+        "dataset,optimizer",
+        "--format",
+        "markdown",
+    )
+    assert result.exit_code == 0
+    assert "2 run(s) without metadata 'optimizer', grouped as (missing)" in result.stderr
+    assert "A / (missing)" in result.stdout and "B / (missing)" in result.stdout
+
+
+# -- Dask ------------------------------------------------------------------------------------------
+
+
+def test_dask_cluster_equals_local(group_runs, corrupt):
+    distributed = pytest.importorskip("distributed")
+    runs = [str(p) for p in [*group_runs[:4], corrupt]]
+    local = to_jsonl(analyze_runs(runs, jobs=1))
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        on_dask = list(
+            iter_analyses(runs, scheduler="dask", dask_address=cluster.scheduler_address)
+        )
+    assert to_jsonl(on_dask) == local
+
+
+def test_dask_default_local_cluster_from_the_cli(cli, group_runs):
+    pytest.importorskip("distributed")
+    local = cli("batch", *group_runs[:3], *FAST, "-j", "1")
+    on_dask = cli("batch", *group_runs[:3], *FAST, "-j", "2", "--scheduler", "dask")
+    assert on_dask.exit_code == 0, on_dask.stderr
+    assert on_dask.stdout == local.stdout
+
+
+def test_dask_missing_is_a_one_line_error(cli, group_runs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if not installed
+    result = cli("batch", group_runs[0], "--scheduler", "dask")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "dynatrain: error: --scheduler dask needs Dask, which is not installed:"
+        " pip install 'dynatrain[dask]'"
+    ]

@@ -1,0 +1,135 @@
+"""The report folder of `dynatrain batch -o DIR`: contents, refusal to overwrite, safe names."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from dynatrain import __version__
+from dynatrain.report.batch_report import run_file_stems
+from dynatrain.simulate import simulate_run, write_run
+
+FAST = ("--surrogates", "19", "-j", "1")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("report-runs")
+    paths = []
+    for i, (dataset, hurst) in enumerate([("A", 0.55), ("A", 0.55), ("B", 0.9), ("B", 0.9)]):
+        path = folder / f"{dataset}{i}.h5"
+        run = simulate_run("hurst", n_layers=5, n_checkpoints=40, hurst=hurst, seed=i)
+        write_run(path, run, metadata={"dataset": dataset}, samples=4, features=4)
+        paths.append(path)
+    (folder / "broken.h5").write_text("not an archive")
+    return [*paths, folder / "broken.h5"]
+
+
+def test_report_folder_contents(cli, runs, tmp_path):
+    report = tmp_path / "report"
+    result = cli("batch", *runs, *FAST, "--group-by", "dataset", "-o", report, "--format", "csv")
+    assert result.exit_code == 2  # one broken run; the report is still written
+    names = sorted(str(p.relative_to(report)) for p in report.rglob("*") if p.is_file())
+    assert names == [
+        "comparisons.csv",
+        "groups.csv",
+        "groups.json",
+        "integration_vs_metastability.png",
+        "lead_by_group.png",
+        "measures_by_group.png",
+        "report.html",
+        "runs.csv",
+        "runs/A0.json",
+        "runs/A1.json",
+        "runs/B2.json",
+        "runs/B3.json",
+        "runs/broken.json",
+    ]
+    assert (report / "runs.csv").read_text() == result.stdout
+    groups = list(csv.DictReader(io.StringIO((report / "groups.csv").read_text())))
+    assert {(row["group"], row["measure"]) for row in groups} >= {
+        ("A", "integration"),
+        ("B", "integration"),
+    }
+    comparisons = list(csv.DictReader(io.StringIO((report / "comparisons.csv").read_text())))
+    assert float(next(r for r in comparisons if r["measure"] == "integration")["auroc"]) == 1.0
+    assert json.loads((report / "runs/broken.json").read_text())["error"]
+    assert (report / "measures_by_group.png").read_bytes().startswith(b"\x89PNG")
+
+    page = (report / "report.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 3
+    assert not re.search(r"(src|href)=['\"](?!data:)", page)  # nothing loaded from elsewhere
+    assert "Failed runs" in page and "broken.h5" in page
+    assert "<td>surrogates</td><td>19</td>" in page and f"dynatrain {__version__}" in page
+    assert "AUROC" in page
+
+
+def test_a_non_empty_folder_needs_force(cli, runs, tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "keep.txt").write_text("mine")
+    result = cli("batch", *runs[:2], *FAST, "-o", report)
+    assert result.exit_code == 2 and "not empty (--force" in result.stderr
+    assert result.stdout == ""  # refused before any analysis
+    assert sorted(os.listdir(report)) == ["keep.txt"]
+    result = cli("batch", *runs[:2], *FAST, "-o", report, "--force")
+    assert result.exit_code == 0, result.stderr
+    assert (report / "keep.txt").read_text() == "mine" and (report / "report.html").exists()
+    (tmp_path / "file").write_text("")
+    assert cli("batch", *runs[:2], *FAST, "-o", tmp_path / "file").exit_code == 2
+
+
+def test_run_ids_cannot_write_outside_the_folder(cli, tmp_path):
+    hostile = [
+        "../../x",
+        "/etc/passwd",
+        "..",
+        "",
+        "a/../../b",
+        "<script>alert(1)</script>",
+        "CASE",
+        "case",
+    ]
+    folder = tmp_path / "deep" / "runs"
+    folder.mkdir(parents=True)
+    paths = []
+    for i, run_id in enumerate(hostile):
+        path = folder / f"r{i}.h5"
+        run = simulate_run("hurst", n_layers=3, n_checkpoints=30, seed=i)
+        write_run(path, run, metadata={"run_id": run_id, "dataset": run_id}, samples=2, features=2)
+        paths.append(path)
+    before = sorted(tmp_path.rglob("*"))
+    report = tmp_path / "deep" / "report"
+    result = cli(
+        "batch", *paths, "--surrogates", "0", "-j", "1", "-o", report, "--group-by", "dataset"
+    )
+    assert result.exit_code == 0, result.stderr
+    after = sorted(tmp_path.rglob("*"))
+    assert [p for p in after if p not in before and report not in p.parents and p != report] == []
+    stems = sorted(p.name for p in (report / "runs").iterdir())
+    assert stems == [
+        "CASE.json",
+        "a_.._.._b.json",
+        "case-2.json",
+        "etc_passwd.json",
+        "r3.json",
+        "run.json",
+        "script_alert_1_script.json",
+        "x.json",
+    ]
+    page = (report / "report.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_file_stems_are_safe_and_unique():
+    records = [
+        {"run": "a/r.h5", "run_id": run_id}
+        for run_id in ["../../x", "/etc/passwd", "..", None, "ok", "OK", "ok", "é"]
+    ]
+    assert run_file_stems(records) == ["x", "etc_passwd", "run", "r", "ok", "OK-2", "ok-3", "run-2"]
