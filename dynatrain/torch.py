@@ -122,7 +122,13 @@ class ActivationRecorder:
         self.layer_modules = _resolve_modules(model, layers)
         self.probe = probe.detach().clone()
         self.pool = pool
-        self.writer = ArchiveWriter(path, metadata, **writer_options)
+        # str subclasses (torch.__version__ is one) become plain strings: h5py cannot
+        # store them as attributes.
+        plain_metadata = {
+            key: str(value) if isinstance(value, str) else value
+            for key, value in (metadata or {}).items()
+        }
+        self.writer = ArchiveWriter(path, plain_metadata, **writer_options)
 
     @property
     def path(self) -> str:

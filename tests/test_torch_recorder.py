@@ -70,7 +70,8 @@ def manual_outputs(model: TinyConvNet, probe: torch.Tensor) -> dict[str, np.ndar
 
 def test_records_shapes_and_values_of_a_manual_forward_pass(model, probe, tmp_path):
     path = tmp_path / "run.h5"
-    with ActivationRecorder(model, LAYERS, probe, path, metadata={"run_id": "tiny"}) as rec:
+    metadata = {"run_id": "tiny", "torch_version": torch.__version__}  # a str subclass
+    with ActivationRecorder(model, LAYERS, probe, path, metadata=metadata) as rec:
         first = manual_outputs(model, probe)
         rec.record(epoch=1, metrics={"val_accuracy": 0.5, "train_loss": torch.tensor(1.25)})
         with torch.no_grad():
@@ -86,6 +87,7 @@ def test_records_shapes_and_values_of_a_manual_forward_pass(model, probe, tmp_pa
         np.testing.assert_array_equal(stored[name][1], second[name])
     with open_archive(path) as archive:
         assert archive.metadata["run_id"] == "tiny"
+        assert archive.metadata["torch_version"] == str(torch.__version__)
         np.testing.assert_array_equal(archive.metric("train_loss"), [1.25, 1.0])
         np.testing.assert_array_equal(archive.epochs, [1.0, 2.0])
 
