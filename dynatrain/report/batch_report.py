@@ -70,6 +70,13 @@ def _interval(interval: Sequence[float | None] | None) -> str:
     return f"[{_text(float(interval[0]), 3)}, {_text(float(interval[1]), 3)}]"
 
 
+def _with_interval(value: float | None, interval: Sequence[float | None] | None) -> str | None:
+    """``"0.812 [0.771, 0.85]"``; ``None`` without a value."""
+    if value is None or value != value:
+        return None
+    return _text(float(value), 3) + ("" if interval is None else f" {_interval(interval)}")
+
+
 # -- rows ------------------------------------------------------------------------------------------
 
 
@@ -92,8 +99,9 @@ def run_table_rows(records: Records, summary: GroupSummary) -> list[dict[str, An
         row = {
             "run": record.get("run_id") or record["run"],
             **{key: metadata.get(key) for key in keys},
-            "integration": record.get("integration"),
-            "95% CI": _interval(record.get("integration_ci95")) if "error" not in record else None,
+            "integration [95% CI]": _with_interval(
+                record.get("integration"), record.get("integration_ci95")
+            ),
             "metastability": record.get("metastability"),
             "DSI": record.get("stability_index"),
             "style": style["label"] if style else None,
@@ -175,9 +183,11 @@ def _rich_table(title: str, rows: Sequence[Mapping[str, Any]], note: str | None 
         show_edge=False,
     )
     columns = list(rows[0]) if rows else []
-    for column in columns:
+    for position, column in enumerate(columns):
         numeric = all(isinstance(row[column], (int, float, type(None))) for row in rows)
-        table.add_column(column, justify="right" if numeric else "left")
+        # The first column names the row (a run, a measure): other columns wrap before it.
+        name_width = max(len(_text(row[column])) for row in rows) if position == 0 else None
+        table.add_column(column, justify="right" if numeric else "left", min_width=name_width)
     for row in rows:
         table.add_row(*(_text(row[column], 3) for column in columns))
     return table

@@ -222,7 +222,7 @@ def test_table_and_markdown_show_runs_then_groups(cli, group_runs, corrupt, monk
             out.index("Runs (9)") < out.index("Groups (by dataset)") < out.index("Between groups")
         )
         assert "A-0" in out and "corrupt" in out and "AUROC" in out
-    assert "| run | dataset | integration |" in result.stdout
+    assert "| run | dataset | integration [95% CI] |" in result.stdout
 
 
 def test_stderr_is_quiet_off_a_terminal(cli, group_runs):
