@@ -109,13 +109,15 @@ def collect_runs(specs: Iterable[str], *, stdin: TextIO | None = None) -> list[s
     Raises
     ------
     InputError
-        If a glob matches nothing or a directory holds no archive: a typo should stop
-        the batch before it runs, not shrink it silently.
+        If a glob matches nothing, a directory holds no archive or there is no run at
+        all: a typo should stop the batch before it runs, not shrink it silently.
     """
     runs: dict[str, str] = {}  # identity of the archive -> path as given
     for spec in _with_stdin(specs, stdin):
         for path in _expand(spec):
             runs.setdefault(_identity(path), path)
+    if not runs:
+        raise InputError("no run to analyse (stdin gave no path)")
     return list(runs.values())
 
 

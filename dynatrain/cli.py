@@ -579,6 +579,8 @@ def batch(
     """
     from dataclasses import asdict
 
+    from rich.console import Console
+
     from dynatrain import __version__
     from dynatrain import batch as batch_lib
     from dynatrain.errors import InputError
@@ -590,7 +592,8 @@ def batch(
         batch_report.check_report_dir(report_dir, force=force)
     output_format = _output_format(output_format, terminal="table", pipe="jsonl")
     records = []
-    with batch_report.batch_progress(len(paths), enabled=sys.stderr.isatty()) as advance:
+    progress_console = Console(stderr=True) if sys.stderr.isatty() else None
+    with batch_report.batch_progress(len(paths), progress_console) as advance:
         for record in batch_lib.iter_analyses(
             paths,
             settings,

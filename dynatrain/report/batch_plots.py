@@ -132,7 +132,7 @@ def plot_batch(
 
     figure, ax = new_figure(figsize=(6.0, 4.0))
     draw_measure_by_group(
-        ax, records, summary, "convergence.lead_epochs", label="lead time (epochs)"
+        ax, records, summary, "convergence.lead_epochs", label="lead (epochs; > 0: early warning)"
     )
     ax.axhline(0.0, color="0.4", linewidth=0.8, linestyle="--")
     ax.set_title("Early warning: accuracy plateau minus DSI convergence")

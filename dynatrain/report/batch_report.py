@@ -117,7 +117,7 @@ def run_table_rows(records: Records, summary: GroupSummary) -> list[dict[str, An
 
 def group_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
     """One row per measure and group for people (measure first, so groups sit together)."""
-    rows = summary.group_rows()
+    rows = sorted(summary.group_rows(), key=lambda row: summary.measures.index(row["measure"]))
     return [
         {
             "measure": row["measure"],
@@ -128,9 +128,7 @@ def group_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
             "median": row["median"],
             "95% CI (t)": _interval((row["ci95_low"], row["ci95_high"])),
         }
-        for measure in summary.measures
         for row in rows
-        if row["measure"] == measure
     ]
 
 
@@ -163,8 +161,8 @@ def runs_csv(records: Records) -> str:
 
 
 #: What the group and comparison columns mean, under their tables.
-GROUPS_NOTE = "sd: sample standard deviation; 95% CI: t-interval of the mean (none below 2 runs)."
-COMPARISONS_NOTE = (
+_GROUPS_NOTE = "sd: sample standard deviation; 95% CI: t-interval of the mean (none below 2 runs)."
+_COMPARISONS_NOTE = (
     "For groups A and B: mean B - A; Cohen's d with the pooled sd; p: two-sided Mann-Whitney U"
     " test, not adjusted for multiple comparisons; AUROC = U / (nA nB), the probability that a"
     " run of B has a larger value than a run of A (0.5: no separation)."
@@ -208,10 +206,10 @@ def render_batch(records: Records, summary: GroupSummary, console: Console) -> N
                 soft_wrap=True,
             )
     by = ", ".join(summary.keys) or "none: all runs together"
-    console.print(_rich_table(f"Groups (by {by})", group_table_rows(summary), GROUPS_NOTE))
+    console.print(_rich_table(f"Groups (by {by})", group_table_rows(summary), _GROUPS_NOTE))
     if summary.comparisons:
         console.print(
-            _rich_table("Between groups", comparison_table_rows(summary), COMPARISONS_NOTE)
+            _rich_table("Between groups", comparison_table_rows(summary), _COMPARISONS_NOTE)
         )
 
 
@@ -220,27 +218,30 @@ def batch_markdown(records: Records, summary: GroupSummary) -> str:
     by = ", ".join(summary.keys) or "none: all runs together"
     parts = [
         f"## Runs ({len(records)})\n\n" + to_markdown(run_table_rows(records, summary)),
-        f"## Groups (by {by})\n\n" + to_markdown(group_table_rows(summary)) + f"\n{GROUPS_NOTE}\n",
+        f"## Groups (by {by})\n\n" + to_markdown(group_table_rows(summary)) + f"\n{_GROUPS_NOTE}\n",
     ]
     if summary.comparisons:
         parts.append(
             "## Between groups\n\n"
             + to_markdown(comparison_table_rows(summary))
-            + f"\n{COMPARISONS_NOTE}\n"
+            + f"\n{_COMPARISONS_NOTE}\n"
         )
     return "\n".join(parts)
 
 
 @contextlib.contextmanager
-def batch_progress(total: int, *, enabled: bool) -> Iterator[Callable[[], None]]:
-    """A rich progress bar on stderr; yields the function to call when a run is done."""
-    if not enabled:
+def batch_progress(total: int, console: Console | None) -> Iterator[Callable[[], None]]:
+    """A progress bar of ``total`` runs on ``console``; ``None``: silent.
+
+    Yields the function to call each time a run is done.
+    """
+    if console is None:
         yield lambda: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     columns = ("analysing runs", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("runs", total=total)
         yield lambda: progress.advance(task)
 
@@ -406,13 +407,13 @@ def report_html(
         f" dynatrain {html.escape(version)}.</p>",
         "<h2>Groups</h2>",
         _html_table(group_table_rows(summary)),
-        f"<p class='note'>{html.escape(GROUPS_NOTE)}</p>",
+        f"<p class='note'>{html.escape(_GROUPS_NOTE)}</p>",
     ]
     if summary.comparisons:
         sections += [
             "<h2>Between groups</h2>",
             _html_table(comparison_table_rows(summary)),
-            f"<p class='note'>{html.escape(COMPARISONS_NOTE)}</p>",
+            f"<p class='note'>{html.escape(_COMPARISONS_NOTE)}</p>",
         ]
     if figures:
         sections += ["<h2>Figures</h2>", *(_embedded_png(path) for path in figures)]

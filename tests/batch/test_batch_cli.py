@@ -174,6 +174,8 @@ def test_directories_and_globs_are_expanded(tmp_path, monkeypatch):
         collect_runs(["empty"])
     with pytest.raises(InputError, match="stdin"):
         collect_runs(["-"])
+    with pytest.raises(InputError, match="no run to analyse"):
+        collect_runs(["-"], stdin=io.StringIO("\n\n"))
 
 
 def test_missing_path_fails_in_its_row(cli, group_runs, tmp_path):
@@ -279,3 +281,19 @@ def test_dask_missing_is_a_one_line_error(cli, group_runs, monkeypatch):
         "dynatrain: error: --scheduler dask needs Dask, which is not installed:"
         " pip install 'dynatrain[dask]'"
     ]
+
+
+def test_progress_bar_counts_the_runs(tmp_path):
+    from rich.console import Console
+
+    from dynatrain.report.batch_report import batch_progress
+
+    with open(tmp_path / "terminal", "w") as terminal:
+        console = Console(file=terminal, record=True, force_terminal=True, width=80)
+        with batch_progress(3, console) as advance:
+            for _ in range(3):
+                advance()
+    shown = console.export_text()
+    assert "analysing runs" in shown and "3/3" in shown
+    with batch_progress(3, None) as advance:
+        advance()  # off a terminal: silent
