@@ -510,7 +510,9 @@ def plot(result_file: str, out_dir: str, plot_format: str) -> None:
 # -- many runs -------------------------------------------------------------------------------------
 
 
-def _split_keys(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple:
+def _split_keys(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[str, ...]:
     return tuple(key.strip() for key in (value or "").split(",") if key.strip())
 
 
@@ -616,7 +618,7 @@ def batch(
         _warn(warning)
 
     if output_format == "csv":
-        _emit(batch_report.runs_csv(records))
+        _emit(batch_report.runs_csv(records, summary))
     elif output_format == "markdown":
         _emit(batch_report.batch_markdown(records, summary))
     elif output_format == "table":

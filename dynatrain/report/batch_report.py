@@ -2,7 +2,7 @@
 
 The report folder (``dynatrain batch ... -o DIR``)::
 
-    runs.csv                  one row per run (scalar fields, metadata, error)
+    runs.csv                  one row per run (scalar fields, metadata, group, error)
     groups.csv                one row per group and measure: n, mean, sd, median, 95% CI
     comparisons.csv           one row per pair of groups and measure
     groups.json               the same two, with each group's runs
@@ -148,12 +148,21 @@ def comparison_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
     ]
 
 
-def runs_csv(records: Records) -> str:
-    """CSV of the runs: ``run, run_id, error``, the metadata, then every scalar field."""
+def runs_csv(records: Records, summary: GroupSummary | None = None) -> str:
+    """CSV of the runs: ``run, run_id, error``, the metadata, then every scalar field.
+
+    With a ``summary`` grouped by metadata keys, a ``group`` column follows ``error``:
+    the label of the run's group (empty for a failed run).
+    """
     rows = [scalar_row(record) for record in records]
+    first = ["run", "run_id", "error"]
+    if summary is not None and summary.keys:
+        first.append("group")
+        for group in summary.groups:
+            for index in group.members:
+                rows[index]["group"] = group.label
     seen = list(dict.fromkeys(key for row in rows for key in row))
-    metadata = [key for key in seen if key.startswith("metadata.")]
-    first = ["run", "run_id", "error", *metadata]
+    first += [key for key in seen if key.startswith("metadata.")]
     return to_csv(rows, [*first, *(key for key in seen if key not in first)])
 
 
@@ -334,7 +343,7 @@ def write_report(
     check_report_dir(directory, force=force)
     os.makedirs(directory, exist_ok=True)
     written = [
-        _write_inside(directory, "runs.csv", runs_csv(records)),
+        _write_inside(directory, "runs.csv", runs_csv(records, summary)),
         _write_inside(directory, "groups.csv", to_csv(summary.group_rows())),
         _write_inside(directory, "comparisons.csv", to_csv(summary.comparison_rows())),
         _write_inside(directory, "groups.json", to_json(summary.to_dict()) + "\n"),

@@ -93,10 +93,11 @@ def test_a_corrupt_archive_is_isolated(cli, group_runs, corrupt, bad_superblock)
     assert records[0]["integration"] > 0 and records[2]["integration"] > 0
     assert result.stderr.count("dynatrain: error:") == 2 and "Traceback" not in result.stderr
 
-    table = list(
-        csv.DictReader(io.StringIO(cli("batch", *runs, *FAST, "-j", "1", "--format", "csv").stdout))
-    )
+    out = cli("batch", *runs, *FAST, "-j", "1", "--format", "csv", "--group-by", "dataset").stdout
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert out.startswith("run,run_id,error,group,metadata.")
     assert [row["error"] != "" for row in table] == [False, True, False, True]
+    assert [row["group"] for row in table] == ["A", "", "B", ""]
     assert table[0]["metadata.dataset"] == "A" and table[1]["integration"] == ""
 
 
