@@ -264,7 +264,6 @@ def _write_plots(data: dict[str, Any], directory: str, plot_format: str) -> None
     click.echo(f"dynatrain: wrote {len(paths)} figures to {directory}: {names}", err=True)
 
 
-
 def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options of one analysis, shared by ``analyze`` and ``batch``."""
     options = [
