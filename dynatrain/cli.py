@@ -729,7 +729,7 @@ def simulate(
     metadata: dict,
     force: bool,
 ) -> None:
-    """Write a synthetic archive with planted properties (.h5, .hdf5 or .zarr).
+    r"""Write a synthetic archive with planted properties (.h5, .hdf5 or .zarr).
 
     \b
     --kind training     drift then settle: shared persistent drift while learning,

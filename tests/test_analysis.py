@@ -146,9 +146,9 @@ def test_too_few_checkpoints_says_how_many_are_needed(plain_archive):
     rng = np.random.default_rng(2)
     path = plain_archive("short.h5", layers={"a": rng.normal(size=(20, 3)),
                                              "b": rng.normal(size=(20, 3))})
-    with pytest.raises(InputError, match="needs at least 24 points, i.e. 25 checkpoints"):
+    with pytest.raises(InputError, match=r"needs at least 24 points, i\.e\. 25 checkpoints"):
         analyze(path)
-    with pytest.raises(InputError, match="at least 24 points, i.e. 24 checkpoints"):
+    with pytest.raises(InputError, match=r"at least 24 points, i\.e\. 24 checkpoints"):
         analyze(path, Settings(transform="level"))
 
 

@@ -18,8 +18,8 @@ import numpy as np
 
 __all__ = [
     "flatten",
-    "scalar_row",
     "json_ready",
+    "scalar_row",
     "to_csv",
     "to_json",
     "to_jsonl",
