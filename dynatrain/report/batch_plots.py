@@ -35,6 +35,9 @@ _BY_GROUP = {
 
 Records = Sequence[Mapping[str, Any]]
 
+#: Characters of tick labels that fit side by side under one group axis.
+_TICK_CHARACTERS = 48
+
 
 def draw_measure_by_group(
     ax: Any, records: Records, summary: GroupSummary, measure: str, *, label: str | None = None
@@ -67,12 +70,13 @@ def draw_measure_by_group(
         # Deterministic spread, so the same batch gives the same image.
         offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
         ax.scatter(position + np.asarray(offsets), values, s=18, color=color, alpha=0.8, zorder=3)
+    # One line per grouping key ("cnn / digits-hard" -> "cnn\ndigits-hard"), slanted when
+    # the labels would not fit side by side (about 48 characters across a 4-inch axes).
+    labels = [group.label.replace(" / ", "\n") for group in summary.groups]
+    widest = max((len(line) for label in labels for line in label.splitlines()), default=0)
+    slanted = len(labels) * widest > _TICK_CHARACTERS
     ax.set_xticks(range(len(summary.groups)))
-    ax.set_xticklabels(
-        [group.label for group in summary.groups],
-        rotation=30 if len(summary.groups) > 4 else 0,
-        ha="right" if len(summary.groups) > 4 else "center",
-    )
+    ax.set_xticklabels(labels, rotation=30 if slanted else 0, ha="right" if slanted else "center")
     ax.set_xlim(-0.6, len(summary.groups) - 0.4)
     ax.set_ylabel(label or measure)
 
