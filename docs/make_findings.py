@@ -1,0 +1,679 @@
+"""Regenerate ``docs/findings.md`` and its figures from the training runs in ``sample_data/``.
+
+Every number in the document comes from this script: it analyses the twelve runs with
+dynatrain's defaults, once with ``--transform change`` (the default) and once with
+``--transform level``, and writes the tables and the sentences that state a number or a
+verdict. Nothing in the document is typed by hand.
+
+Usage::
+
+    python docs/make_findings.py            # write docs/findings.md and docs/figures/findings/
+    python docs/make_findings.py --check    # exit 1 if docs/findings.md is out of date
+
+``--check`` does not draw the figures; the test suite runs it, so the document cannot
+drift from what the code computes on the shipped runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from dynatrain import measures
+from dynatrain.analysis import AnalysisResult, Settings, analyze
+from dynatrain.batch import GroupSummary, group_summary
+from dynatrain.report.export import json_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = sorted((ROOT / "sample_data").glob("*-seed*.h5"))
+DOCUMENT = ROOT / "docs" / "findings.md"
+FIGURES = ROOT / "docs" / "figures" / "findings"
+#: The run whose single-run figures the document shows: an MLP on the clean task.
+SHOWCASE_RUN = "mlp-digits-seed1"
+TRANSFORMS = ("change", "level")
+ALPHA = 0.05  # significance level of the verdicts
+#: A plateau this many epochs after the first volatility leaves the rule little room.
+EARLY_PLATEAU = 15
+
+
+# -- analysis --------------------------------------------------------------------------------
+
+
+@dataclass
+class RunFindings:
+    """One run analysed with one transform."""
+
+    result: AnalysisResult
+    record: dict[str, Any]  # the JSON object of the output contract
+    null_alpha: float  # mean integration of the run's time-shuffled surrogates
+
+
+def analyse_runs(transform: str) -> list[RunFindings]:
+    """Analyse every sample run with the default settings and the given transform."""
+    settings = Settings(transform=transform)
+    findings = []
+    for path in RUNS:
+        result = analyze(str(path.relative_to(ROOT)), settings)
+        # What shuffled copies of these very series read: the small-sample reference
+        # for integration (0.5 only for long series), drawn exactly as the p-value's null.
+        rng = np.random.default_rng(np.random.SeedSequence(settings.seed).spawn(3)[0])
+        null = measures.integration_null(
+            result.zscored,
+            settings.surrogates,
+            rng=rng,
+            max_scale=result.settings["max_scale"],
+            min_scale=settings.min_scale,
+            n_scales=settings.n_scales,
+            order=settings.dfa_order,
+        )
+        findings.append(RunFindings(result, json_ready(result.to_dict()), float(null.mean())))
+    return findings
+
+
+# -- formatting ------------------------------------------------------------------------------
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    """A number with `digits` decimals; an en dash for a missing value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def p_text(value: float | None) -> str:
+    """A p-value, at the resolution the surrogates give."""
+    return "–" if value is None else f"{value:.3f}"
+
+
+def epoch_text(value: float | None) -> str:
+    """An epoch (or a lead in epochs), signed leads keep their sign."""
+    return "never" if value is None else f"{value:g}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
+    """A Markdown table; `align` gives one of l/r per column (default: first l, rest r)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---" if a == "l" else "---:" for a in align]
+    lines = [header, rule, *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n"
+
+
+def comparison(summary: GroupSummary, measure: str, a: str, b: str) -> Any:
+    """The comparison of `measure` between groups labelled `a` and `b`."""
+    for item in summary.comparisons:
+        if item.measure == measure and {item.group_a, item.group_b} == {a, b}:
+            return item
+    raise KeyError((measure, a, b))
+
+
+def direction(item: Any, easy: str) -> tuple[str, float]:
+    """Which group is higher, and the AUROC oriented so that it says so (>= 0.5)."""
+    higher_easy = (item.difference < 0) == (item.group_a == easy)
+    auroc = item.auroc if item.auroc >= 0.5 else 1 - item.auroc
+    return ("higher on the easy task" if higher_easy else "higher on the hard task"), auroc
+
+
+# -- sections --------------------------------------------------------------------------------
+
+
+def runs_table(findings: Sequence[RunFindings]) -> str:
+    """One row per run: every measure with its uncertainty."""
+    rows = []
+    for f in findings:
+        r = f.record
+        ci = r["integration_ci95"]
+        conv = r["convergence"]
+        rows.append(
+            [
+                r["run_id"],
+                f"{num(r['integration'])} [{num(ci[0], 2)}, {num(ci[1], 2)}]",
+                p_text(r["integration_p"]),
+                num(f.null_alpha),
+                f"{num(r['synchrony'])} ({p_text(r['synchrony_p'])})",
+                f"{num(r['metastability'])} ({p_text(r['metastability_p'])})",
+                num(r["stability_index"]),
+                f"{r['style']['label']} ({num(r['style']['spearman'], 2)})",
+                epoch_text(conv["epoch"]),
+                epoch_text(conv["accuracy_plateau_epoch"]),
+                epoch_text(conv["lead_epochs"]),
+            ]
+        )
+    header = [
+        "run",
+        "integration [95% CI]",
+        "p",
+        "shuffled α",
+        "synchrony (p)",
+        "metastability (p)",
+        "DSI",
+        "style (ρ)",
+        "DSI converged",
+        "plateau",
+        "lead",
+    ]
+    return table(header, rows, "l" + "r" * 6 + "l" + "rrr")
+
+
+def group_table(summary: GroupSummary, measures_shown: Sequence[str]) -> str:
+    """Mean ± sd and the t-interval of each measure in each group."""
+    rows = []
+    for measure in measures_shown:
+        for group in summary.groups:
+            s = group.stats[measure]
+            ci = s.ci95 or (None, None)
+            rows.append(
+                [
+                    f"`{measure}`",
+                    group.label,
+                    str(s.n),
+                    f"{num(s.mean)} ± {num(s.sd)}",
+                    f"[{num(ci[0])}, {num(ci[1])}]",
+                ]
+            )
+    return table(["measure", "group", "n", "mean ± sd", "95% CI of the mean"], rows, "llrrr")
+
+
+def comparison_table(summary: GroupSummary, measures_shown: Sequence[str], easy: str) -> str:
+    """Easy vs hard task for each measure: difference, effect size, test, AUROC."""
+    rows = []
+    pairs = [(c.group_a, c.group_b) for c in summary.comparisons if c.measure == measures_shown[0]]
+    for a, b in pairs:
+        if easy not in a and easy not in b:
+            continue
+        for measure in measures_shown:
+            item = comparison(summary, measure, a, b)
+            easy_label = a if a.endswith(easy) else b
+            said, auroc = direction(item, easy_label)
+            rows.append(
+                [
+                    f"`{measure}`",
+                    f"{b} − {a}",
+                    num(item.difference),
+                    num(item.cohens_d, 2),
+                    p_text(item.p_value),
+                    num(auroc, 2),
+                    said,
+                ]
+            )
+    header = ["measure", "difference", "mean", "Cohen's d", "p (MWU)", "AUROC", "direction"]
+    return table(header, rows, "llrrrrl")
+
+
+def within_model_pairs(summary: GroupSummary) -> list[tuple[str, str]]:
+    """Pairs of groups (model / digits, model / digits-hard) of the same model."""
+    pairs = []
+    for item in summary.comparisons:
+        same_model = item.group_a.split(" / ")[0] == item.group_b.split(" / ")[0]
+        if same_model and item.measure == "integration":
+            pairs.append((item.group_a, item.group_b))
+    return pairs
+
+
+def claim_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
+    """Claim 1: integration separates the easy and the hard task."""
+    pooled = comparison(by_task, "integration", "digits", "digits-hard")
+    said, auroc = direction(pooled, "digits")
+    holds = pooled.p_value < ALPHA
+    lines = [
+        f"Pooled over both networks (6 runs per task), integration is **{said}**: "
+        f"difference {num(pooled.difference)}, Cohen's d {num(pooled.cohens_d, 2)}, "
+        f"Mann-Whitney p = {p_text(pooled.p_value)}, AUROC {num(auroc, 2)}. "
+        + (
+            f"At the {ALPHA} level the two tasks are **separated**."
+            if holds
+            else f"At the {ALPHA} level the two tasks are **not** separated."
+        ),
+        "",
+    ]
+    for a, b in within_model_pairs(by_model):
+        item = comparison(by_model, "integration", a, b)
+        said_here, auroc_here = direction(item, a if a.endswith("digits") else b)
+        model = a.split(" / ")[0]
+        lines.append(
+            f"* Within the {model.upper()} runs (3 against 3): {said_here}, "
+            f"AUROC {num(auroc_here, 2)}, Cohen's d {num(item.cohens_d, 2)}, "
+            f"p = {p_text(item.p_value)} (the smallest two-sided p that 3 runs against 3 "
+            f"can give is {p_text(smallest_mwu_p(3, 3))})."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def smallest_mwu_p(n_a: int, n_b: int) -> float:
+    """Smallest two-sided exact Mann-Whitney p for complete separation of n_a and n_b runs."""
+    return float(stats.mannwhitneyu(np.arange(n_a), np.arange(n_b) + n_a).pvalue)
+
+
+def claim_lead(findings: Sequence[RunFindings]) -> str:
+    """Claim 2: the volatility of the stability index falls before accuracy plateaus."""
+    conv = [f.record["convergence"] for f in findings]
+    leads = np.array([c["lead_epochs"] for c in conv if c["lead_epochs"] is not None])
+    n_runs, n_lead = len(conv), len(leads)
+    early, late = int((leads > 0).sum()), int((leads < 0).sum())
+    sign_p = float(stats.binomtest(early, early + late).pvalue) if early + late else None
+    pairs = [
+        (c["epoch"], c["accuracy_plateau_epoch"])
+        for c in conv
+        if c["epoch"] is not None and c["accuracy_plateau_epoch"] is not None
+    ]
+    rho, rho_p = stats.spearmanr(*zip(*pairs, strict=True)) if len(pairs) > 2 else (None, None)
+    never = n_runs - n_lead
+    lines = [
+        f"The stability index converged before the accuracy plateau in **{early} of "
+        f"{n_runs} runs**, after it in {late}"
+        + (f", at the same epoch in {n_lead - early - late}" if n_lead - early - late else "")
+        + (f"; it never converged in {never}" if never else "")
+        + f". Lead times: median {num(float(np.median(leads)), 1)} epochs, "
+        f"from {epoch_text(float(leads.min()))} to {epoch_text(float(leads.max()))}; "
+        f"a sign test of early against late gives p = {p_text(sign_p)}.",
+        "",
+        "A warning is useful only if it tracks each run's own plateau, not just the middle "
+        "of training. Across the runs the DSI-converged epoch and the plateau epoch have "
+        f"Spearman ρ = {num(rho, 2)} (p = {p_text(rho_p)}, {len(pairs)} runs).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def lead_table(findings: Sequence[RunFindings]) -> str:
+    """Per run and transform: converged epoch, plateau and lead."""
+    rows = []
+    for f in findings:
+        conv = f.record["convergence"]
+        rows.append(
+            [
+                f.record["run_id"],
+                f.record["metadata"]["dataset"],
+                epoch_text(conv["epoch"]),
+                epoch_text(conv["accuracy_plateau_epoch"]),
+                epoch_text(conv["lead_epochs"]),
+            ]
+        )
+    return table(["run", "task", "DSI converged", "accuracy plateau", "lead"], rows, "llrrr")
+
+
+def claim_style(findings: Sequence[RunFindings]) -> str:
+    """Claim 3: the relation of windowed integration and metastability."""
+    counts = Counter(f.record["style"]["label"] for f in findings)
+    rhos = np.array([f.record["style"]["spearman"] for f in findings])
+    by_cell: dict[str, list[str]] = {}
+    for f in findings:
+        meta = f.record["metadata"]
+        by_cell.setdefault(f"{meta['model']} / {meta['dataset']}", []).append(
+            f.record["style"]["label"]
+        )
+    parts = ", ".join(f"{label} {counts[label]}" for label in sorted(counts))
+    cells = "; ".join(f"{cell}: " + ", ".join(labels) for cell, labels in sorted(by_cell.items()))
+    why = (
+        " A negative ρ is what the transition of section 2 gives by itself: the windows "
+        "of the learning phase have high integration and low metastability, those after "
+        "it the reverse."
+        if np.median(rhos) < 0
+        else ""
+    )
+    return (
+        f"Labels over the {len(findings)} runs: {parts}. Spearman ρ from "
+        f"{num(float(rhos.min()), 2)} to {num(float(rhos.max()), 2)}, "
+        f"median {num(float(np.median(rhos)), 2)}; negative in {int((rhos < 0).sum())} runs. "
+        f"By network and task: {cells}.{why}\n"
+    )
+
+
+def uncertainty_text(findings: Sequence[RunFindings]) -> str:
+    """How many runs pass each surrogate test, and the small-sample reference for alpha."""
+    n = len(findings)
+
+    def passed(key: str) -> int:
+        return sum(1 for f in findings if f.record[key] is not None and f.record[key] < ALPHA)
+
+    null = np.array([f.null_alpha for f in findings])
+    widths = np.array(
+        [f.record["integration_ci95"][1] - f.record["integration_ci95"][0] for f in findings]
+    )
+    points = findings[0].record["timeseries"]["epoch"]
+    return (
+        f"* **Integration** exceeds its time-shuffled surrogates (p < {ALPHA}) in "
+        f"**{passed('integration_p')} of {n}** runs. Shuffled copies of the same series "
+        f"read α = {num(float(null.min()))} to {num(float(null.max()))}, not 0.5: "
+        f"with {len(points)} points and scales "
+        f"{findings[0].record['settings']['min_scale']}–"
+        f"{findings[0].record['settings']['max_scale']}, DFA reads uncorrelated series "
+        "too high, so compare α with that column rather than with 0.5.\n"
+        f"* The 95% bootstrap intervals over layers are wide, {num(float(widths.min()), 2)} "
+        f"to {num(float(widths.max()), 2)} in α: the interval resamples "
+        f"{layer_counts(findings)} layers, which disagree more than the runs do.\n"
+        f"* **Synchrony** exceeds its phase-randomised surrogates in "
+        f"**{passed('synchrony_p')} of {n}** runs.\n"
+        f"* **Metastability** exceeds its phase-randomised surrogates in only "
+        f"**{passed('metastability_p')} of {n}** runs: the variation of R(t) over "
+        "training is mostly what layers with these spectra and no phase relation "
+        "would show. Metastability, and the stability index through it, should be read "
+        "with its p-value.\n"
+    )
+
+
+def layer_counts(findings: Sequence[RunFindings]) -> str:
+    """The numbers of analysed layers, e.g. "4 or 5"."""
+    return " or ".join(str(n) for n in sorted({f.record["layers_analysed"] for f in findings}))
+
+
+def model_contrast(by_task: GroupSummary, by_model: GroupSummary) -> str:
+    """Integration of the two networks on the clean task (the network as a confound)."""
+    means = {
+        group.label.split(" / ")[0]: group.stats["integration"].mean
+        for group in by_model.groups
+        if group.label.endswith(" / digits")
+    }
+    (low, low_mean), (high, high_mean) = sorted(means.items(), key=lambda item: item[1])
+    network_gap = high_mean - low_mean
+    task_gap = abs(comparison(by_task, "integration", "digits", "digits-hard").difference)
+    how_much = "more than" if network_gap > task_gap else "less than"
+    return (
+        f"The network matters {how_much} the task: on the clean task the {high.upper()} "
+        f"reads integration {num(high_mean)} and the {low.upper()} {num(low_mean)}, a gap of "
+        f"{num(network_gap)} against {num(task_gap)} between the tasks (pooled). "
+        "A batch that mixes architectures should group by both "
+        "(`--group-by model,dataset`), as the table above does.\n"
+    )
+
+
+def phases(findings: Sequence[RunFindings]) -> str:
+    """How the convergence rule behaves, and what the windowed measures do around it."""
+    first_epochs, rows, soon, peak_after_plateau, after_values = set(), [], [], [], []
+    higher_before = lower_before = n_converged = 0
+    for f in findings:
+        series, convergence = f.record["timeseries"], f.record["convergence"]
+        ends = np.array(series["window_end_epoch"], dtype=float)
+        volatility = np.array([np.nan if v is None else v for v in series["volatility"]])
+        first = float(ends[np.isfinite(volatility)][0])
+        first_epochs.add(first)
+        plateau, converged = convergence["accuracy_plateau_epoch"], convergence["epoch"]
+        if plateau is not None and plateau - first <= EARLY_PLATEAU:
+            soon.append(f"{f.record['run_id']} ({epoch_text(plateau)})")
+        if plateau is not None and float(ends[np.nanargmax(volatility)]) > plateau:
+            peak_after_plateau.append(f.record["run_id"])
+        if converged is None:
+            continue
+        n_converged += 1
+        before = ends <= converged
+        integration = np.array(series["integration"], dtype=float)
+        metastability = np.array(series["metastability"], dtype=float)
+        i_before, i_after = integration[before].mean(), integration[~before].mean()
+        m_before, m_after = metastability[before].mean(), metastability[~before].mean()
+        higher_before += bool(i_before > i_after)
+        lower_before += bool(m_before < m_after)
+        after_values.append(i_after)
+        rows.append(
+            [
+                f.record["run_id"],
+                epoch_text(converged),
+                num(i_before),
+                num(i_after),
+                num(m_before),
+                num(m_after),
+            ]
+        )
+    first_text = " to ".join(epoch_text(e) for e in sorted(first_epochs))
+    soon_text = (
+        f"; runs whose accuracy plateaus within {EARLY_PLATEAU} epochs of it leave the "
+        "rule little room: " + ", ".join(soon)
+        if soon
+        else ""
+    )
+    below_half = (
+        f"read α below 0.5 (at most {num(max(after_values))} after convergence)"
+        if after_values and max(after_values) < 0.5
+        else "read a low α"
+    )
+    return (
+        f"**How the rule behaves.** The first volatility exists at epoch {first_text}: a "
+        "window of the stability index needs its points and the volatility several "
+        f"windows, so no warning can come earlier{soon_text}. The peak the rule starts "
+        "from is the largest volatility of the whole run, which noise late in the run can "
+        f"set: in {len(peak_after_plateau)} of {len(findings)} runs the peak comes after "
+        "the plateau"
+        + (f" ({', '.join(peak_after_plateau)})" if peak_after_plateau else "")
+        + ". Finding the peak needs the whole run, so the rule cannot warn live.\n\n"
+        f"**What the DSI tracks.** In {higher_before} of {n_converged} runs the windowed "
+        "integration is higher in the windows that end before the DSI converged than in "
+        f"those after, and in {lower_before} of {n_converged} the windowed metastability is "
+        "lower. While the network learns, the layers' changes share a persistent drift "
+        "(high α, steady phases); once it settles they fluctuate like noise, whose "
+        f"differences {below_half}. The DSI converges when that transition ends.\n\n"
+        + table(["run", "DSI converged", "I before", "I after", "M before", "M after"], rows)
+    )
+
+
+def level_summary(findings: Sequence[RunFindings], by_task: GroupSummary) -> str:
+    """The headline numbers with ``--transform level``."""
+    alphas = np.array([f.record["integration"] for f in findings])
+    meta = np.array([f.record["metastability"] for f in findings])
+    pooled = comparison(by_task, "integration", "digits", "digits-hard")
+    said, auroc = direction(pooled, "digits")
+    conv = [f.record["convergence"] for f in findings]
+    leads = [c["lead_epochs"] for c in conv if c["lead_epochs"] is not None]
+    early = sum(1 for lead in leads if lead > 0)
+    return (
+        f"On levels, integration is {num(float(alphas.min()), 2)} to "
+        f"{num(float(alphas.max()), 2)} in every run (median "
+        f"{num(float(np.median(alphas)), 2)}): the exponent of the smooth trend that "
+        "the layers share (see [From activations to signals]"
+        "(../README.md#from-activations-to-signals)), and metastability is "
+        f"{num(float(meta.min()), 3)} to {num(float(meta.max()), 3)}. "
+        f"Integration is then {said} (AUROC {num(auroc, 2)}, p = {p_text(pooled.p_value)}), "
+        f"and the stability index converges before the plateau in {early} of {len(conv)} "
+        "runs. The table below is the same as the first one, on levels.\n"
+    )
+
+
+# -- the document ----------------------------------------------------------------------------
+
+
+def render(results: Mapping[str, list[RunFindings]]) -> str:
+    """The whole document, from the analyses of both transforms."""
+    change = results["change"]
+    records = [f.record for f in change]
+    by_task = group_summary(records, ["dataset"])
+    by_model = group_summary(records, ["model", "dataset"])
+    level = results["level"]
+    level_by_task = group_summary([f.record for f in level], ["dataset"])
+    settings = change[0].record["settings"]
+    shown = ["integration", "integration_global", "metastability", "stability_index"]
+    checkpoints = sorted({f.record["checkpoints"] for f in change})
+    metadata = [f.record["metadata"] for f in change]
+    hard = next(meta for meta in metadata if meta["dataset"] != "digits")
+    cells = Counter((meta["model"], meta["dataset"]) for meta in metadata)
+    per_cell = " to ".join(str(n) for n in sorted(set(cells.values())))
+
+    return f"""# Findings on the sample runs
+
+<!-- Generated by docs/make_findings.py from the archives in sample_data/: do not edit.
+     Regenerate with `python docs/make_findings.py`; the tests check it is up to date. -->
+
+The method behind dynatrain makes three claims: (1) integration separates an easier task
+from a harder one; (2) the volatility of the dynamical stability index (DSI) falls before
+accuracy plateaus; (3) the relation between windowed integration and metastability shows a
+run's training style. This page checks each claim on the {len(change)} real training runs
+shipped in [`sample_data/`](../README.md#training-runs-in-sample_data): an MLP and a small
+CNN trained on scikit-learn's digits (`digits`) and on a harder variant (`digits-hard`:
+{hard["label_noise"]:.0%} of the training labels wrong, Gaussian noise of sd
+{hard["input_noise"]:g} on every image), {per_cell} seeds per network and task,
+{" or ".join(map(str, checkpoints))} checkpoints per run. That is little data, so every
+comparison below carries its test and its effect size, and a claim that fails here is
+reported as failing.
+
+Settings: dynatrain's defaults, the same for every run: `--reduce {settings["reduce"]}`,
+`--transform change` (and `level` at the end), DFA of order {settings["dfa_order"]} on
+scales {settings["min_scale"]}–{settings["max_scale"]} ({settings["n_scales"]} log-spaced),
+windows of {settings["window"]} points, volatility over {settings["vol_window"]} windows,
+convergence below {settings["vol_threshold"]} of the peak for {settings["vol_patience"]}
+windows, plateau on `{settings["metric"]}`, {settings["surrogates"]} surrogates, seed
+{settings["seed"]}. The same numbers come from
+
+```bash
+dynatrain batch 'sample_data/*-seed*.h5' --group-by dataset
+dynatrain batch 'sample_data/*-seed*.h5' --group-by model,dataset -o report/
+```
+
+## Every run
+
+Integration with its bootstrap 95% interval over layers and its surrogate p-value; the
+mean integration of the run's own time-shuffled surrogates ("shuffled α", what the same
+values read with their order destroyed); synchrony and metastability with their
+phase-randomised surrogate p-values; the stability index; the style; the epoch at which the
+DSI converged, the accuracy plateau and the lead (plateau minus convergence, positive: an
+early warning).
+
+{runs_table(change)}
+### What the uncertainty says
+
+{uncertainty_text(change)}
+## 1. Does integration separate the easy and the hard task?
+
+{claim_integration(by_task, by_model)}
+{comparison_table(by_task, shown, "digits")}
+{group_table(by_model, ["integration"])}
+![measures by network and task](figures/findings/measures_by_group.png)
+
+{model_contrast(by_task, by_model)}
+## 2. Does the stability index converge before accuracy plateaus?
+
+{claim_lead(change)}
+{lead_table(change)}
+![lead times by network and task](figures/findings/lead_by_group.png)
+
+{phases(change)}
+For one run, `{SHOWCASE_RUN}`: the windowed stability index, its volatility and the
+validation accuracy, with the converged and plateau epochs marked.
+
+![stability figure of {SHOWCASE_RUN}](figures/findings/{SHOWCASE_RUN}-stability.png)
+
+## 3. Training style
+
+{claim_style(change)}
+A style label is a threshold on a Spearman ρ between two windowed series whose windows
+overlap in all but one point, so consecutive windows are far from independent and ρ has
+no simple p-value; the label describes a run, it is not a test.
+
+![integration vs metastability per run](figures/findings/integration_vs_metastability.png)
+
+![style map of {SHOWCASE_RUN}](figures/findings/{SHOWCASE_RUN}-style.png)
+
+## The same runs with `--transform level`
+
+{level_summary(level, level_by_task)}
+{runs_table(level)}
+## What holds and what does not, on this data
+
+* **Claim 1** (integration and task): {verdict_integration(by_task, by_model)}
+* **Claim 2** (early warning): {verdict_lead(change)}
+* **Claim 3** (style): {verdict_style(change)}
+* **Metastability** is mostly indistinguishable from phase-randomised surrogates here,
+  which weakens every measure built on it; the surrogate p-values are what makes this
+  visible, and a batch report should be read with them.
+"""
+
+
+def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
+    """State in one sentence whether claim 1 holds."""
+    pooled = comparison(by_task, "integration", "digits", "digits-hard")
+    said, auroc = direction(pooled, "digits")
+    within = []
+    for a, b in within_model_pairs(by_model):
+        item = comparison(by_model, "integration", a, b)
+        said_here, auroc_here = direction(item, a if a.endswith("digits") else b)
+        within.append(f"{a.split(' / ')[0].upper()} AUROC {num(auroc_here, 2)} ({said_here})")
+    status = "holds" if pooled.p_value < ALPHA else "does not hold"
+    return (
+        f"{status} when pooled (p = {p_text(pooled.p_value)}, AUROC {num(auroc, 2)}, "
+        f"{said}); within a network, with 3 seeds a side, no test can reach p < {ALPHA}: "
+        + "; ".join(within)
+        + ". More seeds would decide it."
+    )
+
+
+def verdict_lead(findings: Sequence[RunFindings]) -> str:
+    """State in one sentence whether claim 2 holds."""
+    leads = [
+        f.record["convergence"]["lead_epochs"]
+        for f in findings
+        if f.record["convergence"]["lead_epochs"] is not None
+    ]
+    early = sum(1 for lead in leads if lead > 0)
+    late = sum(1 for lead in leads if lead < 0)
+    sign_p = float(stats.binomtest(early, early + late).pvalue)
+    status = "holds" if sign_p < ALPHA else "is not established"
+    return (
+        f"{status}: the DSI converged first in {early} of {len(findings)} runs "
+        f"(sign test p = {p_text(sign_p)}), with leads from "
+        f"{epoch_text(min(leads))} to {epoch_text(max(leads))} epochs."
+    )
+
+
+def verdict_style(findings: Sequence[RunFindings]) -> str:
+    """State in one sentence whether the style tells these runs apart (claim 3)."""
+    counts = Counter(f.record["style"]["label"] for f in findings)
+    label, count = counts.most_common(1)[0]
+    return (
+        f"{count} of {len(findings)} runs are `{label}`, whatever the network or the task, "
+        "so on this data the style does not tell runs apart."
+        if count >= len(findings) - 2
+        else f"the labels vary ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})."
+    )
+
+
+# -- figures and main ------------------------------------------------------------------------
+
+
+def draw_figures(findings: Sequence[RunFindings]) -> None:
+    """The batch figures (by network and task) and two figures of the showcase run."""
+    import shutil
+    import tempfile
+
+    from dynatrain.report.batch_plots import plot_batch
+    from dynatrain.report.plots import plot_analysis
+
+    records = [f.record for f in findings]
+    plot_batch(records, group_summary(records, ["model", "dataset"]), FIGURES)
+    showcase = next(f for f in findings if f.record["run_id"] == SHOWCASE_RUN)
+    with tempfile.TemporaryDirectory() as scratch:
+        plot_analysis(json_ready(showcase.result.to_dict(detail=True)), scratch)
+        for name in ("stability", "style"):
+            shutil.copyfile(Path(scratch) / f"{name}.png", FIGURES / f"{SHOWCASE_RUN}-{name}.png")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write (or with ``--check``, compare) the findings document."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check", action="store_true", help="compare with docs/findings.md, write nothing"
+    )
+    args = parser.parse_args(argv)
+    results = {transform: analyse_runs(transform) for transform in TRANSFORMS}
+    text = render(results)
+    if args.check:
+        current = DOCUMENT.read_text(encoding="utf-8") if DOCUMENT.exists() else ""
+        if current == text:
+            return 0
+        diff = difflib.unified_diff(
+            current.splitlines(), text.splitlines(), "docs/findings.md", "regenerated", lineterm=""
+        )
+        print("\n".join(diff), file=sys.stderr)
+        print("docs/findings.md is out of date: run python docs/make_findings.py", file=sys.stderr)
+        return 1
+    DOCUMENT.write_text(text, encoding="utf-8")
+    draw_figures(results["change"])
+    print(f"wrote {DOCUMENT.relative_to(ROOT)} and {FIGURES.relative_to(ROOT)}/", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
