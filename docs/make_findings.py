@@ -35,7 +35,7 @@ from dynatrain.batch import GroupSummary, group_summary
 from dynatrain.report.export import json_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = sorted((ROOT / "sample_data").glob("*-seed*.h5"))
+RUNS = sorted((ROOT / "sample_data").glob("*.h5"))
 DOCUMENT = ROOT / "docs" / "findings.md"
 FIGURES = ROOT / "docs" / "figures" / "findings"
 #: The run whose single-run figures the document shows: an MLP on the clean task.
@@ -519,8 +519,8 @@ windows, plateau on `{settings["metric"]}`, {settings["surrogates"]} surrogates,
 {settings["seed"]}. The same numbers come from
 
 ```bash
-dynatrain batch 'sample_data/*-seed*.h5' --group-by dataset
-dynatrain batch 'sample_data/*-seed*.h5' --group-by model,dataset -o report/
+dynatrain batch sample_data/ --group-by dataset
+dynatrain batch sample_data/ --group-by model,dataset -o report/
 ```
 
 ## Every run
@@ -634,7 +634,7 @@ def verdict_style(findings: Sequence[RunFindings]) -> str:
 
 
 def draw_figures(findings: Sequence[RunFindings]) -> None:
-    """The batch figures (by network and task) and two figures of the showcase run."""
+    """The batch figures (by network and task) and three figures of the showcase run."""
     import shutil
     import tempfile
 
@@ -646,7 +646,7 @@ def draw_figures(findings: Sequence[RunFindings]) -> None:
     showcase = next(f for f in findings if f.record["run_id"] == SHOWCASE_RUN)
     with tempfile.TemporaryDirectory() as scratch:
         plot_analysis(json_ready(showcase.result.to_dict(detail=True)), scratch)
-        for name in ("stability", "style"):
+        for name in ("signals", "stability", "style"):
             shutil.copyfile(Path(scratch) / f"{name}.png", FIGURES / f"{SHOWCASE_RUN}-{name}.png")
 
 

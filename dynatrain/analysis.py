@@ -1,7 +1,7 @@
 """One run, analysed: compose the measures into an :class:`AnalysisResult`.
 
 >>> from dynatrain.analysis import Settings, analyze
->>> result = analyze("sample_data/mlp-digits.h5", Settings(surrogates=99))  # doctest: +SKIP
+>>> result = analyze("sample_data/mlp-digits-seed1.h5", Settings(surrogates=99))  # doctest: +SKIP
 >>> result.integration, result.convergence_epoch  # doctest: +SKIP
 
 The result is plain data: :meth:`AnalysisResult.to_dict` gives the JSON of the

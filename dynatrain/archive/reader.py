@@ -1,6 +1,6 @@
 """Read activation archives (HDF5 or Zarr) behind one interface.
 
->>> with open_archive("sample_data/mlp-digits.h5") as archive:  # doctest: +SKIP
+>>> with open_archive("sample_data/mlp-digits-seed1.h5") as archive:  # doctest: +SKIP
 ...     archive.layer_names, archive.n_checkpoints
 
 Opening an archive checks its structure against the format (``format.py``) and

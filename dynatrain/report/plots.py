@@ -10,7 +10,7 @@ global matplotlib state is left alone.
 
 >>> from dynatrain.analysis import analyze
 >>> from dynatrain.report.plots import plot_analysis
->>> result = analyze("sample_data/synthetic-training.h5").to_dict(detail=True)  # doctest: +SKIP
+>>> result = analyze("sample_data/mlp-digits-seed1.h5").to_dict(detail=True)  # doctest: +SKIP
 >>> plot_analysis(result, "figures", fmt="svg")  # doctest: +SKIP
 ['figures/signals.svg', 'figures/dfa.svg', ...]
 
