@@ -32,6 +32,7 @@ from scipy import stats
 from dynatrain import measures
 from dynatrain.analysis import AnalysisResult, Settings, analyze
 from dynatrain.batch import GroupSummary, group_summary
+from dynatrain.report._format import p_value_text
 from dynatrain.report.export import json_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,12 @@ def p_text(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def surrogate_p(record: Mapping[str, Any], key: str) -> str:
+    """A surrogate p-value of a run, as a bound at the smallest value N surrogates give."""
+    text = p_value_text(record[key], record["settings"]["surrogates"])
+    return text.removeprefix("p = ").replace("p ", "") or "–"
+
+
 def epoch_text(value: float | None) -> str:
     """An epoch (or a lead in epochs), signed leads keep their sign."""
     return "never" if value is None else f"{value:g}"
@@ -137,10 +144,10 @@ def runs_table(findings: Sequence[RunFindings]) -> str:
             [
                 r["run_id"],
                 f"{num(r['integration'])} [{num(ci[0], 2)}, {num(ci[1], 2)}]",
-                p_text(r["integration_p"]),
+                surrogate_p(r, "integration_p"),
                 num(f.null_alpha),
-                f"{num(r['synchrony'])} ({p_text(r['synchrony_p'])})",
-                f"{num(r['metastability'])} ({p_text(r['metastability_p'])})",
+                f"{num(r['synchrony'])} ({surrogate_p(r, 'synchrony_p')})",
+                f"{num(r['metastability'])} ({surrogate_p(r, 'metastability_p')})",
                 num(r["stability_index"]),
                 f"{r['style']['label']} ({num(r['style']['spearman'], 2)})",
                 epoch_text(conv["epoch"]),

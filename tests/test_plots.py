@@ -146,6 +146,31 @@ def test_stability_marks_and_names_both_epochs(result):
     assert axes[2].get_ylabel() == "val_accuracy"
 
 
+def test_stability_draws_the_convergence_rule(result):
+    """The peak volatility and the threshold after it: what the rule compares against."""
+    _, axes = drawn(plots.plot_stability, result, nrows=3)
+    volatility = np.asarray(result["timeseries"]["volatility"], dtype=float)
+    ends = np.asarray(result["timeseries"]["window_end_epoch"], dtype=float)
+    peak = int(np.nanargmax(volatility))
+    [threshold] = axes[1].collections  # the one horizontal segment
+    [[start, end]] = threshold.get_segments()
+    expected = result["settings"]["vol_threshold"] * volatility[peak]
+    assert start.tolist() == pytest.approx([ends[peak], expected])
+    assert end.tolist() == pytest.approx([ends[-1], expected])
+    [marker] = [line for line in axes[1].get_lines() if line.get_label() == "peak volatility"]
+    assert marker.get_xydata()[0].tolist() == pytest.approx([ends[peak], volatility[peak]])
+
+
+def test_p_values_at_the_surrogate_floor_are_bounds(result):
+    floor = 1 / (result["settings"]["surrogates"] + 1)
+    data = {**json_ready(result), "integration_p": floor}
+    _, ax = drawn(plots.plot_dfa, data)
+    assert f"p ≤ {floor:.3g}" in ax.get_title()
+    data["integration_p"] = 2 * floor
+    _, ax = drawn(plots.plot_dfa, data)
+    assert f"p = {2 * floor:.3g}" in ax.get_title()
+
+
 def test_dfa_legend_gives_alpha_per_layer_and_reference_slopes(result):
     _, ax = drawn(plots.plot_dfa, result)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -189,7 +214,11 @@ def test_no_convergence_no_style_and_nan_volatility(result):
     assert "did not converge" in figure.get_suptitle()
     labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
     plateau = data["convergence"]["accuracy_plateau_epoch"]
-    assert labels == [f"val_accuracy plateau: epoch {plateau:g}"]
+    assert labels == [
+        f"val_accuracy plateau: epoch {plateau:g}",
+        "peak volatility",
+        "convergence threshold: 0.25 × peak",  # noqa: RUF001
+    ]
     figure, ax = drawn(plots.plot_style_map, data)
     assert "no training style" in ax.get_title()
 

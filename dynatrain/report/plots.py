@@ -39,6 +39,7 @@ from matplotlib.ticker import (
 )
 
 from dynatrain.errors import InputError
+from dynatrain.report._format import p_value_text
 from dynatrain.report._mpl import (
     OKABE_ITO,
     PLOT_FORMATS,
@@ -168,8 +169,9 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None or value != value else format(value, spec)
 
 
-def _p_text(p_value: float | None, sep: str = ", ") -> str:
-    return "" if p_value is None else f"{sep}p = {p_value:.3g}"
+def _p_text(result: Mapping[str, Any], key: str, sep: str = ", ") -> str:
+    text = p_value_text(result.get(key), result["settings"].get("surrogates"))
+    return text and sep + text
 
 
 # -- the figures -------------------------------------------------------------------------------
@@ -279,7 +281,7 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
     ax.set_title(
         f"{run_label(result)}: detrended fluctuation analysis per layer\n"
         f"integration (mean α) = {_fmt(result['integration'], '.2f')}{ci_text}"  # noqa: RUF001
-        f"{_p_text(result.get('integration_p'))}",
+        f"{_p_text(result, 'integration_p')}",
     )
     if mappable is None:  # beside the axes: a flat layer can run through any corner
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -313,14 +315,14 @@ def plot_kuramoto(ax: Axes, result: Mapping[str, Any]) -> None:
         color=_ORANGE,
         alpha=0.18,
         linewidth=0,
-        label=metastability_label + _p_text(result.get("metastability_p"), sep="\n"),
+        label=metastability_label + _p_text(result, "metastability_p", sep="\n"),
     )
     ax.axhline(
         synchrony,
         color=_ORANGE,
         linestyle="--",
         linewidth=1.3,
-        label=synchrony_label + _p_text(result.get("synchrony_p"), sep="\n"),
+        label=synchrony_label + _p_text(result, "synchrony_p", sep="\n"),
     )
     ax.plot(epoch, kuramoto_r, color=_BLUE, linewidth=1.4, label="R(t)")
     ax.set_ylim(0, 1.02)
@@ -362,9 +364,11 @@ def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
     dsi_ax, volatility_ax = axes[0], axes[1]
     dsi_ax.plot(window_end, _array(timeseries["stability_index"]), color=_BLUE, linewidth=1.4)
     dsi_ax.set_ylabel("stability index\nI × (1 − M)")  # noqa: RUF001
-    volatility_ax.plot(window_end, _array(timeseries["volatility"]), color=_PURPLE, linewidth=1.4)
+    volatility = _array(timeseries["volatility"])
+    volatility_ax.plot(window_end, volatility, color=_PURPLE, linewidth=1.4)
     volatility_ax.set_ylabel(f"volatility\n(SD over {settings['vol_window']} windows)")
     volatility_ax.set_ylim(bottom=0)
+    _convergence_rule(volatility_ax, window_end, volatility, settings)
     if metric is not None:
         metric_ax = axes[2]
         detail_metric = result["detail"]["metric"]
@@ -387,13 +391,50 @@ def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
         for ax in axes:
             ax.axvline(epoch, color=color, linestyle=style, linewidth=1.3)
         axes[0].plot([], [], color=color, linestyle=style, label=f"{what}: epoch {epoch:g}")
-    if axes[0].get_legend_handles_labels()[0]:  # in a row above the panels: it hides no data
-        axes[0].legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize=9)
+    # One legend for every panel, in rows above them: it hides no data.
+    handles, labels = axes[0].get_legend_handles_labels()
+    more_handles, more_labels = volatility_ax.get_legend_handles_labels()
+    if handles or more_handles:
+        axes[0].legend(
+            handles + more_handles,
+            labels + more_labels,
+            loc="lower left",
+            bbox_to_anchor=(0, 1.0),
+            ncols=2,
+            fontsize=9,
+        )
     axes[-1].set_xlabel(
         f"epoch (windowed measures dated at the end of their {settings['window']}-point window)"
     )
     axes[0].figure.suptitle(
         f"{run_label(result)}: stability index and convergence\n{_lead_text(convergence)}"
+    )
+
+
+def _convergence_rule(
+    ax: Axes, window_end: np.ndarray, volatility: np.ndarray, settings: Mapping[str, Any]
+) -> None:
+    """Mark the peak volatility and the threshold the convergence rule applies after it."""
+    if not np.any(np.isfinite(volatility)) or not np.nanmax(volatility) > 0:
+        return
+    peak = int(np.nanargmax(volatility))
+    threshold = settings["vol_threshold"] * volatility[peak]
+    ax.plot(
+        window_end[peak],
+        volatility[peak],
+        "o",
+        color=_PURPLE,
+        markersize=5,
+        label="peak volatility",
+    )
+    ax.hlines(
+        threshold,
+        window_end[peak],
+        window_end[-1],
+        color="0.35",
+        linestyle=":",
+        linewidth=1.2,
+        label=f"convergence threshold: {settings['vol_threshold']:g} × peak",  # noqa: RUF001
     )
 
 

@@ -14,6 +14,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from dynatrain.report._format import p_value_text
+
 __all__ = [
     "analysis_markdown",
     "format_bytes",
@@ -118,8 +120,6 @@ def _num(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _p(value: float | None) -> str:
-    return "" if value is None else f"p = {value:.3f}"
 
 
 def _epoch(value: float | None) -> str:
@@ -130,7 +130,8 @@ def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     """``(measure, value, uncertainty, meaning)`` rows summarising one analysis."""
     ci = result["integration_ci95"]
     ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-    integration_p = _p(result["integration_p"])
+    surrogates = result["settings"].get("surrogates")
+    integration_p = p_value_text(result["integration_p"], surrogates)
     style = result["style"]
     convergence = result["convergence"]
     lead = convergence["lead_epochs"]
@@ -145,13 +146,13 @@ def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         (
             "synchrony",
             _num(result["synchrony"]),
-            _p(result.get("synchrony_p")),
+            p_value_text(result.get("synchrony_p"), surrogates),
             EXPLAIN["synchrony"],
         ),
         (
             "metastability",
             _num(result["metastability"]),
-            _p(result["metastability_p"]),
+            p_value_text(result["metastability_p"], surrogates),
             EXPLAIN["metastability"],
         ),
         ("stability index", _num(result["stability_index"]), "", EXPLAIN["stability_index"]),
