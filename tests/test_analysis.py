@@ -79,7 +79,12 @@ def test_kuramoto_measures_read_the_planted_coupling(archives):
     assert switching.metastability_p < 0.05
 
 
-def test_training_run_converges_before_its_plateau(archives):
+def test_training_run_converges_soon_after_its_planted_settle(archives):
+    """The stability index converges within two windows of the epoch the drift stops.
+
+    (Whether that precedes the accuracy plateau depends on the simulated accuracy's
+    noise, so it is not asserted here; docs/findings.md measures it on real runs.)
+    """
     result = analyze(archives["training.h5"])
     assert result.metric == "val_accuracy"
     assert result.convergence_epoch is not None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.signal import hilbert
 
-from dynatrain.measures import hilbert_phase, kuramoto, kuramoto_r
+from dynatrain.measures import hilbert_phase, kuramoto, kuramoto_r, windowed_measures
 from dynatrain.synthetic import coupled_oscillators, switching_schedule
 
 
@@ -160,3 +162,33 @@ def test_phase_bad_input():
         hilbert_phase(np.ones((2, 9)), axis=0)
     with pytest.raises(ValueError, match="invalid axis=3"):
         hilbert_phase(np.ones((2, 9)), axis=3)
+
+
+# --- properties ----------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_layers=st.integers(2, 6),
+    n_points=st.integers(16, 120),
+    data=st.data(),
+)
+def test_measures_invariant_to_layer_order_offset_and_positive_scale(
+    seed, n_layers, n_points, data
+):
+    """Layers are z-scored and R averages over them: none of these may matter."""
+    x = np.random.default_rng(seed).standard_normal((n_layers, n_points))
+    scale = np.array(
+        data.draw(st.lists(st.floats(1e-3, 1e3), min_size=n_layers, max_size=n_layers))
+    )[:, np.newaxis]
+    offset = np.array(
+        data.draw(st.lists(st.floats(-1e3, 1e3), min_size=n_layers, max_size=n_layers))
+    )[:, np.newaxis]
+    order = data.draw(st.permutations(range(n_layers)))
+    moved = (x * scale + offset)[list(order)]
+    np.testing.assert_allclose(kuramoto_r(moved), kuramoto_r(x), atol=1e-8)
+    window = min(n_points, 16)
+    expected, got = windowed_measures(x, window), windowed_measures(moved, window)
+    np.testing.assert_allclose(got.integration, expected.integration, atol=1e-6)
+    np.testing.assert_allclose(got.metastability, expected.metastability, atol=1e-8)
