@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from dynatrain.errors import ArchiveError
 __all__ = ["Store", "open_store"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Soft links followed while resolving one path (HDF5's own limit, H5L_NUM_LINKS).
+_MAX_SOFT_LINKS = 16
 
 
 def _first_line(exc: BaseException) -> str:
@@ -34,6 +36,17 @@ def _first_line(exc: BaseException) -> str:
 
 def _is_url(path: str) -> bool:
     return "://" in path
+
+
+def _check_member_name(path: str, name: str, where: str) -> None:
+    """Refuse a path component that is not one member name.
+
+    Names come partly from the archive itself (``/layers`` ``order``): a name with
+    ``/``, or ``.``/``..``, would walk elsewhere in the tree (or, in a Zarr directory
+    store, outside it).
+    """
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ArchiveError(path, f"{where}: {name!r} is not a valid member name")
 
 
 class Store(ABC):
@@ -53,7 +66,10 @@ class Store(ABC):
 
     @abstractmethod
     def kind(self, parts: tuple[str, ...]) -> str | None:
-        """``"group"``, ``"array"`` or ``None`` (absent) for the node at ``parts``."""
+        """What the node at ``parts`` is: ``"group"``, ``"array"`` or ``"other"``.
+
+        ``"other"`` is e.g. an HDF5 named datatype; ``None`` means absent.
+        """
 
     @abstractmethod
     def array(self, parts: tuple[str, ...]) -> Any:
@@ -113,43 +129,115 @@ class HDF5Store(Store):
             ) from exc
 
     def _node(self, parts: tuple[str, ...]) -> Any:
-        """Walk ``parts`` link by link, refusing links that leave the file."""
-        h5py = self._h5py
-        node = self._file
-        for depth, name in enumerate(parts):
-            where = "/" + "/".join(parts[: depth + 1])
-            try:
-                link = node.get(name, getlink=True)
-            except (OSError, KeyError, ValueError) as exc:
-                raise ArchiveError(self.path, f"cannot read {where} ({_first_line(exc)})") from exc
-            if link is None:
-                return None
-            if isinstance(link, h5py.ExternalLink):
-                raise ArchiveError(
-                    self.path,
-                    f"{where} is an external link to {link.filename}:{link.path};"
-                    " links to other files are refused",
-                )
-            try:
-                node = node[name]
-            except KeyError:  # dangling soft link
-                return None
-            except OSError as exc:
-                raise ArchiveError(self.path, f"cannot read {where} ({_first_line(exc)})") from exc
-        if isinstance(node, h5py.Dataset):
-            self._refuse_outside_storage(node, "/" + "/".join(parts))
+        """The object at ``parts``, or ``None`` if it is absent (or a dangling soft link).
+
+        Links are resolved here, one at a time, never by HDF5: a hard link is opened, a
+        soft link's target path is walked the same way, and an external or user-defined
+        link is refused, also when it is met halfway through a soft link's target (a
+        soft link to ``/hidden/x`` with ``/hidden`` an external link would otherwise
+        read another file). Every object opened is then checked to live in the
+        archive's own file (same HDF5 file number), and a dataset must not read
+        another file through virtual sources or external raw storage.
+        """
+        where = "/" + "/".join(parts)
+        for name in parts:
+            _check_member_name(self.path, name, where)
+        node = self._resolve(self._file, parts, where, [_MAX_SOFT_LINKS])
+        if isinstance(node, self._h5py.Dataset):
+            self._refuse_outside_storage(node, where, depth=0)
         return node
 
-    def _refuse_outside_storage(self, dataset: Any, where: str) -> None:
-        """Refuse virtual datasets and external raw storage that read other files."""
-        if dataset.is_virtual:
-            sources = {vs.file_name for vs in dataset.virtual_sources()}
-            if sources - {"."}:
+    def _resolve(
+        self, start: Any, names: Sequence[str], asked: str, soft_links_left: list[int]
+    ) -> Any:
+        """Follow ``names`` from the group ``start``, as :meth:`_node` describes.
+
+        ``asked`` is the path the caller wanted, for messages; ``soft_links_left`` is
+        shared by the nested walks of soft-link targets.
+        """
+        h5py = self._h5py
+        h5l = h5py.h5l
+        node = start
+        for name in names:
+            here = f"{node.name.rstrip('/')}/{name}"
+            if not isinstance(node, h5py.Group):
+                return None  # a dataset or datatype has no members
+            encoded = name.encode("utf-8")
+            try:
+                # Neither call follows the link: they only look at the group's entry.
+                if not node.id.links.exists(encoded):
+                    return None
+                link_type = node.id.links.get_info(encoded).type
+            except (OSError, RuntimeError, KeyError, ValueError) as exc:
+                raise ArchiveError(self.path, f"cannot read {here} ({_first_line(exc)})") from exc
+            if link_type == h5l.TYPE_HARD:
+                try:
+                    node = node[name]
+                except (OSError, KeyError, ValueError) as exc:
+                    raise ArchiveError(
+                        self.path, f"cannot read {here} ({_first_line(exc)})"
+                    ) from exc
+            elif link_type == h5l.TYPE_SOFT:
+                soft_links_left[0] -= 1
+                if soft_links_left[0] < 0:
+                    raise ArchiveError(
+                        self.path, f"{asked}: more than {_MAX_SOFT_LINKS} soft links (a loop?)"
+                    )
+                target = node.id.links.get_val(encoded).decode("utf-8", errors="replace")
+                base = self._file if target.startswith("/") else node
+                steps = [step for step in target.split("/") if step not in ("", ".")]
+                node = self._resolve(base, steps, asked, soft_links_left)
+                if node is None:
+                    return None  # dangling soft link: the object is absent
+            elif link_type == h5l.TYPE_EXTERNAL:
+                filename, path = node.id.links.get_val(encoded)
+                target = f"{os.fsdecode(filename)}:{path.decode('utf-8', errors='replace')}"
+                via = "" if here == asked else f" leads through {here}, which"
                 raise ArchiveError(
                     self.path,
-                    f"{where} is a virtual dataset reading {', '.join(sorted(sources))};"
+                    f"{asked}{via} is an external link to {target}; links to other files"
+                    " are refused",
+                )
+            else:
+                raise ArchiveError(
+                    self.path,
+                    f"{asked}: {here} is a user-defined link (type {link_type}); only hard"
+                    " and soft links are followed",
+                )
+            if node.id.fileno != self._file.id.fileno:  # belt and braces: never expected
+                raise ArchiveError(
+                    self.path,
+                    f"{asked} resolves to an object in another file ({node.file.filename});"
+                    " objects in other files are refused",
+                )
+        return node
+
+    def _refuse_outside_storage(self, dataset: Any, where: str, *, depth: int) -> None:
+        """Refuse datasets whose data is read from other files.
+
+        Virtual datasets may only map datasets of this file (source ``"."``), and those
+        are resolved like any other path (a source path through an external link is
+        refused), recursively; external raw storage is always refused.
+        """
+        if dataset.is_virtual:
+            sources = dataset.virtual_sources()
+            elsewhere = sorted({vs.file_name for vs in sources} - {"."})
+            if elsewhere:
+                raise ArchiveError(
+                    self.path,
+                    f"{where} is a virtual dataset reading {', '.join(elsewhere)};"
                     " data in other files is refused",
                 )
+            if depth >= _MAX_SOFT_LINKS:
+                raise ArchiveError(
+                    self.path, f"{where}: virtual datasets nested more than {depth} deep"
+                )
+            for source_path in sorted({vs.dset_name for vs in sources}):
+                steps = [step for step in source_path.split("/") if step not in ("", ".")]
+                asked = f"{where} (virtual source {source_path})"
+                source = self._resolve(self._file, steps, asked, [_MAX_SOFT_LINKS])
+                if isinstance(source, self._h5py.Dataset):
+                    self._refuse_outside_storage(source, asked, depth=depth + 1)
         if dataset.external:
             files = ", ".join(sorted({os.fsdecode(name) for name, *_ in dataset.external}))
             raise ArchiveError(
@@ -174,14 +262,16 @@ class HDF5Store(Store):
         node = self._node(parts)
         if node is None:
             return None
-        return "array" if isinstance(node, self._h5py.Dataset) else "group"
+        if isinstance(node, self._h5py.Dataset):
+            return "array"
+        return "group" if isinstance(node, self._h5py.Group) else "other"
 
     def array(self, parts: tuple[str, ...]) -> Any:
         return self._node(parts)
 
     def children(self, parts: tuple[str, ...]) -> list[str]:
         node = self._node(parts)
-        return list(node.keys()) if node is not None else []
+        return list(node.keys()) if isinstance(node, self._h5py.Group) else []
 
     def read_error(self, exc: BaseException) -> str:
         return f"truncated or corrupt data ({_first_line(exc)})"
@@ -221,10 +311,12 @@ class ZarrStore(Store):
     def _node(self, parts: tuple[str, ...]) -> Any:
         if not parts:
             return self._root
+        where = "/" + "/".join(parts)
+        for name in parts:
+            _check_member_name(self.path, name, where)
         try:
             return self._root.get("/".join(parts))
         except (ValueError, TypeError, KeyError, OSError) as exc:
-            where = "/" + "/".join(parts)
             raise ArchiveError(self.path, f"cannot read {where} ({_first_line(exc)})") from exc
 
     def attrs(self, parts: tuple[str, ...] = ()) -> dict[str, Any]:

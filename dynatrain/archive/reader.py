@@ -31,6 +31,11 @@ DEFAULT_BLOCK_BYTES = 32 * 2**20
 TARGET_BLOCK_BYTES = 4 * 2**20
 
 
+def _is_member_name(name: str) -> bool:
+    """Whether ``name`` names one group member (no ``/``, not ``.`` or ``..``)."""
+    return bool(name) and "/" not in name and name not in (".", "..")
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """What one layer group holds.
@@ -255,6 +260,13 @@ class Archive:
             return
         if not all(isinstance(name, str) for name in order):
             problems.append(f"/layers order must list layer names (strings), got {order!r}")
+            return
+        invalid = [name for name in order if not _is_member_name(name)]
+        if invalid:
+            problems.append(
+                f"/layers order names {', '.join(map(repr, invalid))}, not valid layer names"
+                " (a layer name is one group member: no '/', not '.' or '..')"
+            )
             return
         duplicates = sorted({name for name in order if order.count(name) > 1})
         if duplicates:

@@ -142,6 +142,135 @@ def external_raw_storage(tmp: Path) -> Path:
     return path
 
 
+#: A value planted in the files that links point to: it must never be read.
+SECRET = 4242.0
+
+
+def _secret_file(tmp: Path) -> Path:
+    """Another file, laid out like an archive, whose data must never be read."""
+    secret = write_plain_archive(
+        tmp / "secret.h5",
+        layers={"b": np.full((30, 4), SECRET)},
+        metrics={"val_accuracy": np.full(30, SECRET)},
+    )
+    with h5py.File(secret, "r+") as f:
+        f["data"] = np.full((30, 4), SECRET)
+    return secret
+
+
+def soft_link_through_external_link(tmp: Path) -> Path:
+    """/layers/b -> /hidden/b, where /hidden is an external link to another file."""
+    secret = _secret_file(tmp)
+    path = write_plain_archive(tmp / "soft.h5", layers=_layers())
+    with h5py.File(path, "r+") as f:
+        f["hidden"] = h5py.ExternalLink(str(secret), "/layers")
+        del f["layers/b"]
+        f["layers/b"] = h5py.SoftLink("/hidden/b")
+    return path
+
+
+def relative_soft_link_through_external_link(tmp: Path) -> Path:
+    secret = _secret_file(tmp)
+    path = write_plain_archive(tmp / "relsoft.h5", layers=_layers())
+    with h5py.File(path, "r+") as f:
+        f["layers/stash"] = h5py.ExternalLink(str(secret), "/layers")
+        del f["layers/b"]
+        f["layers/b"] = h5py.SoftLink("stash/b")  # relative to /layers
+    return path
+
+
+def soft_link_through_missing_external_file(tmp: Path) -> Path:
+    """The external file does not exist: refused as a link, not 'no such layer'."""
+    path = write_plain_archive(tmp / "ghostlink.h5", layers=_layers())
+    with h5py.File(path, "r+") as f:
+        f["hidden"] = h5py.ExternalLink(str(tmp / "does-not-exist.h5"), "/layers")
+        del f["layers/b"]
+        f["layers/b"] = h5py.SoftLink("/hidden/b")
+    return path
+
+
+def checkpoints_through_external_link(tmp: Path) -> Path:
+    secret = _secret_file(tmp)
+    path = write_plain_archive(tmp / "ckpt.h5", layers=_layers())
+    with h5py.File(path, "r+") as f:
+        f["hidden"] = h5py.ExternalLink(str(secret), "/")
+        del f["checkpoints/epoch"]
+        f["checkpoints/epoch"] = h5py.SoftLink("/hidden/checkpoints/epoch")
+    return path
+
+
+def checkpoints_group_through_external_link(tmp: Path) -> Path:
+    secret = _secret_file(tmp)
+    path = write_plain_archive(tmp / "ckptgroup.h5", layers=_layers())
+    with h5py.File(path, "r+") as f:
+        f["hidden"] = h5py.ExternalLink(str(secret), "/checkpoints")
+        del f["checkpoints"]
+        f["checkpoints"] = h5py.SoftLink("/hidden")
+    return path
+
+
+def metric_through_external_link(tmp: Path) -> Path:
+    secret = _secret_file(tmp)
+    path = write_plain_archive(
+        tmp / "metric-link.h5", layers=_layers(), metrics={"val_accuracy": np.ones(30)}
+    )
+    with h5py.File(path, "r+") as f:
+        f["hidden"] = h5py.ExternalLink(str(secret), "/metrics")
+        del f["metrics/val_accuracy"]
+        f["metrics/val_accuracy"] = h5py.SoftLink("/hidden/val_accuracy")
+    return path
+
+
+def virtual_source_through_external_link(tmp: Path) -> Path:
+    """A virtual dataset mapping '.' (this file), at a path that leaves the file."""
+    secret = _secret_file(tmp)
+    path = write_plain_archive(tmp / "vds-dot.h5", layers=_layers())
+    layout = h5py.VirtualLayout(shape=(30, 4), dtype="f8")
+    layout[:] = h5py.VirtualSource(".", "/hidden/data", shape=(30, 4))
+    with h5py.File(path, "r+") as f:
+        f["hidden"] = h5py.ExternalLink(str(secret), "/")
+        del f["layers/b/activations"]
+        f["layers/b"].create_virtual_dataset("activations", layout)
+    return path
+
+
+def soft_link_to_virtual_dataset_elsewhere(tmp: Path) -> Path:
+    secret = _secret_file(tmp)
+    path = write_plain_archive(tmp / "soft-vds.h5", layers=_layers())
+    layout = h5py.VirtualLayout(shape=(30, 4), dtype="f8")
+    layout[:] = h5py.VirtualSource(str(secret), "data", shape=(30, 4))
+    with h5py.File(path, "r+") as f:
+        f.create_virtual_dataset("stash", layout)
+        del f["layers/b/activations"]
+        f["layers/b/activations"] = h5py.SoftLink("/stash")
+    return path
+
+
+def soft_link_to_external_raw_storage(tmp: Path) -> Path:
+    raw = tmp / "raw.bin"
+    raw.write_bytes(np.full((30, 4), SECRET).tobytes())
+    path = write_plain_archive(tmp / "soft-raw.h5", layers=_layers())
+    with h5py.File(path, "r+") as f:
+        f.create_dataset("stash", shape=(30, 4), dtype="f8", external=[(str(raw), 0, 960)])
+        del f["layers/b/activations"]
+        f["layers/b/activations"] = h5py.SoftLink("/stash")
+    return path
+
+
+def soft_link_loop(tmp: Path) -> Path:
+    path = write_plain_archive(tmp / "loop.h5", layers=_layers())
+    with h5py.File(path, "r+") as f:
+        del f["layers/b"]
+        f["layers/b"] = h5py.SoftLink("/layers/c")
+        f["layers/c"] = h5py.SoftLink("/layers/b")
+    return path
+
+
+def layer_name_with_slash(tmp: Path) -> Path:
+    """``order`` comes from the archive: a name with '/' must not walk the tree."""
+    return write_plain_archive(tmp / "slash.h5", layers=_layers(), order=["a", "b/../../x"])
+
+
 def metric_too_short(tmp: Path) -> Path:
     return write_plain_archive(
         tmp / "metric.h5", layers=_layers(), metrics={"val_accuracy": np.ones(10)}
@@ -175,6 +304,17 @@ CASES = {
     external_link: "external link",
     virtual_dataset_elsewhere: "virtual dataset",
     external_raw_storage: "external file",
+    soft_link_through_external_link: "leads through /hidden, which is an external link",
+    relative_soft_link_through_external_link: "external link",
+    soft_link_through_missing_external_file: "external link",
+    checkpoints_through_external_link: "external link",
+    checkpoints_group_through_external_link: "external link",
+    metric_through_external_link: "external link",
+    virtual_source_through_external_link: "external link",
+    soft_link_to_virtual_dataset_elsewhere: "virtual dataset",
+    soft_link_to_external_raw_storage: "external file",
+    soft_link_loop: "more than 16 soft links",
+    layer_name_with_slash: "not valid layer names",
     metric_too_short: "metric 'val_accuracy' has 10 checkpoints",
     activations_one_dimensional: "must have shape [T, N, ...]",
 }
@@ -208,6 +348,7 @@ def test_cli_reports_bad_archive_in_one_line(cli, bad_archive, command):
     before = tree_digest(path) if path.exists() else None
     result = cli(command, path)
     _assert_one_line_error(result, path, phrase)
+    assert str(SECRET) not in result.stdout
     assert (tree_digest(path) if path.exists() else None) == before
 
 
