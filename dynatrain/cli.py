@@ -257,9 +257,11 @@ plot_format_option = click.option(
 
 def _write_plots(data: dict[str, Any], directory: str, plot_format: str) -> None:
     """Draw the figures of an analysis result (with ``detail``) into ``directory``."""
+    from dynatrain.report.outputs import writing
     from dynatrain.report.plots import plot_analysis
 
-    paths = plot_analysis(data, directory, fmt=plot_format)
+    with writing(directory):
+        paths = plot_analysis(data, directory, fmt=plot_format)
     names = ", ".join(os.path.basename(path) for path in paths)
     click.echo(f"dynatrain: wrote {len(paths)} figures to {directory}: {names}", err=True)
 
@@ -440,6 +442,10 @@ def analyze(
     from dynatrain.report import export
 
     settings = _settings(options)
+    if plot_dir is not None:  # refused before the analysis, not after it
+        from dynatrain.report.outputs import check_plot_dir
+
+        check_plot_dir(plot_dir, inputs=[run], fmt=plot_format, option="--plot")
     result = analyze_run(run, settings)
     for warning in result.warnings:
         _warn(f"{run}: {warning}")
@@ -500,6 +506,14 @@ def plot(result_file: str, out_dir: str, plot_format: str) -> None:
         raise InputError(f"{result_file}: cannot read: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise InputError(f"{result_file}: not a JSON document: {exc}") from exc
+    from dynatrain.report.outputs import check_plot_dir
+
+    # Neither the JSON nor the archive it was measured on is written over.
+    archive = data.get("run") if isinstance(data, dict) else None
+    if result_file != "-":
+        check_plot_dir(out_dir, inputs=[result_file], fmt=plot_format, option="--out", kind="file")
+    if isinstance(archive, str):
+        check_plot_dir(out_dir, inputs=[archive], fmt=plot_format, option="--out")
     try:
         _write_plots(data, out_dir, plot_format)
     except InputError as exc:
@@ -576,7 +590,8 @@ def batch(
     RUN is an archive, a glob (quote it to let dynatrain expand it), a directory
     (searched for .h5, .hdf5 and .zarr) or - (paths from stdin, one a line). Every
     analyze option applies to every run. A run that fails keeps its row with its
-    error and the others go on; the exit code is then 2.
+    error and the others go on; the exit code is then 2. No output may be, or lie
+    inside, an input.
     """
     from dataclasses import asdict
 
@@ -584,13 +599,16 @@ def batch(
 
     from dynatrain import __version__
     from dynatrain import batch as batch_lib
-    from dynatrain.errors import InputError
     from dynatrain.report import batch_report, export
+    from dynatrain.report.outputs import check_output_file
 
     settings = _settings(options)
     paths = batch_lib.collect_runs(runs, stdin=sys.stdin)
+    # Every output is checked before any run is analysed.
+    if groups_json is not None:
+        check_output_file(groups_json, inputs=paths, option="--groups-json")
     if report_dir is not None:
-        batch_report.check_report_dir(report_dir, force=force)
+        batch_report.check_report_dir(report_dir, force=force, inputs=paths)
     output_format = _output_format(output_format, terminal="table", pipe="jsonl")
     records = []
     progress_console = Console(stderr=True) if sys.stderr.isatty() else None
@@ -623,11 +641,7 @@ def batch(
     elif output_format == "table":
         batch_report.render_batch(records, summary, _stdout_console())
     if groups_json is not None:
-        try:
-            with open(groups_json, "w", encoding="utf-8") as stream:
-                stream.write(export.to_json(summary.to_dict()) + "\n")
-        except OSError as exc:
-            raise InputError(f"{groups_json}: cannot write: {exc.strerror or exc}") from exc
+        batch_report.write_groups_json(groups_json, summary)
     if report_dir is not None:
         batch_report.write_report(
             report_dir, records, summary, asdict(settings), version=__version__, force=force

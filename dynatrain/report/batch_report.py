@@ -12,7 +12,9 @@ The report folder (``dynatrain batch ... -o DIR``)::
 
 Every file is created inside ``DIR``: names come from run ids with anything but
 letters, digits, ``.``, ``_`` and ``-`` replaced, no leading dot, and the final path is
-checked to lie in ``DIR`` before it is opened (without following a link).
+checked to lie in ``DIR`` before it is opened (without following a link). A folder
+whose report files would touch an input archive, or whose ``runs`` links out of it,
+is refused before any run is analysed (:func:`check_report_dir`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import contextlib
 import html
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rich import box
@@ -32,6 +34,7 @@ from rich.table import Table
 from dynatrain.batch import GroupSummary
 from dynatrain.errors import InputError
 from dynatrain.report.export import scalar_row, to_csv, to_json, to_markdown
+from dynatrain.report.outputs import check_output_dir, writing
 
 __all__ = [
     "batch_markdown",
@@ -40,10 +43,12 @@ __all__ = [
     "comparison_table_rows",
     "group_table_rows",
     "render_batch",
+    "report_entries",
     "report_html",
     "run_file_stems",
     "run_table_rows",
     "runs_csv",
+    "write_groups_json",
     "write_report",
 ]
 
@@ -258,18 +263,60 @@ def batch_progress(total: int, console: Console | None) -> Iterator[Callable[[],
 # -- report folder ---------------------------------------------------------------------------------
 
 
-def check_report_dir(directory: str | os.PathLike[str], *, force: bool) -> None:
-    """Refuse a report folder that is a file, or not empty without ``force``.
+#: Files written at the top of the report folder (the figures come from ``batch_plots``).
+REPORT_FILES = ("runs.csv", "groups.csv", "comparisons.csv", "groups.json", "report.html")
+#: The subfolder of the runs' JSON files.
+RUNS_FOLDER = "runs"
+
+
+def report_entries() -> tuple[str, ...]:
+    """The names :func:`write_report` writes in the report folder (``runs/``: a folder)."""
+    from dynatrain.report.batch_plots import BATCH_FIGURES
+
+    return (*REPORT_FILES, f"{RUNS_FOLDER}/", *(f"{name}.png" for name in BATCH_FIGURES))
+
+
+def check_report_dir(
+    directory: str | os.PathLike[str], *, force: bool, inputs: Iterable[str] = ()
+) -> None:
+    """Refuse a report folder that cannot take the report, before anything is analysed.
+
+    Refused: a folder whose report files would touch an input archive (it is one, lies
+    inside one, or one of its report files is or holds one; see
+    :func:`dynatrain.report.outputs.check_output_dir`), a path that is a file or cannot
+    be created, a non-empty folder without ``force``, and a ``runs`` entry that is not
+    a folder of its own inside the report folder (a link out of it, say).
+
+    Parameters
+    ----------
+    directory : str or path-like
+    force : bool
+        Allow a non-empty folder.
+    inputs : iterable of str
+        The archives the batch reads.
 
     Raises
     ------
     InputError
     """
     directory = os.fspath(directory)
-    if os.path.lexists(directory) and not os.path.isdir(directory):
-        raise InputError(f"{directory}: exists and is not a directory")
+    check_output_dir(directory, inputs=inputs, option="-o", entries=report_entries())
     if os.path.isdir(directory) and os.listdir(directory) and not force:
         raise InputError(f"{directory}: the report folder is not empty (--force to write into it)")
+    runs = os.path.join(directory, RUNS_FOLDER)
+    if os.path.lexists(runs):
+        if not os.path.isdir(runs):
+            raise InputError(f"{runs}: exists and is not a directory")
+        if not _within(os.path.realpath(runs), os.path.realpath(directory)):
+            raise InputError(
+                f"{runs}: links outside the report folder {directory}; refusing to write"
+                " through it"
+            )
+
+
+def _within(path: str, folder: str) -> bool:
+    """Whether the resolved ``path`` is the resolved ``folder`` or lies below it."""
+    return os.path.commonpath([folder, path]) == folder
 
 
 def run_file_stems(records: Records) -> list[str]:
@@ -298,10 +345,10 @@ def _write_inside(directory: str, relative: str, content: str | bytes) -> str:
     root = os.path.realpath(directory)
     path = os.path.normpath(os.path.join(root, relative))
     folder = os.path.dirname(path)
-    if os.path.commonpath([root, path]) != root or path == root:
+    if not _within(path, root) or path == root:
         raise InputError(f"{relative}: refusing to write outside the report folder {directory}")
     os.makedirs(folder, exist_ok=True)
-    if os.path.commonpath([root, os.path.realpath(folder)]) != root:  # a linked subfolder
+    if not _within(os.path.realpath(folder), root):  # a linked subfolder
         raise InputError(f"{relative}: refusing to write outside the report folder {directory}")
     if os.path.lexists(path):
         os.unlink(path)  # replaced, never written through (it may be a link)
@@ -336,30 +383,52 @@ def write_report(
     version : str
         The dynatrain version, shown in ``report.html``.
     force : bool
+
+    Raises
+    ------
+    InputError
+        If the folder is refused (:func:`check_report_dir`, with the records' runs as
+        the inputs) or a file cannot be written (the message names it).
     """
     from dynatrain.report.batch_plots import BATCH_FIGURES, plot_batch
 
     directory = os.fspath(directory)
-    check_report_dir(directory, force=force)
-    os.makedirs(directory, exist_ok=True)
-    written = [
-        _write_inside(directory, "runs.csv", runs_csv(records, summary)),
-        _write_inside(directory, "groups.csv", to_csv(summary.group_rows())),
-        _write_inside(directory, "comparisons.csv", to_csv(summary.comparison_rows())),
-        _write_inside(directory, "groups.json", to_json(summary.to_dict()) + "\n"),
-    ]
-    for stem, record in zip(run_file_stems(records), records, strict=True):
-        written.append(_write_inside(directory, f"runs/{stem}.json", to_json(record) + "\n"))
-    figures = []
-    if summary.groups:
-        for name in BATCH_FIGURES:  # replaced, never written through (it may be a link)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(directory, f"{name}.png"))
-        figures = plot_batch(records, summary, directory, fmt="png")
-    written += figures
-    page = report_html(records, summary, settings, version=version, figures=figures)
-    written.append(_write_inside(directory, "report.html", page))
+    check_report_dir(directory, force=force, inputs=(str(record["run"]) for record in records))
+    with writing(directory):
+        os.makedirs(directory, exist_ok=True)
+        written = [
+            _write_inside(directory, "runs.csv", runs_csv(records, summary)),
+            _write_inside(directory, "groups.csv", to_csv(summary.group_rows())),
+            _write_inside(directory, "comparisons.csv", to_csv(summary.comparison_rows())),
+            _write_inside(directory, "groups.json", to_json(summary.to_dict()) + "\n"),
+        ]
+        for stem, record in zip(run_file_stems(records), records, strict=True):
+            relative = f"{RUNS_FOLDER}/{stem}.json"
+            written.append(_write_inside(directory, relative, to_json(record) + "\n"))
+        figures = []
+        if summary.groups:
+            for name in BATCH_FIGURES:  # replaced, never written through (it may be a link)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(directory, f"{name}.png"))
+            figures = plot_batch(records, summary, directory, fmt="png")
+        written += figures
+        page = report_html(records, summary, settings, version=version, figures=figures)
+        written.append(_write_inside(directory, "report.html", page))
     return written
+
+
+def write_groups_json(path: str | os.PathLike[str], summary: GroupSummary) -> None:
+    """Write the group summary and comparisons (:meth:`GroupSummary.to_dict`) to ``path``.
+
+    Check the path first with :func:`dynatrain.report.outputs.check_output_file`.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be written (the message names it).
+    """
+    with writing(path), open(path, "w", encoding="utf-8") as stream:
+        stream.write(to_json(summary.to_dict()) + "\n")
 
 
 # -- report.html -----------------------------------------------------------------------------------

@@ -133,3 +133,43 @@ def test_file_stems_are_safe_and_unique():
         for run_id in ["../../x", "/etc/passwd", "..", None, "ok", "OK", "ok", "é"]
     ]
     assert run_file_stems(records) == ["x", "etc_passwd", "run", "r", "ok", "OK-2", "ok-3", "run-2"]
+
+
+def test_a_linked_runs_folder_is_refused_before_any_analysis(cli, runs, tmp_path):
+    """`runs/` in the report folder linking elsewhere: refused first, nothing written."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "runs").symlink_to(elsewhere, target_is_directory=True)
+    result = cli("batch", *runs[:2], *FAST, "-o", report, "--force")
+    assert result.exit_code == 2 and result.stdout == ""  # before any run was analysed
+    assert result.stderr.strip().splitlines() == [
+        f"dynatrain: error: {report / 'runs'}: links outside the report folder {report};"
+        " refusing to write through it"
+    ]
+    assert os.listdir(report) == ["runs"] and os.listdir(elsewhere) == []
+
+
+def test_write_inside_refuses_a_path_that_resolves_outside(tmp_path):
+    """The last guard, when the folder changed after the check: nothing lands outside."""
+    from dynatrain.errors import InputError
+    from dynatrain.report.batch_report import _write_inside
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "runs").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(InputError, match=r"runs/x\.json: refusing to write outside the report"):
+        _write_inside(str(report), "runs/x.json", "{}")
+    for relative in ("../x.json", "/tmp/x.json", "."):
+        with pytest.raises(InputError, match="refusing to write outside the report folder"):
+            _write_inside(str(report), relative, "{}")
+    assert os.listdir(elsewhere) == [] and sorted(os.listdir(tmp_path)) == ["elsewhere", "report"]
+    # Inside the folder, a link in the way is replaced, never written through.
+    (report / "kept.txt").write_text("mine")
+    (report / "runs.csv").symlink_to(report / "kept.txt")
+    _write_inside(str(report), "runs.csv", "a,b\n")
+    assert (report / "kept.txt").read_text() == "mine"
+    assert not (report / "runs.csv").is_symlink() and (report / "runs.csv").read_text() == "a,b\n"

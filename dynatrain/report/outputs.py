@@ -1,0 +1,209 @@
+"""Where the commands write: checked before any analysis runs.
+
+dynatrain never modifies an archive it reads, so an output path (``--groups-json
+FILE``, ``batch -o DIR``, ``analyze --plot DIR``, ``plot --out DIR``) is refused when
+writing it would touch one of the input archives: when it *is* an input, lies inside
+one (a Zarr store is a directory) or, for a folder, when one of the files the command
+writes there is, or holds, an input. Paths are compared after resolving links, and
+files also by identity, so neither a symbolic nor a hard link gets around the check.
+
+An output that cannot be written (a parent that is a file, a folder without write
+permission) is refused at the same time, so a batch does not analyse every run only
+to fail at the end. :func:`writing` then turns an ``OSError`` of the actual write into
+the same kind of one-line error, naming the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+
+from dynatrain.errors import InputError
+
+__all__ = ["check_output_dir", "check_output_file", "check_plot_dir", "writing"]
+
+_NEVER = "dynatrain never writes into what it reads"
+
+
+def check_output_file(
+    path: str | os.PathLike[str], *, inputs: Iterable[str], option: str, kind: str = "archive"
+) -> None:
+    """Refuse an output file that is an input archive or cannot be written.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to be written (replaced if it exists). Its folder must exist.
+    inputs : iterable of str
+        The archives read (paths; URLs such as ``s3://...`` are skipped).
+    option : str
+        The option that named ``path``, for the message (``"--groups-json"``).
+    kind : str
+        What the inputs are, for the message.
+
+    Raises
+    ------
+    InputError
+        One line naming ``path`` and the problem.
+    """
+    path = os.fspath(path)
+    _refuse_inputs(path, [path], _local(inputs), option, kind, whole=False)
+    if os.path.isdir(path):
+        raise InputError(f"{path}: {option} needs a file, and this is a directory")
+    folder = os.path.dirname(os.path.normpath(path)) or os.curdir
+    if not os.path.isdir(folder):
+        what = "is not a directory" if os.path.lexists(folder) else "does not exist"
+        raise InputError(f"{path}: cannot write: the folder {folder} {what}")
+    target = path if os.path.exists(path) else folder
+    if not os.access(target, os.W_OK):
+        raise InputError(f"{path}: cannot write: permission denied on {target}")
+
+
+def check_output_dir(
+    directory: str | os.PathLike[str],
+    *,
+    inputs: Iterable[str],
+    option: str,
+    entries: Sequence[str] | None = None,
+    kind: str = "archive",
+) -> None:
+    """Refuse an output folder that would touch an input archive or cannot be created.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        The folder to write into, created (with its parents) if missing.
+    inputs : iterable of str
+        The archives read (paths; URLs such as ``s3://...`` are skipped).
+    option : str
+        The option that named ``directory``, for the message (``"-o"``, ``"--plot"``).
+    entries : sequence of str, optional
+        The names the command writes in ``directory``: files, and subfolders it writes
+        into, named with a trailing ``/`` (``"runs/"``). An input may sit in
+        ``directory`` beside them. ``None``: the command may write anywhere in
+        ``directory``, so no input may lie in it. A file entry that exists as a
+        folder is refused too (it could not be replaced).
+    kind : str
+        What the inputs are, for the message.
+
+    Raises
+    ------
+    InputError
+        One line naming ``directory`` and the problem.
+    """
+    directory = os.fspath(directory)
+    inputs = _local(inputs)
+    _refuse_inputs(
+        directory, [directory], inputs, option, kind, whole=entries is None, folder=True
+    )
+    if entries:
+        targets = [os.path.join(directory, entry) for entry in entries]
+        _refuse_inputs(directory, targets, inputs, option, kind, whole=True)
+    _check_creatable(directory)
+    for entry in entries or ():
+        path = os.path.join(directory, entry)
+        if not entry.endswith("/") and os.path.isdir(path):
+            raise InputError(f"{path}: {option} would write this file, and it is a directory")
+
+
+def check_plot_dir(
+    directory: str | os.PathLike[str],
+    *,
+    inputs: Iterable[str],
+    fmt: str,
+    option: str,
+    kind: str = "archive",
+) -> None:
+    """:func:`check_output_dir` for the figures of one analysis (``<figure>.<fmt>``).
+
+    Imports matplotlib (through :mod:`dynatrain.report.plots`): call it only to plot.
+    """
+    from dynatrain.report.plots import FIGURES
+
+    entries = [f"{name}.{fmt}" for name in FIGURES]
+    check_output_dir(directory, inputs=inputs, option=option, entries=entries, kind=kind)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an ``OSError`` raised in the block into an :class:`InputError` naming the path.
+
+    The path is the one the system names (a file inside ``path``, say) when it names
+    one, else ``path``.
+    """
+    try:
+        yield
+    except OSError as exc:
+        where = os.fsdecode(exc.filename) if exc.filename else os.fspath(path)
+        raise InputError(f"{where}: cannot write: {exc.strerror or exc}") from exc
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _local(inputs: Iterable[str]) -> list[str]:
+    """The inputs that are local paths (a URL is read where the work runs, not here)."""
+    return [os.fspath(path) for path in inputs if "://" not in os.fspath(path)]
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether the resolved ``path`` is ``folder`` or lies below it (both resolved)."""
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are one existing file (a hard link is one file too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either is missing or unreadable: not known to be one
+        return False
+
+
+def _refuse_inputs(
+    output: str,
+    targets: Sequence[str],
+    inputs: Sequence[str],
+    option: str,
+    kind: str,
+    *,
+    whole: bool,
+    folder: bool = False,
+) -> None:
+    """Raise if writing any of ``targets`` could touch an input.
+
+    A target touches an input when it is the input or lies inside it; with ``whole``,
+    also when the input lies inside the target (the command writes anywhere in it).
+    ``folder``: the targets are folders written into (for the message).
+    """
+    for source in inputs:
+        resolved_source = os.path.realpath(source)
+        for target in targets:
+            resolved = os.path.realpath(target)
+            if resolved == resolved_source or _same_file(target, source):
+                what = f"{'into' if folder else 'over'} the input {kind} {source}"
+            elif _inside(resolved, resolved_source):
+                what = f"inside the input {kind} {source}"
+            elif whole and _inside(resolved_source, resolved):
+                what = f"into {target}, which holds the input {kind} {source}"
+            else:
+                continue
+            raise InputError(f"{output}: {option} would write {what} ({_NEVER})")
+
+
+def _check_creatable(directory: str) -> None:
+    """Raise unless ``directory`` is a writable folder or can be created as one."""
+    if os.path.lexists(directory):
+        if not os.path.isdir(directory):
+            raise InputError(f"{directory}: exists and is not a directory")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise InputError(f"{directory}: cannot write: permission denied")
+        return
+    # The nearest existing ancestor, named as the user spelt it ("runs/a" -> "runs").
+    ancestor = os.path.dirname(os.path.normpath(directory)) or os.curdir
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor) or os.curdir
+    if not os.path.isdir(ancestor):
+        raise InputError(f"{directory}: cannot create the folder: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{directory}: cannot create the folder: permission denied on {ancestor}")
