@@ -249,7 +249,8 @@ def iter_analyses(
     ------
     InputError
         For a bad ``jobs`` or ``scheduler``, Dask not installed, or a Dask scheduler
-        that cannot be reached. A run's own failure is never raised: it is its record.
+        address that is malformed or cannot be reached (raised before any run is
+        analysed). A run's own failure is never raised: it is its record.
     """
     settings = settings or Settings()
     runs = list(runs)
@@ -346,6 +347,13 @@ def _on_dask(
             client = stack.enter_context(distributed.Client(cluster, timeout="20s"))
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+        except ValueError as exc:
+            if address is None:
+                raise
+            # Dask parses the address itself: "missing port number", "unknown scheme"...
+            raise InputError(
+                f"invalid Dask scheduler address {address!r} (expected tcp://HOST:PORT): {exc}"
+            ) from exc
         futures = client.map(analyze_or_error, runs, settings=settings, pure=False)
         index_of = {future.key: i for i, future in enumerate(futures)}
         for future in distributed.as_completed(futures):

@@ -284,6 +284,16 @@ def test_dask_missing_is_a_one_line_error(cli, group_runs, monkeypatch):
     ]
 
 
+@pytest.mark.parametrize("address", ["foo", "tcp://host:port", "bogus://host:8786"])
+def test_a_malformed_dask_address_is_a_one_line_error(cli, group_runs, address):
+    pytest.importorskip("distributed")
+    result = cli("batch", group_runs[0], *FAST, "--dask-address", address)
+    assert result.exit_code == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"dynatrain: error: invalid Dask scheduler address {address!r}")
+
+
 def test_progress_bar_counts_the_runs(tmp_path):
     from rich.console import Console
 
