@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
@@ -544,7 +545,8 @@ def group_summary(
         Run records (:func:`iter_analyses`); failed runs are left out.
     keys : sequence of str
         Metadata keys; a run that lacks one (or has it null) goes to the group
-        :data:`MISSING` for that key, with a warning.
+        :data:`MISSING` for that key, with a warning. A value that is a list or a
+        mapping groups by its JSON text (keys sorted) and is labelled with it.
     measures : sequence of str
         Dotted paths into the records.
 
@@ -555,7 +557,8 @@ def group_summary(
     from scipy import stats as scipy_stats  # ~1 s to import: only when summarising
 
     keys = tuple(keys)
-    members: dict[tuple[Any, ...], list[int]] = {}
+    members: dict[tuple[Hashable, ...], list[int]] = {}
+    shown: dict[tuple[Hashable, ...], tuple[Any, ...]] = {}  # values as the group shows them
     lacking: dict[str, list[str]] = {key: [] for key in keys}
     for index, record in enumerate(records):
         if "error" in record:
@@ -566,15 +569,17 @@ def group_summary(
             if metadata.get(key) is None:
                 lacking[key].append(record["run"])
             values.append(MISSING if metadata.get(key) is None else metadata[key])
-        members.setdefault(tuple(values), []).append(index)
+        group_key = tuple(_group_key(value) for value in values)
+        members.setdefault(group_key, []).append(index)
+        shown.setdefault(group_key, tuple(map(_canonical, values)))
 
     groups = []
-    for values in sorted(members, key=_group_order):
-        indices = members[values]
+    for group_key in sorted(members, key=lambda group_key: _group_order(shown[group_key])):
+        values, indices = shown[group_key], members[group_key]
         columns = {measure: measure_values(records, indices, measure) for measure in measures}
         groups.append(
             Group(
-                label=" / ".join(map(str, values)) if keys else "all runs",
+                label=" / ".join(map(_value_text, values)) if keys else "all runs",
                 values=dict(zip(keys, values, strict=True)),
                 members=tuple(indices),
                 runs=tuple(records[i]["run"] for i in indices),
@@ -597,16 +602,65 @@ def group_summary(
     return GroupSummary(keys, tuple(measures), groups, comparisons, warnings)
 
 
+def _group_key(value: Any) -> Hashable:
+    """A hashable, stable stand-in for one metadata value, to group runs on.
+
+    Metadata may hold a list or a mapping (an HDF5 array attribute, a JSON object),
+    which cannot be a dict key: it is replaced by its JSON text (keys sorted), so equal
+    values group together. ``True`` and ``1``, equal in Python, stay apart, and NaN,
+    which equals nothing, groups with NaN.
+    """
+    if isinstance(value, (list, tuple, dict, np.ndarray)):
+        return ("json", json.dumps(value, sort_keys=True, default=_json_default))
+    if isinstance(value, (bool, np.bool_)):
+        return ("bool", bool(value))
+    if isinstance(value, float) and math.isnan(value):
+        return ("nan",)
+    try:
+        hash(value)
+    except TypeError:  # any other unhashable value: its text
+        return ("text", str(value))
+    return value
+
+
+def _canonical(value: Any) -> Any:
+    """A list or mapping as its key's JSON reads back (keys sorted, NumPy as lists)."""
+    key = _group_key(value)
+    if isinstance(key, tuple) and key[:1] == ("json",):
+        return json.loads(key[1])
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for NumPy values inside a metadata value (anything else: its text)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _value_text(value: Any) -> str:
+    """A metadata value in a group label: a list or mapping as compact JSON."""
+    if isinstance(value, (list, tuple, dict, np.ndarray)):
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    return str(value)
+
+
 def _group_order(values: tuple[Any, ...]) -> tuple[tuple[int, int, Any], ...]:
-    """Sort key: numbers by value, then text, then :data:`MISSING`."""
+    """Sort key: numbers by value, then text (lists and mappings by their JSON), then MISSING."""
     order = []
     for value in values:
-        if value == MISSING:
+        if isinstance(value, str) and value == MISSING:
             order.append((2, 0, ""))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        elif (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        ):
             order.append((0, 0, value))
         else:
-            order.append((1, 0, str(value)))
+            order.append((1, 0, _value_text(value)))
     return tuple(order)
 
 

@@ -250,6 +250,37 @@ def test_missing_group_key_warns(cli, group_runs):
     assert "A / (missing)" in result.stdout and "B / (missing)" in result.stdout
 
 
+def test_list_valued_metadata_groups(cli, plain_archive, tmp_path):
+    """A metadata value that is an array (unhashable once read) groups like any other."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    paths = [
+        plain_archive(
+            f"r{i}.h5",
+            layers={"a": rng.normal(size=(40, 3)), "b": rng.normal(size=(40, 3))},
+            attrs={"widths": widths},
+        )
+        for i, widths in enumerate([np.array([64, 32]), np.array([128]), np.array([64, 32])])
+    ]
+    groups = tmp_path / "groups.json"
+    result = cli(
+        "batch", *paths, *FAST, "-j", "1", "--group-by", "widths", "--format", "csv",
+        "--groups-json", groups,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [row["group"] for row in csv.DictReader(io.StringIO(result.stdout))] == [
+        "[64, 32]",
+        "[128]",
+        "[64, 32]",
+    ]
+    summary = json.loads(groups.read_text())
+    assert [(g["group"], g["values"], len(g["runs"])) for g in summary["groups"]] == [
+        ("[128]", {"widths": [128]}, 1),
+        ("[64, 32]", {"widths": [64, 32]}, 2),
+    ]
+
+
 # -- Dask ------------------------------------------------------------------------------------------
 
 

@@ -114,3 +114,33 @@ def test_measure_value_paths():
     assert measure_value(record, "none") is None
     assert measure_value(record, "a.c") is None
     assert measure_value({"run": "x", "error": "e"}, "integration") is None
+
+
+def test_unhashable_metadata_values_group_by_their_json():
+    """Lists and mappings (HDF5 array attributes, JSON objects) group; labels stay readable."""
+    records = [
+        _record("r0", 0.5, widths=[64, 32], opt={"lr": 0.1, "name": "sgd"}),
+        _record("r1", 0.6, widths=[64, 32], opt={"name": "sgd", "lr": 0.1}),  # keys reordered
+        _record("r2", 0.7, widths=np.array([128]), opt={"lr": 0.1, "name": "sgd"}),
+        _record("r3", 0.8, widths=[64, 32], opt="adam"),
+        _record("r4", 0.9, widths=True, opt="adam"),
+        _record("r5", 1.0, widths=1, opt="adam"),  # equal to True in Python, not here
+        _record("r6", 1.1, widths=float("nan"), opt="adam"),
+        _record("r7", 1.2, widths=float("nan"), opt="adam"),  # NaN groups with NaN
+    ]
+    summary = group_summary(records, ["widths", "opt"], measures=["integration"])
+    labels = [group.label for group in summary.groups]
+    assert labels == [
+        "1 / adam",
+        "True / adam",
+        "[128] / {\"lr\": 0.1, \"name\": \"sgd\"}",
+        "[64, 32] / adam",
+        "[64, 32] / {\"lr\": 0.1, \"name\": \"sgd\"}",
+        "nan / adam",
+    ]
+    assert [group.runs for group in summary.groups][4] == ("r0", "r1")
+    assert [group.runs for group in summary.groups][5] == ("r6", "r7")
+    assert summary.groups[4].values == {"widths": [64, 32], "opt": {"lr": 0.1, "name": "sgd"}}
+    # the same groups, whatever the order of the runs
+    again = group_summary(records[::-1], ["widths", "opt"], measures=["integration"])
+    assert [group.label for group in again.groups] == labels
