@@ -15,6 +15,9 @@ letters, digits, ``.``, ``_`` and ``-`` replaced, no leading dot, and the final 
 checked to lie in ``DIR`` before it is opened (without following a link). A folder
 whose report files would touch an input archive, or whose ``runs`` links out of it,
 is refused before any run is analysed (:func:`check_report_dir`).
+
+In the rich tables every text from the data (run ids, metadata, group labels, error
+messages) is a :class:`rich.text.Text`, never markup: a run id ``[/oops]`` is shown.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dynatrain.batch import GroupSummary
 from dynatrain.errors import InputError
@@ -183,11 +187,20 @@ _COMPARISONS_NOTE = (
 )
 
 
+def _cell(value: Any) -> str | Text:
+    """A rich cell: a number as a (highlighted) string, any text as :class:`Text`.
+
+    Rich would read a string cell as markup, and strings here come from the data.
+    """
+    text = _text(value, 3)
+    return Text(text) if isinstance(value, str) else text
+
+
 def _rich_table(title: str, rows: Sequence[Mapping[str, Any]], note: str | None = None) -> Table:
     table = Table(
         caption=note,
         caption_justify="left",
-        title=title,
+        title=Text(title),
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
@@ -199,9 +212,10 @@ def _rich_table(title: str, rows: Sequence[Mapping[str, Any]], note: str | None 
         numeric = all(isinstance(row[column], (int, float, type(None))) for row in rows)
         # The first column names the row (a run, a measure): other columns wrap before it.
         name_width = max(len(_text(row[column])) for row in rows) if position == 0 else None
-        table.add_column(column, justify="right" if numeric else "left", min_width=name_width)
+        justify = "right" if numeric else "left"
+        table.add_column(Text(str(column)), justify=justify, min_width=name_width)
     for row in rows:
-        table.add_row(*(_text(row[column], 3) for column in columns))
+        table.add_row(*(_cell(row[column]) for column in columns))
     return table
 
 
@@ -213,12 +227,10 @@ def render_batch(records: Records, summary: GroupSummary, console: Console) -> N
     console.print(_rich_table(f"Runs ({len(records)})", rows))
     for record in records:
         if "error" in record:
-            console.print(
-                f"[red]failed[/red] {record['run']}: {record['error']}",
-                highlight=False,
-                markup=True,
-                soft_wrap=True,
+            message = Text.assemble(
+                ("failed", "red"), " ", str(record["run"]), ": ", str(record["error"])
             )
+            console.print(message, soft_wrap=True)
     by = ", ".join(summary.keys) or "none: all runs together"
     console.print(_rich_table(f"Groups (by {by})", group_table_rows(summary), _GROUPS_NOTE))
     if summary.comparisons:

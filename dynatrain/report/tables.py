@@ -2,6 +2,11 @@
 
 Every function takes plain data and a :class:`rich.console.Console` and prints;
 it computes nothing (tests record the console and compare the text).
+
+Rich reads a plain ``str`` as markup (``[bold]``, ``:smile:``), so every string that
+comes from the data (paths, run ids, layer, metric and metadata names and values,
+problems) is passed as :class:`rich.text.Text`, which is printed as it is: a layer named
+``[/oops]`` is shown, not parsed (and cannot fail the rendering).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ def _key_values(pairs: Mapping[str, Any]) -> Table:
     grid.add_column(style="bold")
     grid.add_column()
     for key, value in pairs.items():
-        grid.add_row(str(key), str(value))
+        grid.add_row(Text(str(key)), Text(str(value)))
     return grid
 
 
@@ -65,7 +70,13 @@ def render_inspect(summary: Mapping[str, Any], console: Console) -> None:
     layers.add_column("dtype")
     for i, layer in enumerate(summary["layers"]):
         shape = " x ".join(map(str, layer["shape"])) if layer["shape"] else "scalar"
-        layers.add_row(str(i), layer["name"], " + ".join(layer["kinds"]), shape, layer["dtype"])
+        layers.add_row(
+            str(i),
+            Text(str(layer["name"])),
+            Text(" + ".join(layer["kinds"])),
+            Text(shape),
+            Text(str(layer["dtype"])),
+        )
     parts: list[Any] = [_key_values(facts)]
     if summary["metadata"]:
         parts += [
@@ -73,24 +84,25 @@ def render_inspect(summary: Mapping[str, Any], console: Console) -> None:
             Text("Metadata", style="bold underline"),
             _key_values(summary["metadata"]),
         ]
-    console.print(Panel(Group(*parts), title=summary["path"], title_align="left"))
+    console.print(Panel(Group(*parts), title=Text(str(summary["path"])), title_align="left"))
     console.print(layers)
 
 
 def render_validation(report: Any, console: Console) -> None:
     """Print one line per problem and note of a :class:`ValidationReport`."""
+    path = str(report.path)
     if report.valid:
         size = ""
         if report.n_checkpoints is not None:
             size = f" ({report.n_checkpoints} checkpoints, {report.n_layers} layers)"
-        console.print(f"[green]ok[/green] {report.path}{size}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("ok", "green"), " ", path, size), soft_wrap=True)
     for problem in report.problems:
         console.print(
-            f"[red]invalid[/red] {report.path}: {problem}", highlight=False, soft_wrap=True
+            Text.assemble(("invalid", "red"), " ", path, ": ", str(problem)), soft_wrap=True
         )
     for note in report.notes:
         console.print(
-            f"[yellow]note[/yellow] {report.path}: {note}", highlight=False, soft_wrap=True
+            Text.assemble(("note", "yellow"), " ", path, ": ", str(note)), soft_wrap=True
         )
 
 
@@ -200,7 +212,8 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
         measures.add_column("meaning", style="dim")
     legend = Text(style="dim")
     for name, value, uncertainty, meaning in measure_rows(result):
-        measures.add_row(name, value, uncertainty, *([meaning] if wide else []))
+        # The uncertainty of the plateau is the metric's name, from the archive.
+        measures.add_row(name, value, Text(uncertainty), *([meaning] if wide else []))
         if not wide and not name.startswith(" "):
             legend.append(f"{name}: {meaning}\n")
 
@@ -211,11 +224,14 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     layers.add_column("signal std", justify="right")
     for layer in result["layers"]:
         layers.add_row(
-            layer["name"], _num(layer["alpha"]), f"{layer['mean']:.4g}", f"{layer['std']:.4g}"
+            Text(str(layer["name"])),
+            _num(layer["alpha"]),
+            f"{layer['mean']:.4g}",
+            f"{layer['std']:.4g}",
         )
     for excluded in result["excluded_layers"]:
         layers.add_row(
-            Text(excluded["name"], style="dim"),
+            Text(str(excluded["name"]), style="dim"),
             "-",
             "-",
             Text(f"excluded: {excluded['reason']}", style="dim"),
@@ -229,7 +245,7 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
         style="dim",
     )
     parts = [_key_values(about), Text(""), measures, Text(""), *([] if wide else [legend]), footer]
-    console.print(Panel(Group(*parts), title=result["run"], title_align="left"))
+    console.print(Panel(Group(*parts), title=Text(str(result["run"])), title_align="left"))
     console.print(layers)
 
 
