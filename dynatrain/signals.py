@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,9 +248,6 @@ def reduce_layer(
     stop = archive.n_checkpoints if stop is None else stop
     if reduce == "signal":
         return archive.signal(layer, start=start, stop=stop)
-    blocks = archive.iter_activations(
-        layer, start=start, stop=stop, max_block_bytes=max_block_bytes
-    )
     n_rows = stop - start
     sums = np.zeros(n_rows)
     sums_of_squares = np.zeros(n_rows)
@@ -257,28 +255,33 @@ def reduce_layer(
     # std uses the shifted-data formula: var = E[(x-K)^2] - (E[x-K])^2 with K one value of
     # the row, so the subtraction does not cancel when the mean dwarfs the spread.
     shift = np.full(n_rows, np.nan) if reduce == "std" else None
-    for block in blocks:
-        rows = slice(block.start - start, block.stop - start)
-        values = block.values
-        counts[rows] += values.shape[1]
-        if reduce in ("mean", "mean-abs"):
-            if reduce == "mean-abs":
-                values = np.abs(values)  # exact in the stored type
-            # NumPy casts to float64 in small buffers as it sums: no float64 copy.
-            sums[rows] += np.add.reduce(values, axis=1, dtype=np.float64)
-            continue
-        for r0, piece in _pieces(values):
-            at = slice(rows.start + r0, rows.start + r0 + piece.shape[0])
-            piece64 = np.empty(piece.shape)
-            if shift is None:
-                np.copyto(piece64, piece)
-            else:
-                unset = np.isnan(shift[at])  # first piece of these rows
-                if unset.any():
-                    shift[at] = np.where(unset, piece[:, 0], shift[at])
-                np.subtract(piece, shift[at, None], out=piece64)
-                sums[at] += np.add.reduce(piece64, axis=1)
-            sums_of_squares[at] += np.einsum("ij,ij->i", piece64, piece64)
+    blocks = archive.iter_activations(
+        layer, start=start, stop=stop, max_block_bytes=max_block_bytes
+    )
+    # Closed on the way out, an error included: no read is left running behind it.
+    with closing(blocks):
+        for block in blocks:
+            rows = slice(block.start - start, block.stop - start)
+            values = block.values
+            counts[rows] += values.shape[1]
+            if reduce in ("mean", "mean-abs"):
+                if reduce == "mean-abs":
+                    values = np.abs(values)  # exact in the stored type
+                # NumPy casts to float64 in small buffers as it sums: no float64 copy.
+                sums[rows] += np.add.reduce(values, axis=1, dtype=np.float64)
+                continue
+            for r0, piece in _pieces(values):
+                at = slice(rows.start + r0, rows.start + r0 + piece.shape[0])
+                piece64 = np.empty(piece.shape)
+                if shift is None:
+                    np.copyto(piece64, piece)
+                else:
+                    unset = np.isnan(shift[at])  # first piece of these rows
+                    if unset.any():
+                        shift[at] = np.where(unset, piece[:, 0], shift[at])
+                    np.subtract(piece, shift[at, None], out=piece64)
+                    sums[at] += np.add.reduce(piece64, axis=1)
+                sums_of_squares[at] += np.einsum("ij,ij->i", piece64, piece64)
     if reduce == "std":
         mean_shifted = sums / counts
         return np.sqrt(np.maximum(sums_of_squares / counts - mean_shifted**2, 0.0))

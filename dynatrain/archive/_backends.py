@@ -8,9 +8,10 @@ exceptions into one-line :class:`~dynatrain.errors.ArchiveError` messages.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from dynatrain.errors import ArchiveError
 __all__ = ["Store", "open_store"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Rounds of waiting for the tasks a failed zarr call left running (see _settled).
+_SETTLE_ROUNDS = 32
 #: Soft links followed while resolving one path (HDF5's own limit, H5L_NUM_LINKS).
 _MAX_SOFT_LINKS = 16
 
@@ -78,6 +81,10 @@ class Store(ABC):
     @abstractmethod
     def children(self, parts: tuple[str, ...]) -> list[str]:
         """Names of the members of the group at ``parts``."""
+
+    @abstractmethod
+    def read(self, array: Any, selection: Any) -> np.ndarray:
+        """``array[selection]`` as a NumPy array (exceptions are the back end's own)."""
 
     @abstractmethod
     def read_error(self, exc: BaseException) -> str:
@@ -273,6 +280,9 @@ class HDF5Store(Store):
         node = self._node(parts)
         return list(node.keys()) if isinstance(node, self._h5py.Group) else []
 
+    def read(self, array: Any, selection: Any) -> np.ndarray:
+        return np.asarray(array[selection])
+
     def read_error(self, exc: BaseException) -> str:
         return f"truncated or corrupt data ({_first_line(exc)})"
 
@@ -284,7 +294,13 @@ class HDF5Store(Store):
 
 
 class ZarrStore(Store):
-    """A Zarr group (format 3, or 2) opened read-only."""
+    """A Zarr group (format 3, or 2) opened read-only.
+
+    Every zarr operation runs through :meth:`_run`, on zarr's own event loop: when
+    one fails, the concurrent tasks it started (the other chunks of a read, the
+    other members of a listing) are waited for before the error is raised, so
+    nothing is left running when the program reports it and exits.
+    """
 
     backend = "zarr"
 
@@ -292,31 +308,44 @@ class ZarrStore(Store):
         super().__init__(path)
         import zarr
         import zarr.errors
+        from zarr.api import asynchronous as zarr_async
 
+        self._zarr = zarr
         try:
             if _is_url(path):
-                self._root = zarr.open_group(path, mode="r")
+                store: Any = path
             else:
                 from zarr.storage import LocalStore
 
-                self._root = zarr.open_group(store=LocalStore(path, read_only=True), mode="r")
+                store = LocalStore(path, read_only=True)
+            self._root = self._run(zarr_async.open_group(store=store, mode="r"))
         except (zarr.errors.GroupNotFoundError, FileNotFoundError) as exc:
             raise ArchiveError(
                 path, "not a Zarr store (no zarr.json or .zgroup at its root)"
             ) from exc
         except (ValueError, TypeError, KeyError, OSError) as exc:
             raise ArchiveError(path, f"cannot open Zarr store ({_first_line(exc)})") from exc
-        self._zarr = zarr
+
+    @staticmethod
+    def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a zarr coroutine to completion on zarr's event loop (see the class)."""
+        # zarr.core.sync.sync is what zarr's own synchronous API runs everything with.
+        from zarr.core.sync import sync
+
+        return sync(_settled(coro))
 
     def _node(self, parts: tuple[str, ...]) -> Any:
+        """The ``AsyncGroup`` or ``AsyncArray`` at ``parts``, or ``None`` if absent."""
         if not parts:
             return self._root
         where = "/" + "/".join(parts)
         for name in parts:
             _check_member_name(self.path, name, where)
         try:
-            return self._root.get("/".join(parts))
-        except (ValueError, TypeError, KeyError, OSError) as exc:
+            return self._run(self._root.getitem("/".join(parts)))
+        except KeyError:
+            return None
+        except (ValueError, TypeError, OSError) as exc:
             raise ArchiveError(self.path, f"cannot read {where} ({_first_line(exc)})") from exc
 
     def attrs(self, parts: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -327,14 +356,30 @@ class ZarrStore(Store):
         node = self._node(parts)
         if node is None:
             return None
-        return "group" if isinstance(node, self._zarr.Group) else "array"
+        from zarr import AsyncArray, AsyncGroup
+
+        if isinstance(node, AsyncGroup):
+            return "group"
+        return "array" if isinstance(node, AsyncArray) else "other"
 
     def array(self, parts: tuple[str, ...]) -> Any:
-        return self._node(parts)
+        node = self._node(parts)
+        return self._zarr.Array(node) if node is not None else None
+
+    def read(self, array: Any, selection: Any) -> np.ndarray:
+        return np.asarray(self._run(array.async_array.getitem(selection)))
 
     def children(self, parts: tuple[str, ...]) -> list[str]:
+        from zarr import AsyncGroup
+
         node = self._node(parts)
-        return sorted(node.keys()) if node is not None else []
+        if not isinstance(node, AsyncGroup):
+            return []
+
+        async def keys() -> list[str]:
+            return [key async for key in node.keys()]
+
+        return sorted(self._run(keys()))
 
     def chunk_rows(self, array: Any) -> int:
         # With sharding, a shard is the unit of I/O; read whole shards.
@@ -358,6 +403,37 @@ class ZarrStore(Store):
                 except OSError:
                     pass
         return total
+
+
+async def _settled(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Await ``coro``; if it fails, first wait for the tasks started meanwhile.
+
+    zarr reads the chunks of a selection (and the members of a group) in concurrent
+    tasks gathered without cancelling the others when one fails: its exception
+    comes back while the others still run. Left behind, they are destroyed pending
+    when the interpreter exits, and asyncio prints "Task was destroyed but it is
+    pending!", "Event loop is closed" and tracebacks on stderr, after the one-line
+    error. Waiting (not cancelling: a chunk being decoded in a thread cannot be
+    stopped) lets them finish; their own errors are retrieved and dropped, the
+    first one is the one raised. Tasks that other threads start on the same loop
+    meanwhile are waited for too, which costs only time.
+    """
+    current = asyncio.current_task()
+    before = asyncio.all_tasks()
+    try:
+        return await coro
+    except BaseException:
+        # Tasks may start tasks of their own (a chunk read, then its decoding): a few
+        # rounds, until none is left.
+        for _ in range(_SETTLE_ROUNDS):
+            started = asyncio.all_tasks() - before - {current}
+            if not started:
+                break
+            await asyncio.wait(started)
+            for task in started:
+                if not task.cancelled():
+                    task.exception()  # retrieved: asyncio would log it at exit
+        raise
 
 
 def open_store(path: str | os.PathLike[str]) -> Store:

@@ -231,7 +231,7 @@ class Archive:
             problems.append(f"{where} is not numeric (dtype {array.dtype})")
             return None
         try:
-            return np.asarray(array[:])
+            return self._store.read(array, slice(None))
         except Exception as exc:
             problems.append(f"cannot read {where}: {self._store.read_error(exc)}")
             return None
@@ -361,7 +361,7 @@ class Archive:
     ) -> np.ndarray:
         stop = self.n_checkpoints if stop is None else stop
         try:
-            return np.asarray(array[start:stop], dtype=np.float64)
+            return np.asarray(self._store.read(array, slice(start, stop)), dtype=np.float64)
         except Exception as exc:
             raise ArchiveError(
                 self.path, f"cannot read {what}: {self._store.read_error(exc)}"
@@ -405,6 +405,12 @@ class Archive:
         ------
         ActivationBlock
             ``values`` is a 2-D array ``(checkpoints, elements)`` in the stored dtype.
+
+        Notes
+        -----
+        With ``read_ahead``, a caller that may stop before the end (an exception
+        included) should close the iterator (``contextlib.closing``): that waits for
+        the read in flight, which garbage collection would only do at some later time.
         """
         info = self._layer(layer)
         if not info.has_activations:
@@ -446,7 +452,8 @@ class Archive:
             for selection in selections:
                 yield read(selection, 0)
             return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynatrain-read") as pool:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynatrain-read")
+        try:
             pending = pool.submit(read, selections[0], 0)
             for i, selection in enumerate(selections[1:], start=1):
                 block = pending.result()
@@ -454,6 +461,11 @@ class Archive:
                 pending = pool.submit(read, selection, i % 2)
                 yield block
             yield pending.result()
+        finally:
+            # Reached when the stream ends, fails, or is closed by a caller that stops
+            # early: the read in flight is waited for (it may not outlive the archive,
+            # nor be abandoned in the middle of a zarr read at exit).
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _block_reader(
         self, array: Any, rows: int, samples: int, info: LayerInfo
@@ -465,7 +477,8 @@ class Archive:
         process, take longer than the read itself. Zarr decodes into new arrays.
         """
         if self.backend != "hdf5":
-            return lambda slot, t0, t1, n0, n1: np.asarray(array[t0:t1, n0:n1])
+            read = self._store.read
+            return lambda slot, t0, t1, n0, n1: read(array, (slice(t0, t1), slice(n0, n1)))
         import h5py
 
         feature_shape = info.sample_shape[1:]

@@ -8,6 +8,7 @@ is found before an analysis trips over it.
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,8 +98,9 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
 def _finite_rows(archive: Archive, layer: str) -> np.ndarray:
     """Whether each checkpoint's activations are all finite (reads every chunk once)."""
     finite = np.ones(archive.n_checkpoints, dtype=bool)
-    for block in archive.iter_activations(layer):
-        finite[block.start : block.stop] &= np.isfinite(block.values).all(axis=1)
+    with closing(archive.iter_activations(layer)) as blocks:
+        for block in blocks:
+            finite[block.start : block.stop] &= np.isfinite(block.values).all(axis=1)
     return finite
 
 
