@@ -370,16 +370,31 @@ class ZarrStore(Store):
         return np.asarray(self._run(array.async_array.getitem(selection)))
 
     def children(self, parts: tuple[str, ...]) -> list[str]:
+        """Names of the groups and arrays in the group at ``parts``.
+
+        Taken from the store's listing, keeping the names that open as a group or an
+        array: anything else there (a ``.partial`` file an interrupted writer left, a
+        stray file or directory) is ignored, as the format says, and quietly (zarr's
+        own listing warns about each).
+        """
         from zarr import AsyncGroup
 
         node = self._node(parts)
         if not isinstance(node, AsyncGroup):
             return []
 
-        async def keys() -> list[str]:
-            return [key async for key in node.keys()]
+        async def listing() -> list[str]:
+            return [key async for key in node.store.list_dir(node.path)]
 
-        return sorted(self._run(keys()))
+        try:
+            names = self._run(listing())
+        except (ValueError, TypeError, OSError) as exc:
+            where = "/" + "/".join(parts)
+            raise ArchiveError(self.path, f"cannot list {where} ({_first_line(exc)})") from exc
+        candidates = sorted(
+            name for name in names if name != "zarr.json" and not name.startswith(".")
+        )
+        return [name for name in candidates if self.kind((*parts, name)) in ("group", "array")]
 
     def chunk_rows(self, array: Any) -> int:
         # With sharding, a shard is the unit of I/O; read whole shards.

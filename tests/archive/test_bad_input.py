@@ -395,3 +395,29 @@ def test_unreadable_file_is_a_clean_error(cli, tmp_path):
     path = write_plain_archive(tmp_path / "locked.h5", layers=_layers())
     path.chmod(0)
     _assert_one_line_error(cli("inspect", path), path, "permission denied")
+
+
+def test_stray_entries_in_zarr_groups_are_ignored_quietly(cli, tmp_path):
+    """What a killed zarr writer leaves (``*.partial`` temporary files) and other stray
+    entries are ignored, as the format says, without zarr's warning (an error under
+    this suite's filterwarnings=error)."""
+    path = write_plain_archive(
+        tmp_path / "stray.zarr", layers=_layers(), metrics={"acc": np.linspace(0, 1, 30)}
+    )
+    (path / "metrics" / "zarr.0123456789abcdef.partial").write_bytes(b'{"zarr_fo')
+    (path / "metrics" / "acc.partial").write_text("")
+    (path / "metrics" / "notes.txt").write_text("stray")
+    (path / "metrics" / "empty-dir").mkdir()
+    (path / "zarr.fedcba9876543210.partial").write_bytes(b"")
+    with open_archive(path) as archive:
+        assert archive.metric_names == ("acc",)
+    result = cli("inspect", path, "--format", "json")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+
+
+def test_corrupt_metadata_of_a_zarr_member_is_a_clean_error(cli, tmp_path):
+    metrics = {f"m{i:02d}": np.ones(30) for i in range(20)}
+    path = write_plain_archive(tmp_path / "meta.zarr", layers=_layers(), metrics=metrics)
+    (path / "metrics" / "m07" / "zarr.json").write_text("{garbage")
+    _assert_one_line_error(cli("inspect", path), path, "cannot read /metrics/m07")
