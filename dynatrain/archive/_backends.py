@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from dynatrain.archive.format import backend_for_path
 from dynatrain.errors import ArchiveError
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "json_value", "open_store"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Rounds of waiting for the tasks a failed zarr call left running (see _settled).
@@ -500,3 +501,70 @@ def as_python(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+#: Values JSON has (NaN and infinities are floats here; JSON writers make them null).
+_JSON_SCALARS = (str, bool, int, float, type(None))
+#: Longest text that stands in for a value with no JSON form.
+_MAX_TEXT = 200
+
+
+def json_value(value: Any, lossy: list[str] | None = None) -> Any:
+    """Convert an attribute value, as a back end returns it, to plain JSON data.
+
+    * strings, booleans, integers, floats and ``None`` are kept (NaN too: the JSON
+      writers print it as ``null``);
+    * bytes become text (UTF-8, undecodable bytes replaced);
+    * NumPy scalars become Python scalars, NumPy arrays (and lists, tuples) lists,
+      recursively, a 0-d array its one value; a structured (compound) value becomes
+      a dict of its fields; mappings (Zarr JSON objects) stay dicts with text keys;
+    * an HDF5 attribute with no value (``h5py.Empty``) becomes ``None``;
+    * anything else has no JSON form (an HDF5 object or region reference, a complex
+      number, opaque bytes): it is replaced by its text, cut to 200 characters
+      (``"<HDF5 object reference>"``, ``"(1+2j)"``), and its type is appended to
+      ``lossy`` so that the caller can say so. Nothing is dereferenced.
+
+    Parameters
+    ----------
+    value : object
+    lossy : list of str, optional
+        Receives the type name of every value replaced by its text.
+    """
+    if type(value) in _JSON_SCALARS:
+        return value
+    if isinstance(value, _JSON_SCALARS) and not isinstance(value, np.generic):
+        # A subclass (an IntEnum, a str subclass): its plain value.
+        return next(base(value) for base in (bool, int, float, str) if isinstance(value, base))
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return json_value(value[()], lossy)
+        if value.dtype.kind in "biuf":  # fast and exact: Python bool, int, float
+            return value.tolist()
+        return [json_value(item, lossy) for item in value]
+    if isinstance(value, np.void):
+        if value.dtype.names:
+            return {name: json_value(value[name], lossy) for name in value.dtype.names}
+    elif isinstance(value, np.generic):
+        item = value.item()
+        if isinstance(item, (*_JSON_SCALARS, bytes)):
+            return json_value(item, lossy)
+    elif isinstance(value, Mapping):
+        return {str(key): json_value(item, lossy) for key, item in value.items()}
+    elif isinstance(value, (list, tuple)):
+        return [json_value(item, lossy) for item in value]
+    elif isinstance(value, Path):
+        return str(value)
+    elif _is_h5py_empty(value):
+        return None
+    if lossy is not None:
+        lossy.append(type(value).__name__)
+    text = str(value).strip()
+    text = text.splitlines()[0] if text else type(value).__name__
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+def _is_h5py_empty(value: Any) -> bool:
+    h5py = sys.modules.get("h5py")  # only an HDF5 file, read with h5py, holds one
+    return h5py is not None and isinstance(value, h5py.Empty)

@@ -19,7 +19,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dynatrain.archive import format as fmt
-from dynatrain.archive._backends import Store, as_python, iter_row_blocks, open_store
+from dynatrain.archive._backends import (
+    Store,
+    as_python,
+    iter_row_blocks,
+    json_value,
+    open_store,
+)
 from dynatrain.errors import ArchiveError
 
 __all__ = ["DEFAULT_BLOCK_BYTES", "ActivationBlock", "Archive", "LayerInfo", "open_archive"]
@@ -115,7 +121,13 @@ class Archive:
     backend : {"hdf5", "zarr"}
     format_version : int
     metadata : dict
-        Free root attributes (run_id, model, dataset, seed, ...), as plain Python values.
+        Free root attributes (run_id, model, dataset, seed, ...), as plain JSON data:
+        NumPy values become Python ones, arrays lists; a value with no JSON form (an
+        HDF5 object reference, a complex number) is replaced by its text (see
+        :func:`~dynatrain.archive._backends.json_value`) and noted in
+        ``metadata_notes``.
+    metadata_notes : list of str
+        One line per metadata attribute replaced by its text.
     n_checkpoints : int
         Checkpoints completely written: ``min(len(epoch), complete_checkpoints)``.
     n_rows_stored : int
@@ -164,11 +176,19 @@ class Archive:
             supported = ", ".join(map(str, fmt.SUPPORTED_VERSIONS))
             return [f"unsupported format_version {version!r} (this dynatrain reads {supported})"]
         self.format_version = int(version)
-        self.metadata = {
-            key: as_python(value)
-            for key, value in sorted(root_attrs.items())
-            if key not in fmt.RESERVED_ATTRS
-        }
+        self.metadata: dict[str, Any] = {}
+        self.metadata_notes: list[str] = []
+        for key, value in sorted(root_attrs.items()):
+            if key in fmt.RESERVED_ATTRS:
+                continue
+            lossy: list[str] = []
+            self.metadata[key] = json_value(value, lossy)
+            if lossy:
+                kinds = ", ".join(sorted(set(lossy)))
+                self.metadata_notes.append(
+                    f"metadata {key!r} holds values with no JSON form ({kinds}),"
+                    f" shown as text: {self.metadata[key]!r}"
+                )
 
         self.steps: np.ndarray | None = None
         self.layer_names: tuple[str, ...] = ()

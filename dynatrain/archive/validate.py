@@ -68,6 +68,7 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
     with archive:
         report.n_checkpoints = archive.n_checkpoints
         report.n_layers = len(archive.layer_names)
+        report.notes.extend(archive.metadata_notes)
         pending = archive.n_rows_stored - archive.n_checkpoints
         if pending > 0:
             report.notes.append(
