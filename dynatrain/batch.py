@@ -343,6 +343,7 @@ def _on_dask(
                 )
             )
         else:
+            _check_dask_address(address)
             cluster = address
         try:
             client = stack.enter_context(distributed.Client(cluster, timeout="20s"))
@@ -351,10 +352,7 @@ def _on_dask(
         except ValueError as exc:
             if address is None:
                 raise
-            # Dask parses the address itself: "missing port number", "unknown scheme"...
-            raise InputError(
-                f"invalid Dask scheduler address {address!r} (expected tcp://HOST:PORT): {exc}"
-            ) from exc
+            raise InputError(_bad_dask_address(address, exc)) from exc
         futures = client.map(analyze_or_error, runs, settings=settings, pure=False)
         index_of = {future.key: i for i, future in enumerate(futures)}
         for future in distributed.as_completed(futures):
@@ -364,6 +362,29 @@ def _on_dask(
             except Exception as exc:  # e.g. KilledWorker
                 record = _error_record(runs[index], exc)
             yield index, record
+
+
+def _check_dask_address(address: str) -> None:
+    """Raise :class:`InputError` for a scheduler address Dask cannot parse.
+
+    Checked before a ``Client`` is made: besides the clearer message, a ``Client``
+    that fails to start on a malformed address can leave Dask's shared event-loop
+    runner unusable for the next ``Client`` of the process.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)  # no scheme: tcp
+        get_backend(scheme)  # an unknown scheme raises
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(location)  # a missing or non-numeric port raises
+    except ValueError as exc:
+        raise InputError(_bad_dask_address(address, exc)) from exc
+
+
+def _bad_dask_address(address: str, exc: Exception) -> str:
+    return f"invalid Dask scheduler address {address!r} (expected tcp://HOST:PORT): {exc}"
 
 
 # -- groups ----------------------------------------------------------------------------------------
