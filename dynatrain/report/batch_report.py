@@ -259,7 +259,8 @@ def batch_markdown(records: Records, summary: GroupSummary) -> str:
 def batch_progress(total: int, console: Console | None) -> Iterator[Callable[[], None]]:
     """A progress bar of ``total`` runs on ``console``; ``None``: silent.
 
-    Yields the function to call each time a run is done.
+    Yields the function to call each time a run is done. What is written to stdout
+    meanwhile goes to stdout, not to the bar's console.
     """
     if console is None:
         yield lambda: None
@@ -267,7 +268,11 @@ def batch_progress(total: int, console: Console | None) -> Iterator[Callable[[],
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     columns = ("analysing runs", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    # Rich would otherwise catch what is written to stdout meanwhile and print it on the
+    # bar's console: the streamed JSON lines would land on stderr, wrapped, not in the pipe.
+    with Progress(
+        *columns, console=console, transient=True, redirect_stdout=False
+    ) as progress:
         task = progress.add_task("runs", total=total)
         yield lambda: progress.advance(task)
 

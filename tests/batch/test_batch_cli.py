@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -339,3 +341,47 @@ def test_progress_bar_counts_the_runs(tmp_path):
     assert "analysing runs" in shown and "3/3" in shown
     with batch_progress(3, None) as advance:
         advance()  # off a terminal: silent
+
+
+def _batch_process(runs, stderr) -> subprocess.Popen:
+    command = [sys.executable, "-m", "dynatrain.cli", "batch", *map(str, runs), *FAST, "-j", "1"]
+    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+    return subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, env=env
+    )
+
+
+def test_the_command_draws_a_progress_bar_only_on_a_terminal(group_runs):
+    """The real `batch`: a bar on stderr when it is a terminal (a pseudo-terminal), else nothing."""
+    import pty
+    import threading
+
+    terminal, child_end = pty.openpty()
+    process = _batch_process(group_runs[:2], stderr=child_end)
+    os.close(child_end)
+    drawn: list[bytes] = []
+
+    def read() -> None:  # drain the terminal, or a full buffer would block the child
+        while True:
+            try:
+                data = os.read(terminal, 4096)
+            except OSError:  # EIO: the child closed its end
+                return
+            if not data:
+                return
+            drawn.append(data)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    out, _ = process.communicate(timeout=300)
+    reader.join(timeout=30)
+    os.close(terminal)
+    shown = b"".join(drawn).decode("utf-8", "replace")
+    assert process.returncode == 0, shown
+    assert "analysing runs" in shown and "2/2" in shown
+    assert len(out.decode().splitlines()) == 2  # the data still goes to stdout, a line a run
+
+    process = _batch_process(group_runs[:2], stderr=subprocess.PIPE)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0 and err == b"" and len(out.decode().splitlines()) == 2
+
