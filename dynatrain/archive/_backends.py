@@ -9,6 +9,7 @@ exceptions into one-line :class:`~dynatrain.errors.ArchiveError` messages.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -90,6 +91,19 @@ class Store(ABC):
     @abstractmethod
     def read_error(self, exc: BaseException) -> str:
         """A short description of an exception raised while reading data."""
+
+    def fill_value(self, array: Any) -> Any:
+        """The value a read returns where no data was ever stored (``None``: unset)."""
+        return None
+
+    def absent_rows(self, array: Any, n_rows: int) -> np.ndarray:
+        """Which of the first ``n_rows`` rows lie in a storage chunk absent from the store.
+
+        Such rows read as the fill value. Only Zarr stores keep chunks as separate
+        objects that can go missing; in an HDF5 file a chunk is never absent unless it
+        was never written, so every row is reported present there.
+        """
+        return np.zeros(n_rows, dtype=bool)
 
     def chunk_rows(self, array: Any) -> int:
         """Checkpoints per storage chunk along axis 0 (1 for contiguous storage)."""
@@ -287,6 +301,9 @@ class HDF5Store(Store):
     def read_error(self, exc: BaseException) -> str:
         return f"truncated or corrupt data ({_first_line(exc)})"
 
+    def fill_value(self, array: Any) -> Any:
+        return array.fillvalue
+
     def size_on_disk(self) -> int | None:
         return os.path.getsize(self.path)
 
@@ -401,6 +418,36 @@ class ZarrStore(Store):
         # With sharding, a shard is the unit of I/O; read whole shards.
         shards = getattr(array, "shards", None)
         return int((shards or array.chunks)[0])
+
+    def fill_value(self, array: Any) -> Any:
+        return array.fill_value
+
+    def absent_rows(self, array: Any, n_rows: int) -> np.ndarray:
+        """See :meth:`Store.absent_rows`.
+
+        One listing of the array's keys; the storage key (chunk, or shard) of every
+        block of rows is then looked up in it.
+        """
+        absent = np.zeros(n_rows, dtype=bool)
+        grid = tuple(int(n) for n in (getattr(array, "shards", None) or array.chunks))
+        shape = tuple(int(n) for n in array.shape)
+        n_rows = min(n_rows, shape[0])
+        if n_rows <= 0:
+            return absent
+        prefix = f"{array.path}/" if array.path else ""
+        store = array.store_path.store
+
+        async def listing() -> set[str]:
+            return {key[len(prefix) :] async for key in store.list_prefix(prefix)}
+
+        stored = self._run(listing())
+        others = [range(-(-size // step)) for size, step in zip(shape[1:], grid[1:], strict=True)]
+        for block in range(-(-n_rows // grid[0])):
+            for rest in itertools.product(*others):
+                if array.metadata.encode_chunk_key((block, *rest)) not in stored:
+                    absent[block * grid[0] : (block + 1) * grid[0]] = True
+                    break
+        return absent
 
     def read_error(self, exc: BaseException) -> str:
         return f"corrupt or missing chunk ({_first_line(exc)})"

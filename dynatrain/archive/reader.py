@@ -28,7 +28,14 @@ from dynatrain.archive._backends import (
 )
 from dynatrain.errors import ArchiveError
 
-__all__ = ["DEFAULT_BLOCK_BYTES", "ActivationBlock", "Archive", "LayerInfo", "open_archive"]
+__all__ = [
+    "DEFAULT_BLOCK_BYTES",
+    "ActivationBlock",
+    "Archive",
+    "ChunkGap",
+    "LayerInfo",
+    "open_archive",
+]
 
 #: Largest block of raw activations held in memory at once while streaming (bytes).
 DEFAULT_BLOCK_BYTES = 32 * 2**20
@@ -73,6 +80,30 @@ class LayerInfo:
     def has_signal(self) -> bool:
         """Whether a pre-reduced ``signal`` is stored."""
         return fmt.SIGNAL in self.kinds
+
+
+class ChunkGap(NamedTuple):
+    """Complete checkpoints of one array whose storage chunk is absent (Zarr only).
+
+    ``what`` names the array (``"layer 'fc1' activations"``), ``checkpoints`` are
+    indices, ``fill_value`` is what a read returns for them.
+    """
+
+    what: str
+    checkpoints: np.ndarray
+    fill_value: Any
+
+    @property
+    def fill_is_nan(self) -> bool:
+        """Whether the fill value is NaN: then the gap is lost data (see :class:`Archive`)."""
+        return _is_nan(self.fill_value)
+
+
+def _is_nan(value: Any) -> bool:
+    try:
+        return bool(np.isnan(value))
+    except (TypeError, ValueError):
+        return False
 
 
 class ActivationBlock(NamedTuple):
@@ -139,6 +170,28 @@ class Archive:
         In the archive's order, input side first.
     layers : dict of str to LayerInfo
     metric_names : tuple of str
+
+    Notes
+    -----
+    **Missing Zarr chunks.** Each chunk of a Zarr store is a separate object that
+    can go missing (a partial copy or upload, a deleted file), and zarr reads a
+    missing chunk as the array's fill value without a word. What that means depends
+    on the fill value:
+
+    * NaN (what :class:`~dynatrain.archive.writer.ArchiveWriter` uses for floats):
+      the chunk is lost data. Read as NaN it would pass for a diverged run and cut
+      the analysis short with a misleading message, so reading it raises
+      :class:`ArchiveError` naming the array and the checkpoints, and ``validate``
+      lists it as a problem. ``ArchiveWriter`` writes every chunk, NaN ones
+      included (``write_empty_chunks``); Zarr archives written before it did lack
+      the chunks of checkpoints that were all NaN (a diverged run) and are now
+      reported so.
+    * anything else, e.g. 0, zarr's default: zarr does not store a chunk whose values
+      all equal the fill value, so a missing chunk may be one full of it. It is read
+      as the fill value, and ``validate`` notes it.
+
+    Only chunks inside the complete checkpoints count (those beyond are a writer
+    still at work). With sharding, whole shards are checked.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -195,6 +248,7 @@ class Archive:
         self.layers: dict[str, LayerInfo] = {}
         self.metric_names: tuple[str, ...] = ()
         self._arrays: dict[tuple[str, str], Any] = {}
+        self._absent: dict[str, np.ndarray] = {}
         if as_python(root_attrs.get(fmt.COMPLETE_ATTR)) == 0:
             # A writer that has not finished its first append (or was killed in it) may
             # have created only part of the tree: there is nothing to read yet.
@@ -215,7 +269,11 @@ class Archive:
         self.n_checkpoints = n_checkpoints
         self.n_rows_stored = len(epochs_all)
         self.epochs = np.asarray(epochs_all[:n_checkpoints], dtype=np.float64)
-        if not np.all(np.isfinite(self.epochs)):
+        epoch_array = self._store.array((fmt.CHECKPOINTS, fmt.EPOCH))
+        lost = self._lost_chunks(epoch_array, "checkpoints/epoch")
+        if lost is not None:
+            problems.append(lost)
+        elif not np.all(np.isfinite(self.epochs)):
             problems.append("checkpoints/epoch holds non-finite values")
         elif np.any(np.diff(self.epochs) <= 0):
             at = int(np.argmax(np.diff(self.epochs) <= 0)) + 1
@@ -380,12 +438,67 @@ class Archive:
         self, array: Any, what: str, *, start: int = 0, stop: int | None = None
     ) -> np.ndarray:
         stop = self.n_checkpoints if stop is None else stop
+        lost = self._lost_chunks(array, what, start, stop)
+        if lost is not None:
+            raise ArchiveError(self.path, lost)
         try:
             return np.asarray(self._store.read(array, slice(start, stop)), dtype=np.float64)
         except Exception as exc:
             raise ArchiveError(
                 self.path, f"cannot read {what}: {self._store.read_error(exc)}"
             ) from exc
+
+    def _absent_checkpoints(self, array: Any, what: str) -> np.ndarray:
+        """Indices of the complete checkpoints whose chunk of ``array`` is absent."""
+        if what not in self._absent:
+            try:
+                absent = self._store.absent_rows(array, self.n_checkpoints)
+            except Exception as exc:
+                raise ArchiveError(
+                    self.path, f"cannot list the chunks of {what}: {self._store.read_error(exc)}"
+                ) from exc
+            self._absent[what] = np.flatnonzero(absent)
+        return self._absent[what]
+
+    def _lost_chunks(
+        self, array: Any, what: str, start: int = 0, stop: int | None = None
+    ) -> str | None:
+        """What is wrong if chunks of ``array`` are lost, else ``None``.
+
+        Lost: absent from the store, where the fill value NaN would stand in for them
+        (see the class notes), among checkpoints ``start .. stop - 1``.
+        """
+        if not _is_nan(self._store.fill_value(array)):
+            return None
+        stop = self.n_checkpoints if stop is None else stop
+        missing = self._absent_checkpoints(array, what)
+        missing = missing[(missing >= start) & (missing < stop)]
+        if missing.size == 0:
+            return None
+        return (
+            f"{what}: {_checkpoints_phrase(missing, self.epochs)} missing from the store"
+            " (lost data: a read would give the fill value NaN, as if the run had diverged)"
+        )
+
+    def chunk_gaps(self) -> list[ChunkGap]:
+        """Every array's complete checkpoints whose storage chunk is absent (Zarr).
+
+        See the class notes for what a gap means, by fill value.
+        """
+        arrays = [("checkpoints/epoch", self._store.array((fmt.CHECKPOINTS, fmt.EPOCH)))]
+        if self.steps is not None:
+            arrays.append(("checkpoints/step", self._store.array((fmt.CHECKPOINTS, fmt.STEP))))
+        arrays += [(f"layer {name!r} {kind}", a) for (name, kind), a in self._arrays.items()]
+        arrays += [
+            (f"metric {name!r}", self._store.array((fmt.METRICS, name)))
+            for name in self.metric_names
+        ]
+        gaps = []
+        for what, array in arrays:
+            missing = self._absent_checkpoints(array, what)
+            if missing.size:
+                gaps.append(ChunkGap(what, missing, as_python(self._store.fill_value(array))))
+        return gaps
 
     def _layer(self, layer: str) -> LayerInfo:
         try:
@@ -437,6 +550,9 @@ class Archive:
             raise ArchiveError(self.path, f"layer {layer!r} stores no 'activations'")
         array = self._arrays[(layer, fmt.ACTIVATIONS)]
         stop = self.n_checkpoints if stop is None else stop
+        lost = self._lost_chunks(array, f"layer {layer!r} activations", start, stop)
+        if lost is not None:
+            raise ArchiveError(self.path, lost)
         n_samples = info.sample_shape[0]
         row_bytes = int(np.prod(info.sample_shape)) * np.dtype(info.dtype).itemsize
         chunk_rows = self._store.chunk_rows(array)
@@ -566,3 +682,18 @@ class Archive:
             f"<Archive {self.path!r} {self.backend} T={self.n_checkpoints}"
             f" layers={len(self.layer_names)}>"
         )
+
+
+def _checkpoints_phrase(indices: np.ndarray, epochs: np.ndarray) -> str:
+    """Name the checkpoints whose chunks are absent, for messages.
+
+    ``"the chunk of checkpoint 12 (epoch 13) is"``, or ``"the chunks of 3 checkpoints,
+    from checkpoint 12 (epoch 13), are"``.
+    """
+    first = int(indices[0])
+    at = f"checkpoint {first}"
+    if first < len(epochs) and np.isfinite(epochs[first]):
+        at += f" (epoch {epochs[first]:g})"
+    if indices.size == 1:
+        return f"the chunk of {at} is"
+    return f"the chunks of {indices.size} checkpoints, from {at}, are"

@@ -50,6 +50,12 @@ class ValidationReport:
 def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
     """Check the structure and every stored value of an archive.
 
+    Problems: anything that breaks the format, a chunk that cannot be read, and a
+    Zarr chunk missing from the store inside the complete checkpoints of an array
+    whose fill value is NaN (lost data). Notes: non-finite values, checkpoints beyond
+    ``complete_checkpoints``, missing Zarr chunks of arrays with another fill value
+    (zarr leaves out chunks equal to it), metadata shown as text.
+
     Parameters
     ----------
     path : str or path-like
@@ -78,6 +84,7 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
         if archive.n_checkpoints == 0:
             report.notes.append("no complete checkpoint yet")
             return report
+        _check_chunk_gaps(report, archive)
         for name, info in archive.layers.items():
             try:
                 if info.has_activations:
@@ -94,6 +101,30 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
             except ArchiveError as exc:
                 report.problems.append(exc.problem)
     return report
+
+
+def _check_chunk_gaps(report: ValidationReport, archive: Archive) -> None:
+    """Chunks absent from a Zarr store, inside the complete checkpoints.
+
+    Where the fill value is NaN the chunk is lost data: reading it raises, and that
+    is reported as a problem with the other read errors. Where it is anything else,
+    zarr may simply not have stored a chunk full of the fill value (its default): a
+    note. See :class:`~dynatrain.archive.reader.Archive`.
+    """
+    try:
+        gaps = archive.chunk_gaps()
+    except ArchiveError as exc:
+        report.problems.append(exc.problem)
+        return
+    for gap in gaps:
+        if gap.fill_is_nan:
+            continue  # reported below, when its data is read
+        first = int(gap.checkpoints[0])
+        report.notes.append(
+            f"{gap.what}: no chunk stored for {gap.checkpoints.size} checkpoint(s), from"
+            f" checkpoint {first} (epoch {archive.epochs[first]:g}); read as the fill value"
+            f" {gap.fill_value!r} (zarr does not store chunks equal to the fill value)"
+        )
 
 
 def _finite_rows(archive: Archive, layer: str) -> np.ndarray:

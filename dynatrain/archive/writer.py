@@ -436,6 +436,10 @@ class _ZarrSink(_Sink):
                 chunks=(spec.chunk_rows, *spec.row_shape),
                 dtype=spec.dtype,
                 fill_value=np.nan if spec.dtype.kind == "f" else 0,
+                # Every chunk is stored, one full of the fill value too (zarr leaves
+                # those out by default): a chunk missing from the store is then always
+                # lost data, which readers can tell apart from an all-NaN checkpoint.
+                config={"write_empty_chunks": True},
             )
 
     def write_checkpoint(
