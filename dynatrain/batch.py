@@ -54,6 +54,7 @@ __all__ = [
     "iter_analyses",
     "measure_value",
     "measure_values",
+    "unconverged_runs",
 ]
 
 #: File and directory suffixes searched for in a directory given as a run.
@@ -362,6 +363,15 @@ def _on_dask(
             except Exception as exc:  # e.g. KilledWorker
                 record = _error_record(runs[index], exc)
             yield index, record
+
+
+def unconverged_runs(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The runs analysed whose stability index never converged (failed runs left out)."""
+    return [
+        str(record["run"])
+        for record in records
+        if "error" not in record and (record.get("convergence") or {}).get("epoch") is None
+    ]
 
 
 def _check_dask_address(address: str) -> None:

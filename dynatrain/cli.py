@@ -572,6 +572,11 @@ def _split_keys(
     metavar="FILE",
     help="Also write the group summary and comparisons as JSON to FILE.",
 )
+@click.option(
+    "--fail-if-not-converged",
+    is_flag=True,
+    help="Exit 1 if the stability index of a run never converged (2 if a run failed).",
+)
 @debug_option
 def batch(
     runs: tuple[str, ...],
@@ -583,15 +588,16 @@ def batch(
     report_dir: str | None,
     force: bool,
     groups_json: str | None,
+    fail_if_not_converged: bool,
     **options: Any,
 ) -> None:
     """Analyse many runs (one row each) and compare groups of runs.
 
     RUN is an archive, a glob (quote it to let dynatrain expand it), a directory
-    (searched for .h5, .hdf5 and .zarr) or - (paths from stdin, one a line). Every
-    analyze option applies to every run. A run that fails keeps its row with its
-    error and the others go on; the exit code is then 2. No output may be, or lie
-    inside, an input.
+    (searched for .h5, .hdf5 and .zarr) or - (paths from stdin, one a line). The
+    analysis options of analyze apply to every run (for one run's --detail and
+    figures, use analyze). A run that fails keeps its row with its error and the
+    others go on; the exit code is then 2. No output may be, or lie inside, an input.
     """
     from dataclasses import asdict
 
@@ -647,8 +653,13 @@ def batch(
             report_dir, records, summary, asdict(settings), version=__version__, force=force
         )
         click.echo(f"dynatrain: wrote the report to {report_dir}", err=True)
+    unconverged = batch_lib.unconverged_runs(records) if fail_if_not_converged else []
+    for run in unconverged:
+        _warn(f"{run}: the stability index did not converge (--fail-if-not-converged)")
     if any("error" in record for record in records):
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(EXIT_BAD_INPUT)  # a failed run outranks a failed check
+    if unconverged:
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 # -- synthetic data --------------------------------------------------------------------------------

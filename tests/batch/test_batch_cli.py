@@ -283,6 +283,30 @@ def test_list_valued_metadata_groups(cli, plain_archive, tmp_path):
     ]
 
 
+def test_fail_if_not_converged(cli, tmp_path, corrupt):
+    """Exit 1 if a run never converged, 2 if a run failed (a failure outranks the check)."""
+    from dynatrain.batch import unconverged_runs
+
+    converging, flat = tmp_path / "converging.h5", tmp_path / "flat.h5"
+    write_run(converging, simulate_run("training", seed=1), seed=1)
+    write_run(flat, simulate_run("oscillators", coupling="locked", seed=0), seed=0)
+    check = ("--surrogates", "0", "-j", "1", "--fail-if-not-converged")
+    assert cli("batch", converging, *check).exit_code == 0
+
+    never = ("--vol-threshold", "0")  # nothing falls below 0 x its peak volatility
+    result = cli("batch", converging, flat, *check, *never)
+    assert result.exit_code == 1
+    assert f"{flat}: the stability index did not converge (--fail-if-not-converged)" in (
+        result.stderr
+    )
+    assert len(_jsonl(result.stdout)) == 2  # every row is still printed
+    assert unconverged_runs(_jsonl(result.stdout)) == [str(converging), str(flat)]
+
+    assert cli("batch", flat, corrupt, *check, *never).exit_code == 2
+    assert cli("batch", flat, "--surrogates", "0", "-j", "1", *never).exit_code == 0
+    assert unconverged_runs([{"run": "x", "error": "broken"}]) == []
+
+
 # -- Dask ------------------------------------------------------------------------------------------
 
 
