@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,38 @@ def tree_digest(path: Path) -> str:
         digest.update(os.fsencode(file.relative_to(path.parent)))
         digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+def tree_state(path: Path) -> dict[str, tuple[int, str]] | None:
+    """Every file and directory below ``path`` (or the one file): modification time in
+    nanoseconds, and for files the SHA-256 of the bytes; ``None`` if ``path`` is absent."""
+    if not path.exists():
+        return None
+    entries = [path, *sorted(path.rglob("*"))] if path.is_dir() else [path]
+    state = {}
+    for entry in entries:
+        stat = entry.lstat()
+        digest = hashlib.sha256(entry.read_bytes()).hexdigest() if entry.is_file() else ""
+        state[str(entry.relative_to(path.parent))] = (stat.st_mtime_ns, digest)
+    return state
+
+
+@contextmanager
+def archive_untouched(path: Path | str) -> Iterator[None]:
+    """Assert that the block leaves the archive at ``path`` exactly as it was.
+
+    Same files and directories, same bytes, same modification times (a rewrite of
+    identical bytes, or a file created and removed again in a Zarr directory, changes
+    those). Use it around any command::
+
+        with archive_untouched(path):
+            result = cli("analyze", path)
+    """
+    path = Path(path)
+    before = tree_state(path)
+    yield
+    after = tree_state(path)
+    assert after == before, f"{path} was modified"
 
 
 @pytest.fixture

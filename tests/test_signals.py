@@ -100,3 +100,22 @@ def test_select_layers_rejects_unknown_pattern():
 def test_unknown_reduction_is_rejected(plain_archive, small_layers):
     with pytest.raises(InputError, match="invalid reduce"):
         read_signals(plain_archive("x.h5", layers=small_layers), reduce="median")
+
+
+@pytest.mark.parametrize("name", ["run.h5", "run.zarr"])
+def test_signals_cli_prints_csv_in_layer_order(cli, plain_archive, small_layers, name):
+    """Header ``epoch,<layer>,...`` in the archive's layer order (not alphabetical), then
+    one row per checkpoint whose values read back as the reduction."""
+    epochs = np.arange(30.0) * 0.5 + 1
+    path = plain_archive(name, layers=small_layers, epochs=epochs, order=["fc", "conv2", "conv1"])
+    result = cli("signals", path, "--reduce", "rms", "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0] == "epoch,fc,conv2,conv1"
+    table = np.array([[float(cell) for cell in line.split(",")] for line in lines[1:]])
+    assert table.shape == (30, 4)
+    np.testing.assert_array_equal(table[:, 0], epochs)
+    for column, layer in enumerate(["fc", "conv2", "conv1"], start=1):
+        expected = REFERENCE["rms"](small_layers[layer].reshape(30, -1).astype(np.float64))
+        np.testing.assert_allclose(table[:, column], expected, rtol=1e-13, atol=0)

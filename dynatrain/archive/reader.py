@@ -648,7 +648,6 @@ class Archive:
             "epochs": (
                 [float(self.epochs[0]), float(self.epochs[-1])] if self.n_checkpoints else None
             ),
-            "steps": self.steps is not None,
             "layers": [
                 {
                     "name": info.name,

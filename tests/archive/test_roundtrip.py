@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
+from conftest import archive_untouched
 
 from dynatrain import ArchiveWriter, open_archive
 from dynatrain.errors import InputError
@@ -54,27 +57,55 @@ def test_writer_roundtrip_is_exact(tmp_path, small_layers, name):
         assert archive.layers["fc"].kinds == ("activations", "signal")
 
 
-@pytest.mark.parametrize("name", BACKENDS)
-def test_plain_archive_reads_back_exactly(plain_archive, small_layers, name):
+PLAIN_BACKENDS = [("run.h5", 3), ("run.zarr", 3), ("v2.zarr", 2)]
+
+
+@pytest.mark.parametrize(("name", "zarr_format"), PLAIN_BACKENDS, ids=["hdf5", "zarr3", "zarr2"])
+def test_plain_archive_reads_back_exactly(plain_archive, small_layers, name, zarr_format):
+    """Every stored value comes back bit for bit, with its dtype, whoever wrote it."""
+    epochs = np.cumsum(np.linspace(0.5, 1.5, 30))  # not integers, not evenly spaced
+    steps = np.arange(30) * 7
+    metrics = {"train_loss": np.linspace(2, 0.1, 30), "val_accuracy": np.linspace(0.1, 0.9, 30)}
+    metrics["val_accuracy"][3] = np.nan  # not measured at that checkpoint
+    signal = np.random.default_rng(4).normal(size=30)
+    attrs = {"seed": 3, "lr": 0.05, "dataset": "digits", "augment": True}
     path = plain_archive(
         name,
         layers=small_layers,
-        steps=np.arange(30) * 7,
-        metrics={"train_loss": np.linspace(2, 0.1, 30)},
+        signals={"fc": signal},
+        epochs=epochs,
+        steps=steps,
+        metrics=metrics,
+        attrs=attrs,
+        zarr_format=zarr_format,
     )
-    signals = read_signals(path, reduce="mean")
-    for i, values in enumerate(small_layers.values()):
-        expected = values.reshape(30, -1).astype(np.float64).mean(axis=1)
-        np.testing.assert_allclose(signals.values[i], expected, rtol=0, atol=1e-14)
-    np.testing.assert_array_equal(signals.metrics["train_loss"], np.linspace(2, 0.1, 30))
-    np.testing.assert_array_equal(signals.steps, np.arange(30) * 7)
-
-
-def test_zarr_format_2_is_read(plain_archive, small_layers):
-    path = plain_archive("v2.zarr", layers=small_layers, zarr_format=2)
     with open_archive(path) as archive:
         assert archive.layer_names == ("conv1", "conv2", "fc")
         assert archive.n_checkpoints == 30
+        np.testing.assert_array_equal(archive.epochs, epochs)
+        assert archive.epochs.dtype == np.float64
+        np.testing.assert_array_equal(archive.steps, steps)
+        assert archive.steps.dtype == np.int64
+        assert archive.metric_names == ("train_loss", "val_accuracy")
+        for metric, values in metrics.items():
+            np.testing.assert_array_equal(archive.metric(metric), values)
+        np.testing.assert_array_equal(archive.signal("fc"), signal)
+        assert archive.metadata == {"run_id": "run" if name != "v2.zarr" else "v2", **attrs}
+        for layer, values in small_layers.items():
+            info = archive.layers[layer]
+            assert info.sample_shape == values.shape[1:]
+            assert info.dtype == values.dtype.name
+            blocks = [b.values.copy() for b in archive.iter_activations(layer)]
+            stored = np.concatenate(blocks)
+            assert stored.dtype == values.dtype
+            # Bit for bit: the bytes, not a tolerance.
+            assert stored.tobytes() == values.reshape(30, -1).tobytes()
+        assert archive.layers["fc"].kinds == ("activations", "signal")
+    signals = read_signals(path, reduce="mean")
+    np.testing.assert_array_equal(signals.epochs, epochs)
+    np.testing.assert_array_equal(signals.steps, steps)
+    for metric, values in metrics.items():
+        np.testing.assert_array_equal(signals.metrics[metric], values)
 
 
 def test_unknown_suffix_is_detected_by_content(plain_archive, small_layers, tmp_path):
@@ -102,12 +133,64 @@ def test_complete_checkpoints_bounds_what_is_read(plain_archive, small_layers):
 
 @pytest.mark.parametrize("name", BACKENDS)
 def test_reader_never_writes(plain_archive, small_layers, name):
-    from conftest import tree_digest
-
     path = plain_archive(name, layers=small_layers)
-    before = tree_digest(path)
-    read_signals(path, reduce="std")
-    assert tree_digest(path) == before
+    with archive_untouched(path):
+        read_signals(path, reduce="std")
+
+
+@pytest.mark.parametrize("command", ["inspect", "signals", "analyze", "validate"])
+@pytest.mark.parametrize("name", BACKENDS)
+def test_commands_never_modify_the_archive(cli, plain_archive, small_layers, name, command):
+    """Bytes and modification times, before and after (batch: tests/batch)."""
+    path = plain_archive(name, layers=small_layers, metrics={"val_accuracy": np.ones(30)})
+    with archive_untouched(path):
+        result = cli(command, path)
+    assert result.exit_code == 0, result.stderr
+
+
+#: The keys of `inspect --format json`: the README's list ("back end, format version,
+#: checkpoints, epoch range, layers (...), metrics, metadata, size on disk").
+INSPECT_KEYS = {
+    "path",
+    "backend",
+    "format_version",
+    "checkpoints",
+    "epochs",
+    "layers",
+    "metrics",
+    "metadata",
+    "size_bytes",
+}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_inspect_json_keys(cli, plain_archive, small_layers, name):
+    path = plain_archive(
+        name,
+        layers=small_layers,
+        signals={"fc": np.arange(30.0), "probe": np.arange(30.0)},
+        metrics={"val_accuracy": np.ones(30), "train_loss": np.ones(30)},
+        epochs=np.arange(30.0) + 0.5,
+        attrs={"seed": 3},
+    )
+    result = cli("inspect", path, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert set(summary) == INSPECT_KEYS
+    assert summary["path"] == str(path)
+    assert summary["backend"] == ("hdf5" if name.endswith(".h5") else "zarr")
+    assert summary["format_version"] == 1
+    assert summary["checkpoints"] == 30
+    assert summary["epochs"] == [0.5, 29.5]
+    assert summary["layers"] == [
+        {"name": "conv1", "shape": [4, 3, 2, 2], "dtype": "float32", "kinds": ["activations"]},
+        {"name": "conv2", "shape": [4, 5], "dtype": "float16", "kinds": ["activations"]},
+        {"name": "fc", "shape": [4, 6], "dtype": "float64", "kinds": ["activations", "signal"]},
+        {"name": "probe", "shape": [], "dtype": "float64", "kinds": ["signal"]},
+    ]
+    assert sorted(summary["metrics"]) == ["train_loss", "val_accuracy"]
+    assert summary["metadata"] == {"run_id": "run", "seed": 3}
+    assert summary["size_bytes"] > 0
 
 
 def test_hdf5_archive_readable_while_writer_is_open(tmp_path, small_layers):
