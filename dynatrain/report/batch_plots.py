@@ -39,6 +39,16 @@ Records = Sequence[Mapping[str, Any]]
 _TICK_CHARACTERS = 48
 
 
+def _plain(text: str) -> str:
+    r"""``text`` for a matplotlib label, shown as it is.
+
+    Matplotlib reads text between two ``$`` as mathtext (``$\oops$`` fails the whole
+    figure); an escaped ``\$`` is drawn as a dollar sign. Group labels come from the
+    runs' metadata.
+    """
+    return text.replace("$", r"\$")
+
+
 def draw_measure_by_group(
     ax: Any, records: Records, summary: GroupSummary, measure: str, *, label: str | None = None
 ) -> None:
@@ -72,7 +82,7 @@ def draw_measure_by_group(
         ax.scatter(position + np.asarray(offsets), values, s=18, color=color, alpha=0.8, zorder=3)
     # One line per grouping key ("cnn / digits-hard" -> "cnn\ndigits-hard"), slanted when
     # the labels would not fit side by side (about 48 characters across a 4-inch axes).
-    labels = [group.label.replace(" / ", "\n") for group in summary.groups]
+    labels = [_plain(group.label).replace(" / ", "\n") for group in summary.groups]
     widest = max((len(line) for label in labels for line in label.splitlines()), default=0)
     slanted = len(labels) * widest > _TICK_CHARACTERS
     ax.set_xticks(range(len(summary.groups)))
@@ -83,6 +93,7 @@ def draw_measure_by_group(
 
 def draw_integration_vs_metastability(ax: Any, records: Records, summary: GroupSummary) -> None:
     """Integration against metastability, one dot per run (with its integration CI), by group."""
+    handles, labels = [], []
     for group, color in zip(summary.groups, color_cycle(len(summary.groups)), strict=True):
         runs = [records[i] for i in group.members]
         runs = [
@@ -95,22 +106,18 @@ def draw_integration_vs_metastability(ax: Any, records: Records, summary: GroupS
             continue
         metastability = [measure_value(run, "metastability") for run in runs]
         integration = [measure_value(run, "integration") for run in runs]
-        ax.scatter(
-            metastability,
-            integration,
-            s=24,
-            color=color,
-            zorder=3,
-            label=f"{group.label} (n={len(runs)})",
-        )
+        handles.append(ax.scatter(metastability, integration, s=24, color=color, zorder=3))
+        labels.append(_plain(f"{group.label} (n={len(runs)})"))
         for x, run in zip(metastability, runs, strict=True):
             ci = run.get("integration_ci95")
             if ci is not None and None not in ci:
                 ax.plot([x, x], ci, color=color, alpha=0.4, linewidth=1)
     ax.set_xlabel("metastability (std of R)")
     ax.set_ylabel("integration (mean DFA $\\alpha$)")
-    if summary.groups:
-        ax.legend(loc="best", fontsize=8)
+    if handles:
+        # Handles and labels given explicitly: matplotlib leaves out a collected label that
+        # starts with "_", and a group may well be called "_baseline".
+        ax.legend(handles, labels, loc="best", fontsize=8)
 
 
 def plot_batch(

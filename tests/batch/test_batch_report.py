@@ -173,3 +173,44 @@ def test_write_inside_refuses_a_path_that_resolves_outside(tmp_path):
     _write_inside(str(report), "runs.csv", "a,b\n")
     assert (report / "kept.txt").read_text() == "mine"
     assert not (report / "runs.csv").is_symlink() and (report / "runs.csv").read_text() == "a,b\n"
+
+
+def test_figures_draw_group_labels_as_they_are(tmp_path):
+    """Group labels from metadata are not mathtext ($...$) and "_x" stays in the legend."""
+    from matplotlib import cbook
+
+    from dynatrain.batch import group_summary
+    from dynatrain.report._mpl import new_figure
+    from dynatrain.report.batch_plots import (
+        draw_integration_vs_metastability,
+        draw_measure_by_group,
+        plot_batch,
+    )
+
+    names = ["$\\oops$", "_baseline", "a $5 and $6 b"]
+    records = [
+        {
+            "run": f"r{i}.h5",
+            "metadata": {"dataset": name},
+            "integration": 0.5 + i / 10,
+            "integration_ci95": [0.4, 0.9],
+            "metastability": 0.1 * (i + 1),
+            "stability_index": 0.3,
+            "convergence": {"lead_epochs": float(i)},
+        }
+        for i, name in enumerate(names)
+    ]
+    summary = group_summary(records, ["dataset"])
+    assert len(plot_batch(records, summary, tmp_path)) == 3  # was ValueError from mathtext
+
+    figure, ax = new_figure()
+    draw_integration_vs_metastability(ax, records, summary)
+    draw_measure_by_group(ax, records, summary, "integration")
+    figure.canvas.draw()
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    ticks = [text.get_text() for text in ax.get_xticklabels()]
+    for texts in (legend, ticks):
+        assert len(texts) == 3 and not any(cbook.is_math_text(text) for text in texts)
+    shown = sorted(text.replace("\\$", "$") for text in ticks)  # what matplotlib draws
+    assert shown == sorted(names)
+    assert "_baseline (n=1)" in legend
