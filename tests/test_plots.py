@@ -311,3 +311,22 @@ def test_analyze_without_plot_does_not_import_matplotlib(run):
         "except SystemExit as exc:\n    assert exc.code in (0, None)"
     )
     assert _imported_after(code) == "IMPORTED:False"
+
+
+def test_names_from_the_archive_are_drawn_as_they_are(result, tmp_path):
+    """Run ids, layer and metric names are not mathtext, and "_x" stays in the legend."""
+    from matplotlib import cbook
+
+    data = copy.deepcopy(json_ready(result))
+    data["run_id"] = "$\\oops$ run"
+    data["layers"][0]["name"] = "$\\undefinedcmd$"
+    data["layers"][1]["name"] = "_proj"
+    data["excluded_layers"] = [{"name": "$dead$", "reason": "constant"}]
+    data["convergence"]["metric"] = "$acc$"
+    assert len(plots.plot_analysis(data, tmp_path, fmt="png")) == 5  # was ValueError
+    _, ax = drawn(plots.plot_dfa, data)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(label.startswith("_proj  α") for label in legend)  # noqa: RUF001
+    assert not any(cbook.is_math_text(label) for label in legend)
+    figure, _ = drawn(plots.plot_stability, data, nrows=3)
+    assert not cbook.is_math_text(figure.get_suptitle())

@@ -60,6 +60,16 @@ _STYLE = {
 }
 
 
+def plain_text(text: str) -> str:
+    r"""``text`` for a matplotlib label or title, drawn as it is.
+
+    Matplotlib reads text between two ``$`` as mathtext (``$\oops$`` fails the whole
+    figure); an escaped ``\$`` is drawn as a dollar sign. Run ids, layer, metric and
+    group names come from archives: every one goes through here before it is drawn.
+    """
+    return str(text).replace("$", r"\$")
+
+
 def color_cycle(n: int) -> list[str]:
     """``n`` colours from the Okabe-Ito palette, repeating if needed."""
     return [OKABE_ITO[i % len(OKABE_ITO)] for i in range(n)]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dynatrain.batch import GroupSummary, measure_value, measure_values
-from dynatrain.report._mpl import color_cycle, new_figure, save_figure
+from dynatrain.report._mpl import color_cycle, new_figure, plain_text, save_figure
 
 __all__ = [
     "BATCH_FIGURES",
@@ -37,16 +37,6 @@ Records = Sequence[Mapping[str, Any]]
 
 #: Characters of tick labels that fit side by side under one group axis.
 _TICK_CHARACTERS = 48
-
-
-def _plain(text: str) -> str:
-    r"""``text`` for a matplotlib label, shown as it is.
-
-    Matplotlib reads text between two ``$`` as mathtext (``$\oops$`` fails the whole
-    figure); an escaped ``\$`` is drawn as a dollar sign. Group labels come from the
-    runs' metadata.
-    """
-    return text.replace("$", r"\$")
 
 
 def draw_measure_by_group(
@@ -82,7 +72,7 @@ def draw_measure_by_group(
         ax.scatter(position + np.asarray(offsets), values, s=18, color=color, alpha=0.8, zorder=3)
     # One line per grouping key ("cnn / digits-hard" -> "cnn\ndigits-hard"), slanted when
     # the labels would not fit side by side (about 48 characters across a 4-inch axes).
-    labels = [_plain(group.label).replace(" / ", "\n") for group in summary.groups]
+    labels = [plain_text(group.label).replace(" / ", "\n") for group in summary.groups]
     widest = max((len(line) for label in labels for line in label.splitlines()), default=0)
     slanted = len(labels) * widest > _TICK_CHARACTERS
     ax.set_xticks(range(len(summary.groups)))
@@ -107,7 +97,7 @@ def draw_integration_vs_metastability(ax: Any, records: Records, summary: GroupS
         metastability = [measure_value(run, "metastability") for run in runs]
         integration = [measure_value(run, "integration") for run in runs]
         handles.append(ax.scatter(metastability, integration, s=24, color=color, zorder=3))
-        labels.append(_plain(f"{group.label} (n={len(runs)})"))
+        labels.append(plain_text(f"{group.label} (n={len(runs)})"))
         for x, run in zip(metastability, runs, strict=True):
             ci = run.get("integration_ci95")
             if ci is not None and None not in ci:

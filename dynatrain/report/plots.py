@@ -45,6 +45,7 @@ from dynatrain.report._mpl import (
     PLOT_FORMATS,
     color_cycle,
     new_figure,
+    plain_text,
     plot_style,
     save_figure,
 )
@@ -104,8 +105,8 @@ def _array(values: Any) -> np.ndarray:
 
 
 def run_label(result: Mapping[str, Any]) -> str:
-    """The run's name for titles: its ``run_id``, else the archive's file name."""
-    return str(result.get("run_id") or os.path.basename(str(result["run"]).rstrip("/\\")))
+    """The run's name for titles: its ``run_id``, else the archive's file name (no mathtext)."""
+    return plain_text(result.get("run_id") or os.path.basename(str(result["run"]).rstrip("/\\")))
 
 
 def _series_label(result: Mapping[str, Any]) -> str:
@@ -116,14 +117,16 @@ def _series_label(result: Mapping[str, Any]) -> str:
 
 
 def _layer_names(result: Mapping[str, Any]) -> list[str]:
-    return [layer["name"] for layer in result["layers"]]
+    return [plain_text(layer["name"]) for layer in result["layers"]]
 
 
 def _excluded_note(ax: Axes, result: Mapping[str, Any]) -> None:
     """Name the layers left out of the analysis under the axes, if any."""
     excluded = result.get("excluded_layers") or []
     if excluded:
-        text = "not analysed: " + "; ".join(f"{e['name']} ({e['reason']})" for e in excluded)
+        text = plain_text(
+            "not analysed: " + "; ".join(f"{e['name']} ({e['reason']})" for e in excluded)
+        )
         # Under the x label, as part of the axes, so the layout makes room for it.
         ax.annotate(
             text,
@@ -240,31 +243,37 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
     intercepts = _array(dfa["intercept"])
     colors, mappable = _layer_colors(len(names))
     few = mappable is None
+    # Handles and labels are kept explicitly: matplotlib leaves a label that starts
+    # with "_" out of a collected legend, and a layer may well be called "_proj".
+    handles, labels = [], []
     for name, layer, color, points, intercept in zip(
         names, result["layers"], colors, fluctuations, intercepts, strict=True
     ):
         alpha = layer["alpha"]
         ax.plot(scales, points, "o", color=color, markersize=3.5 if few else 2, alpha=0.8)
-        ax.plot(
+        (line,) = ax.plot(
             scales,
             np.exp(intercept) * scales**alpha,
             "-",
             color=color,
             linewidth=1.3 if few else 0.7,
-            label=f"{name}  α = {_fmt(alpha, '.2f')}",  # noqa: RUF001
         )
+        handles.append(line)
+        labels.append(f"{name}  α = {_fmt(alpha, '.2f')}")  # noqa: RUF001
     # Reference slopes start just below the lowest first point (placement only).
     anchor = np.nanmin(fluctuations[:, 0]) / 1.6
+    references, reference_labels = [], []
     for slope, style in REFERENCE_SLOPES:
-        ax.plot(
+        (line,) = ax.plot(
             scales,
             anchor * (scales / scales[0]) ** slope,
             color=_GREY,
             linestyle=style,
             linewidth=0.9,
             zorder=1.5,
-            label=f"slope {slope:g} ({DFA_MEANING[slope]})",
         )
+        references.append(line)
+        reference_labels.append(f"slope {slope:g} ({DFA_MEANING[slope]})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     # Plain numbers at round values (4, 6, 8, 12 ... and 0.2, 0.3, 0.5, 1 ...): the
@@ -284,11 +293,15 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
         f"{_p_text(result, 'integration_p')}",
     )
     if mappable is None:  # beside the axes: a flat layer can run through any corner
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.legend(
+            handles + references,
+            labels + reference_labels,
+            fontsize=8,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+        )
     else:
-        handles, labels = ax.get_legend_handles_labels()
-        n_references = len(REFERENCE_SLOPES)
-        ax.legend(handles[-n_references:], labels[-n_references:], fontsize=8, loc="upper left")
+        ax.legend(references, reference_labels, fontsize=8, loc="upper left")
         _layer_index_colorbar(ax, mappable, names)
     _excluded_note(ax, result)
 
@@ -359,7 +372,7 @@ def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
     """
     timeseries, convergence = result["timeseries"], result["convergence"]
     settings = result["settings"]
-    metric = convergence["metric"]
+    metric = None if convergence["metric"] is None else plain_text(convergence["metric"])
     window_end = _array(timeseries["window_end_epoch"])
     dsi_ax, volatility_ax = axes[0], axes[1]
     dsi_ax.plot(window_end, _array(timeseries["stability_index"]), color=_BLUE, linewidth=1.4)
@@ -441,6 +454,7 @@ def _convergence_rule(
 def _lead_text(convergence: Mapping[str, Any]) -> str:
     """One line on when the stability index converged relative to the accuracy plateau."""
     lead, metric = convergence["lead_epochs"], convergence["metric"]
+    metric = None if metric is None else plain_text(metric)
     if lead is not None:
         if lead == 0:
             return f"stability index converged at the epoch {metric} plateaued"
