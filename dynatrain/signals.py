@@ -33,8 +33,10 @@ __all__ = [
     "select_layers",
 ]
 
-#: Elements converted to float64 at a time: small enough to stay in cache.
-_PIECE_ELEMENTS = 1 << 17
+#: Elements converted to float64 at a time (2 MiB): few enough to stay in the CPU's
+#: caches, enough that NumPy's cost per call does not count (at 1 << 16, --reduce std
+#: took a fifth longer).
+_PIECE_ELEMENTS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -242,56 +244,137 @@ def reduce_layer(
 ) -> np.ndarray:
     """One layer's signal x_l(t) for checkpoints ``start .. stop - 1``, float64.
 
-    See :func:`read_signals` for the reductions. Memory use is bounded by two blocks
-    of ``max_block_bytes`` (one read ahead) plus a cache-sized float64 working piece.
+    See :func:`read_signals` for the reductions and :class:`_RowReduction` for how
+    they are computed. Memory use is bounded by two blocks of ``max_block_bytes``
+    (one read ahead), a block-sized array for ``mean-abs`` and a 2 MiB float64
+    working piece.
     """
     stop = archive.n_checkpoints if stop is None else stop
     if reduce == "signal":
         return archive.signal(layer, start=start, stop=stop)
-    n_rows = stop - start
-    sums = np.zeros(n_rows)
-    sums_of_squares = np.zeros(n_rows)
-    counts = np.zeros(n_rows)
-    # std uses the shifted-data formula: var = E[(x-K)^2] - (E[x-K])^2 with K one value of
-    # the row, so the subtraction does not cancel when the mean dwarfs the spread.
-    shift = np.full(n_rows, np.nan) if reduce == "std" else None
+    reduction = _RowReduction(reduce, stop - start)
     blocks = archive.iter_activations(
         layer, start=start, stop=stop, max_block_bytes=max_block_bytes
     )
     # Closed on the way out, an error included: no read is left running behind it.
     with closing(blocks):
         for block in blocks:
-            rows = slice(block.start - start, block.stop - start)
-            values = block.values
-            counts[rows] += values.shape[1]
-            if reduce in ("mean", "mean-abs"):
-                if reduce == "mean-abs":
-                    values = np.abs(values)  # exact in the stored type
-                # NumPy casts to float64 in small buffers as it sums: no float64 copy.
-                sums[rows] += np.add.reduce(values, axis=1, dtype=np.float64)
-                continue
-            for r0, piece in _pieces(values):
-                at = slice(rows.start + r0, rows.start + r0 + piece.shape[0])
-                piece64 = np.empty(piece.shape)
-                if shift is None:
-                    np.copyto(piece64, piece)
-                else:
-                    unset = np.isnan(shift[at])  # first piece of these rows
-                    if unset.any():
-                        shift[at] = np.where(unset, piece[:, 0], shift[at])
-                    np.subtract(piece, shift[at, None], out=piece64)
-                    sums[at] += np.add.reduce(piece64, axis=1)
-                sums_of_squares[at] += np.einsum("ij,ij->i", piece64, piece64)
-    if reduce == "std":
-        mean_shifted = sums / counts
-        return np.sqrt(np.maximum(sums_of_squares / counts - mean_shifted**2, 0.0))
-    if reduce == "rms":
-        return np.sqrt(sums_of_squares / counts)
-    return sums / counts
+            reduction.add(block.start - start, block.values)
+    return reduction.result()
+
+
+#: NumPy >= 2: dot products along the last axis, with BLAS for float64.
+_vecdot = getattr(np, "vecdot", None)
+#: Longest run of elements handed to one BLAS dot product. OpenBLAS spreads a dot
+#: product of more than 10,000 elements over its threads; with the read-ahead thread
+#: on the other core of a small machine that made --reduce std slower, not faster.
+_DOT_SEGMENT = 4096
+_ONES = np.ones(_DOT_SEGMENT)
+
+
+def _row_dot(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """``sum(a * b, axis=1)`` (``b=None``: ``sum(a, axis=1)``) of 2-D float64 arrays.
+
+    Each row is cut into segments of ``_DOT_SEGMENT`` elements, one single-threaded
+    BLAS dot product each, and the segments are added (pairwise).
+    """
+    n_rows, n_cols = a.shape
+    if _vecdot is None:  # NumPy 1.x
+        return np.add.reduce(a, axis=1) if b is None else np.einsum("ij,ij->i", a, b)
+    if n_cols <= _DOT_SEGMENT:
+        return _vecdot(a, _ONES[:n_cols] if b is None else b)
+    head = n_cols - n_cols % _DOT_SEGMENT
+    a_head = a[:, :head].reshape(n_rows, -1, _DOT_SEGMENT)
+    b_head = _ONES if b is None else b[:, :head].reshape(n_rows, -1, _DOT_SEGMENT)
+    total = np.add.reduce(_vecdot(a_head, b_head), axis=1)
+    if head < n_cols:
+        total += _vecdot(a[:, head:], _ONES[: n_cols - head] if b is None else b[:, head:])
+    return total
+
+
+class _RowReduction:
+    """Streaming reduction of the rows (checkpoints) of a layer's blocks to float64.
+
+    Each element is read once from the block, and the float64 work happens in a
+    reused buffer of one piece (:func:`_pieces`, 2 MiB): never a float64 copy of a
+    block, never a fresh array per piece. h5py holds the GIL while it reads, so
+    reading and reducing do not overlap: what the reduction costs adds to the read.
+
+    * ``mean``: sums in float64 straight from the stored type (NumPy converts in
+      small buffers as it adds);
+    * ``mean-abs``: absolute values in the stored type (exact) into a reused array,
+      then the same sums;
+    * ``rms``: the piece in float64 (float16/float32 squares are exact there), then
+      its rows' dot products with themselves (:func:`_row_dot`);
+    * ``std``: shifted sums. Each row's shift K is the mean of its first elements;
+      with d = x - K, S1 = sum(d) and S2 = sum(d * d) over the whole row,
+      var = S2 / n - (S1 / n) ** 2. K is close to the row's mean, so S1 / n is small
+      and the subtraction loses nothing, even when the mean dwarfs the spread
+      (1e4 + noise of 1e-4), where E[x^2] - E[x]^2 loses every digit; and x - K is
+      exact in float64 whenever x and K are within a factor of two. One pass over
+      the piece per sum, as for ``rms``.
+
+    Non-finite values propagate to the row's result (the analysis deals with them).
+    """
+
+    def __init__(self, reduce: str, n_rows: int) -> None:
+        self.reduce = reduce
+        self.counts = np.zeros(n_rows)
+        self.sums = np.zeros(n_rows)
+        self.sums_of_squares = np.zeros(n_rows)
+        self.shift = np.full(n_rows, np.nan)
+        self._buffers: dict[np.dtype, np.ndarray] = {}
+
+    def _buffer(self, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """A working array of ``shape``, reused and grown as needed.
+
+        A fresh array per piece or block would cost page faults on every one.
+        """
+        size = shape[0] * shape[1]
+        flat = self._buffers.get(dtype)
+        if flat is None or flat.size < size:
+            flat = self._buffers[dtype] = np.empty(size, dtype)
+        return flat[:size].reshape(shape)
+
+    def add(self, row: int, values: np.ndarray) -> None:
+        """Add a block: rows ``row ..`` of the result, some (or all) of their elements."""
+        rows = slice(row, row + values.shape[0])
+        self.counts[rows] += values.shape[1]
+        if self.reduce in ("mean", "mean-abs"):
+            if self.reduce == "mean-abs":  # exact in the stored type, into a reused array
+                values = np.abs(values, out=self._buffer(values.dtype, values.shape))
+            # NumPy casts to float64 in small buffers as it sums: no float64 copy.
+            self.sums[rows] += np.add.reduce(values, axis=1, dtype=np.float64)
+            return
+        std = self.reduce == "std"
+        if std:
+            unset = np.isnan(self.shift[rows])
+            if unset.any():  # first elements of these rows: their mean is the shift
+                head = values[:, :_DOT_SEGMENT]
+                mean = np.add.reduce(head, axis=1, dtype=np.float64) / head.shape[1]
+                self.shift[rows] = np.where(unset, mean, self.shift[rows])
+        for r0, piece in _pieces(values):
+            at = slice(row + r0, row + r0 + piece.shape[0])
+            x = self._buffer(np.dtype(np.float64), piece.shape)
+            np.copyto(x, piece)
+            if std:
+                np.subtract(x, self.shift[at, None], out=x)  # d = x - K
+                self.sums[at] += _row_dot(x)
+            self.sums_of_squares[at] += _row_dot(x, x)
+
+    def result(self) -> np.ndarray:
+        """x_l(t) for every row, float64."""
+        n = self.counts
+        if self.reduce == "std":
+            mean_shifted = self.sums / n
+            return np.sqrt(np.maximum(self.sums_of_squares / n - mean_shifted**2, 0.0))
+        if self.reduce == "rms":
+            return np.sqrt(self.sums_of_squares / n)
+        return self.sums / n
 
 
 def _pieces(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """Cache-sized views of a 2-D block, row-major: ``(first row, piece)``."""
+    """Views of at most ``_PIECE_ELEMENTS`` of a 2-D block, row-major: ``(first row, piece)``."""
     n_rows, n_cols = values.shape
     rows_per_piece = max(1, _PIECE_ELEMENTS // max(n_cols, 1))
     cols_per_piece = min(n_cols, _PIECE_ELEMENTS)

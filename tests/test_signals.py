@@ -34,7 +34,54 @@ def test_std_does_not_cancel_on_large_offsets(plain_archive):
     path = plain_archive("offset.h5", layers={"a": values})
     signals = read_signals(path, reduce="std", max_block_bytes=2000)  # many pieces per row
     expected = values.reshape(25, -1).std(axis=1)
-    np.testing.assert_allclose(signals.values[0], expected, rtol=1e-7)
+    np.testing.assert_allclose(signals.values[0], expected, rtol=1e-12)
+
+
+CANCELLATION = {
+    # mean / std = 1e8: E[x^2] - E[x]^2 in float64 would lose every digit.
+    "float64": lambda rng, shape: 1e4 + 1e-4 * rng.normal(size=shape),
+    # mean / std = 1e5 in float32 (its spacing at 1000 is 6e-5).
+    "float32": lambda rng, shape: (1e3 + 1e-2 * rng.normal(size=shape)).astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("dtype", list(CANCELLATION))
+@pytest.mark.parametrize("budget", [400_000, 2**25], ids=["split-samples", "default"])
+@pytest.mark.parametrize("name", ["run.h5", "run.zarr"])
+def test_std_large_mean_tiny_variance(plain_archive, dtype, budget, name):
+    """The catastrophic-cancellation case, against NumPy's two-pass float64 std, with
+    rows longer than a float64 piece and than a dot-product segment (E[x^2] - E[x]^2
+    is off by 100% on the float64 case, by 1e-6 on the float32 one)."""
+    rng = np.random.default_rng(8)
+    values = CANCELLATION[dtype](rng, (6, 96, 3000))  # 288,000 elements per checkpoint
+    path = plain_archive(name, layers={"a": values})
+    signals = read_signals(path, reduce="std", max_block_bytes=budget)
+    expected = values.reshape(6, -1).astype(np.float64).std(axis=1)
+    np.testing.assert_allclose(signals.values[0], expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("reduce", list(REFERENCE))
+def test_reductions_long_rows(plain_archive, reduce):
+    """Rows of more than one float64 piece (2**18 elements) and a ragged last segment."""
+    rng = np.random.default_rng(9)
+    values = (3 + rng.normal(size=(4, 7, 41_001))).astype(np.float32)
+    path = plain_archive("long.h5", layers={"a": values})
+    signals = read_signals(path, reduce=reduce)
+    expected = REFERENCE[reduce](values.reshape(4, -1).astype(np.float64))
+    np.testing.assert_allclose(signals.values[0], expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("reduce", ["std", "rms"])
+def test_reductions_without_numpy_vecdot(plain_archive, small_layers, monkeypatch, reduce):
+    """NumPy 1.x has no vecdot: the einsum fallback gives the same values."""
+    import dynatrain.signals
+
+    monkeypatch.setattr(dynatrain.signals, "_vecdot", None)
+    path = plain_archive("old-numpy.h5", layers=small_layers)
+    signals = read_signals(path, reduce=reduce, max_block_bytes=1000)
+    for i, values in enumerate(small_layers.values()):
+        expected = REFERENCE[reduce](values.reshape(30, -1).astype(np.float64))
+        np.testing.assert_allclose(signals.values[i], expected, rtol=1e-13, atol=1e-15)
 
 
 def test_float16_is_accumulated_in_float64(plain_archive):
