@@ -450,7 +450,9 @@ class _ZarrSink(_Sink):
             array.resize((index + 1, *spec.row_shape))
             array[index] = rows[spec.parts]
         # Zarr writes each chunk and metadata document atomically (temporary file, then
-        # rename), so bumping the count last is enough for crash safety.
+        # rename), so bumping the count last is enough for crash safety. LocalStore does
+        # so from zarr 3.1.3 on (zarr-python #3412); before, a kill in the middle of
+        # rewriting the root zarr.json could leave it truncated and the store unreadable.
         self._root.attrs[fmt.COMPLETE_ATTR] = index + 1
 
     def close(self) -> None:
