@@ -114,6 +114,29 @@ def format_option(choices: tuple[str, ...], default_hint: str) -> Callable[..., 
     )
 
 
+#: Which data to read: shared by ``signals``, ``analyze`` and ``batch``.
+reduce_option = click.option(
+    "--reduce",
+    type=click.Choice(defaults.REDUCTIONS),
+    default=defaults.REDUCE,
+    show_default=True,
+    help="Reduction of each checkpoint's activations to one number per layer.",
+)
+layers_option = click.option(
+    "--layers",
+    "layer_patterns",
+    multiple=True,
+    metavar="NAME|GLOB",
+    help="Only these layers (repeatable; shell globs allowed).",
+)
+epochs_option = click.option(
+    "--epochs",
+    "epoch_range",
+    metavar="START:END",
+    help="Only checkpoints whose epoch is in this closed range.",
+)
+
+
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dynatrain", prog_name="dynatrain")
 @debug_option
@@ -176,26 +199,9 @@ def validate(runs: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("run", type=click.Path(path_type=str))
-@click.option(
-    "--reduce",
-    type=click.Choice(defaults.REDUCTIONS),
-    default=defaults.REDUCE,
-    show_default=True,
-    help="Reduction of each checkpoint's activations to one number per layer.",
-)
-@click.option(
-    "--layers",
-    "layer_patterns",
-    multiple=True,
-    metavar="NAME|GLOB",
-    help="Only these layers (repeatable; shell globs allowed).",
-)
-@click.option(
-    "--epochs",
-    "epoch_range",
-    metavar="START:END",
-    help="Only checkpoints whose epoch is in this closed range.",
-)
+@reduce_option
+@layers_option
+@epochs_option
 @format_option(("csv", "json"), "csv")
 @debug_option
 def signals(
@@ -269,13 +275,7 @@ def _write_plots(data: dict[str, Any], directory: str, plot_format: str) -> None
 def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options of one analysis, shared by ``analyze`` and ``batch``."""
     options = [
-        click.option(
-            "--reduce",
-            type=click.Choice(defaults.REDUCTIONS),
-            default=defaults.REDUCE,
-            show_default=True,
-            help="Reduction of each checkpoint's activations.",
-        ),
+        reduce_option,
         click.option(
             "--transform",
             type=click.Choice(defaults.TRANSFORMS),
@@ -283,19 +283,8 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Analyse checkpoint-to-checkpoint change (per epoch) or levels.",
         ),
-        click.option(
-            "--layers",
-            "layer_patterns",
-            multiple=True,
-            metavar="NAME|GLOB",
-            help="Only these layers (repeatable; shell globs allowed).",
-        ),
-        click.option(
-            "--epochs",
-            "epoch_range",
-            metavar="START:END",
-            help="Only checkpoints whose epoch is in this closed range.",
-        ),
+        layers_option,
+        epochs_option,
         click.option(
             "--min-scale",
             type=click.IntRange(min=2),
