@@ -59,7 +59,8 @@ def test_contract_keys_and_no_nan(archives):
 def test_integration_reads_the_planted_hurst_exponent(archives):
     white = analyze(archives["white.h5"], Settings(surrogates=99))
     persistent = analyze(archives["persistent.h5"], Settings(surrogates=99))
-    # DFA reads fGn slightly high at 128 points (bias ~ +0.05 to +0.1, see PEERS.md).
+    # DFA reads fGn slightly high at 128 points (bias ~ +0.05 to +0.1; README, "Reading the
+    # numbers").
     assert white.integration == pytest.approx(0.55, abs=0.1)
     assert persistent.integration == pytest.approx(0.95, abs=0.1)
     assert persistent.integration_p < 0.05

@@ -213,10 +213,11 @@ def _fgn_alphas(n_points: int) -> dict[float, np.ndarray]:
 def test_fgn_at_training_run_lengths(n_points):
     """fGn at the lengths of real runs (50 and 100 checkpoints), default scales.
 
-    Short series read high (PEERS.md).  Measured over 200 series: mean alpha - H is
-    +0.06 to +0.14 at 50 points (SD per series 0.11-0.16) and +0.02 to +0.08 at 100
-    (SD 0.06-0.12), largest for anti-persistent series.  Accept a mean within
-    [H - 0.03, H + 0.17] that increases with H by at least 0.1 per 0.2 of H.
+    Short series read high (README, "Reading the numbers").  Measured over 200
+    series: mean alpha - H is +0.06 to +0.14 at 50 points (SD per series 0.11-0.16)
+    and +0.02 to +0.08 at 100 (SD 0.06-0.12), largest for anti-persistent series.
+    Accept a mean within [H - 0.03, H + 0.17] that increases with H by at least 0.1
+    per 0.2 of H.
     """
     alphas = _fgn_alphas(n_points)
     means = np.array([alpha.mean() for alpha in alphas.values()])
