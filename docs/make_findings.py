@@ -213,7 +213,7 @@ def comparison_table(summary: GroupSummary, measures_shown: Sequence[str], easy:
                     said,
                 ]
             )
-    header = ["measure", "difference", "mean", "Cohen's d", "p (MWU)", "AUROC", "direction"]
+    header = ["measure", "groups", "mean difference", "Cohen's d", "p (MWU)", "AUROC", "direction"]
     return table(header, rows, "llrrrrl")
 
 
@@ -696,10 +696,25 @@ short memory but no long-range correlation; the accuracy is a smooth saturating 
 * **Claim 1** (integration and task): {verdict_integration(by_task, by_model)}
 * **Claim 2** (early warning): {verdict_lead(change)}
 * **Claim 3** (style): {verdict_style(change)}
-* **Metastability** is mostly indistinguishable from phase-randomised surrogates here,
-  which weakens every measure built on it; the surrogate p-values are what makes this
-  visible, and a batch report should be read with them.
+* **Metastability**: {verdict_metastability(change)}
 """
+
+
+def verdict_metastability(findings: Sequence[RunFindings]) -> str:
+    """State in one sentence how often metastability beats its surrogates."""
+    n = sum(
+        1
+        for f in findings
+        if f.record["metastability_p"] is not None and f.record["metastability_p"] < ALPHA
+    )
+    if 2 * n >= len(findings):
+        return f"exceeds its phase-randomised surrogates in {n} of {len(findings)} runs."
+    return (
+        f"exceeds its phase-randomised surrogates in only {n} of {len(findings)} runs, "
+        "which weakens every measure built on it (the stability index, the style); the "
+        "surrogate p-values are what makes this visible, and a batch report should be read "
+        "with them."
+    )
 
 
 def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
