@@ -43,14 +43,19 @@ def _is_url(path: str) -> bool:
     return "://" in path
 
 
-def _check_member_name(path: str, name: str, where: str) -> None:
-    """Refuse a path component that is not one member name.
+def is_member_name(name: Any) -> bool:
+    """Whether ``name`` names one group member: a non-empty string, no ``/``, not ``.``/``..``.
 
     Names come partly from the archive itself (``/layers`` ``order``): a name with
     ``/``, or ``.``/``..``, would walk elsewhere in the tree (or, in a Zarr directory
     store, outside it).
     """
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+    return isinstance(name, str) and bool(name) and "/" not in name and name not in (".", "..")
+
+
+def _check_member_name(path: str, name: str, where: str) -> None:
+    """Refuse a path component that is not one member name (:func:`is_member_name`)."""
+    if not is_member_name(name):
         raise ArchiveError(path, f"{where}: {name!r} is not a valid member name")
 
 

@@ -22,6 +22,7 @@ from dynatrain.archive import format as fmt
 from dynatrain.archive._backends import (
     Store,
     as_python,
+    is_member_name,
     iter_row_blocks,
     json_value,
     open_store,
@@ -42,11 +43,6 @@ DEFAULT_BLOCK_BYTES = 32 * 2**20
 #: Preferred block size: large enough to amortise per-read overhead, small enough
 #: to stay in cache while it is reduced.
 TARGET_BLOCK_BYTES = 4 * 2**20
-
-
-def _is_member_name(name: str) -> bool:
-    """Whether ``name`` names one group member (no ``/``, not ``.`` or ``..``)."""
-    return bool(name) and "/" not in name and name not in (".", "..")
 
 
 @dataclass(frozen=True)
@@ -339,7 +335,7 @@ class Archive:
         if not all(isinstance(name, str) for name in order):
             problems.append(f"/layers order must list layer names (strings), got {order!r}")
             return
-        invalid = [name for name in order if not _is_member_name(name)]
+        invalid = [name for name in order if not is_member_name(name)]
         if invalid:
             problems.append(
                 f"/layers order names {', '.join(map(repr, invalid))}, not valid layer names"
