@@ -36,6 +36,7 @@ import numpy as np
 
 from dynatrain import defaults
 from dynatrain.analysis import Settings, analyze
+from dynatrain.archive.format import is_url
 from dynatrain.errors import DynatrainError, InputError
 
 __all__ = [
@@ -134,7 +135,7 @@ def _with_stdin(specs: Iterable[str], stdin: TextIO | None) -> Iterator[str]:
 
 
 def _expand(spec: str) -> list[str]:
-    if "://" in spec:  # fsspec URL: zarr opens it where the work runs
+    if is_url(spec):  # zarr opens it where the work runs
         return [spec]
     if os.path.isdir(spec) and not _is_zarr_store(spec):
         found = _archives_below(spec)
@@ -170,7 +171,7 @@ def _archives_below(directory: str) -> list[str]:
 
 
 def _identity(path: str) -> str:
-    return path if "://" in path else os.path.realpath(path)
+    return path if is_url(path) else os.path.realpath(path)
 
 
 # -- running the analyses --------------------------------------------------------------------------

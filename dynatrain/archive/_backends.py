@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dynatrain.archive.format import backend_for_path
+from dynatrain.archive.format import backend_for_path, is_url
 from dynatrain.errors import ArchiveError
 
 __all__ = ["Store", "json_value", "open_store"]
@@ -37,10 +37,6 @@ def _first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(exc).__name__
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path
 
 
 def is_member_name(name: Any) -> bool:
@@ -335,7 +331,7 @@ class ZarrStore(Store):
 
         self._zarr = zarr
         try:
-            if _is_url(path):
+            if is_url(path):
                 store: Any = path
             else:
                 from zarr.storage import LocalStore
@@ -461,7 +457,7 @@ class ZarrStore(Store):
         """Nothing to release: zarr holds no open file between reads."""
 
     def size_on_disk(self) -> int | None:
-        if _is_url(self.path):
+        if is_url(self.path):
             return None
         total = 0
         for folder, _, files in os.walk(self.path):
@@ -516,7 +512,7 @@ def open_store(path: str | os.PathLike[str]) -> Store:
         If the path is missing or cannot be opened by its back end.
     """
     path = os.fspath(path)
-    if _is_url(path):
+    if is_url(path):
         return ZarrStore(path)
     if not os.path.exists(path):
         raise ArchiveError(path, "no such file or directory")

@@ -70,6 +70,15 @@ ZARR_SUFFIXES: Final = (".zarr",)
 Backend = Literal["hdf5", "zarr"]
 
 
+def is_url(path: str | Path) -> bool:
+    """Whether ``path`` is a URL (``s3://bucket/run.zarr``): zarr opens it through fsspec.
+
+    A URL is read where the work runs; it is never resolved, expanded or compared as a
+    local file.
+    """
+    return "://" in str(path)
+
+
 def backend_for_path(path: str | Path) -> Backend | None:
     """Back end implied by a path's suffix, or ``None`` if the suffix names neither.
 

@@ -19,6 +19,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 
+from dynatrain.archive.format import is_url
 from dynatrain.errors import InputError
 
 __all__ = ["check_output_dir", "check_output_file", "check_plot_dir", "writing"]
@@ -144,7 +145,7 @@ def writing(path: str | os.PathLike[str]) -> Iterator[None]:
 
 def _local(inputs: Iterable[str]) -> list[str]:
     """The inputs that are local paths (a URL is read where the work runs, not here)."""
-    return [os.fspath(path) for path in inputs if "://" not in os.fspath(path)]
+    return [os.fspath(path) for path in inputs if not is_url(path)]
 
 
 def _inside(path: str, folder: str) -> bool:
