@@ -217,14 +217,15 @@ def comparison_table(summary: GroupSummary, measures_shown: Sequence[str], easy:
     return table(header, rows, "llrrrrl")
 
 
-def within_model_pairs(summary: GroupSummary) -> list[tuple[str, str]]:
-    """Pairs of groups (model / digits, model / digits-hard) of the same model."""
-    pairs = []
-    for item in summary.comparisons:
-        same_model = item.group_a.split(" / ")[0] == item.group_b.split(" / ")[0]
-        if same_model and item.measure == "integration":
-            pairs.append((item.group_a, item.group_b))
-    return pairs
+def within_model(by_model: GroupSummary) -> list[tuple[str, Any, str, float]]:
+    """Easy vs hard task within each network: ``(model, comparison, direction, AUROC)``."""
+    found = []
+    for item in by_model.comparisons:
+        model_a, model_b = item.group_a.split(" / ")[0], item.group_b.split(" / ")[0]
+        if model_a == model_b and item.measure == "integration":
+            easy = item.group_a if item.group_a.endswith(" / digits") else item.group_b
+            found.append((model_a, item, *direction(item, easy)))
+    return found
 
 
 def claim_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
@@ -233,7 +234,8 @@ def claim_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
     said, auroc = direction(pooled, "digits")
     holds = pooled.p_value < ALPHA
     lines = [
-        f"Pooled over both networks (6 runs per task), integration is **{said}**: "
+        f"Pooled over both networks ({pooled.n_a} and {pooled.n_b} runs), integration is "
+        f"**{said}**: "
         f"difference {num(pooled.difference)}, Cohen's d {num(pooled.cohens_d, 2)}, "
         f"Mann-Whitney p = {p_text(pooled.p_value)}, AUROC {num(auroc, 2)}. "
         + (
@@ -243,15 +245,12 @@ def claim_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
         ),
         "",
     ]
-    for a, b in within_model_pairs(by_model):
-        item = comparison(by_model, "integration", a, b)
-        said_here, auroc_here = direction(item, a if a.endswith("digits") else b)
-        model = a.split(" / ")[0]
+    for model, item, said_here, auroc_here in within_model(by_model):
         lines.append(
-            f"* Within the {model.upper()} runs (3 against 3): {said_here}, "
+            f"* Within the {model.upper()} runs ({item.n_a} against {item.n_b}): {said_here}, "
             f"AUROC {num(auroc_here, 2)}, Cohen's d {num(item.cohens_d, 2)}, "
-            f"p = {p_text(item.p_value)} (the smallest two-sided p that 3 runs against 3 "
-            f"can give is {p_text(smallest_mwu_p(3, 3))})."
+            f"p = {p_text(item.p_value)} (the smallest two-sided p that {item.n_a} runs "
+            f"against {item.n_b} can give is {p_text(smallest_mwu_p(item.n_a, item.n_b))})."
         )
     return "\n".join(lines) + "\n"
 
@@ -261,13 +260,31 @@ def smallest_mwu_p(n_a: int, n_b: int) -> float:
     return float(stats.mannwhitneyu(np.arange(n_a), np.arange(n_b) + n_a).pvalue)
 
 
+@dataclass
+class Leads:
+    """Lead times of a set of runs (plateau minus DSI-converged epoch)."""
+
+    leads: np.ndarray  # of the runs that have one
+    early: int  # runs whose DSI converged before the plateau
+    late: int  # ... after it
+    sign_p: float | None  # two-sided sign test of early against late
+
+
+def lead_counts(findings: Sequence[RunFindings]) -> Leads:
+    """Count early and late warnings, with their sign test."""
+    conv = [f.record["convergence"] for f in findings]
+    leads = np.array([c["lead_epochs"] for c in conv if c["lead_epochs"] is not None])
+    early, late = int((leads > 0).sum()), int((leads < 0).sum())
+    sign_p = float(stats.binomtest(early, early + late).pvalue) if early + late else None
+    return Leads(leads, early, late, sign_p)
+
+
 def claim_lead(findings: Sequence[RunFindings]) -> str:
     """Claim 2: the volatility of the stability index falls before accuracy plateaus."""
     conv = [f.record["convergence"] for f in findings]
-    leads = np.array([c["lead_epochs"] for c in conv if c["lead_epochs"] is not None])
+    counts = lead_counts(findings)
+    leads, early, late, sign_p = counts.leads, counts.early, counts.late, counts.sign_p
     n_runs, n_lead = len(conv), len(leads)
-    early, late = int((leads > 0).sum()), int((leads < 0).sum())
-    sign_p = float(stats.binomtest(early, early + late).pvalue) if early + late else None
     pairs = [
         (c["epoch"], c["accuracy_plateau_epoch"])
         for c in conv
@@ -466,9 +483,7 @@ def level_summary(findings: Sequence[RunFindings], by_task: GroupSummary) -> str
     meta = np.array([f.record["metastability"] for f in findings])
     pooled = comparison(by_task, "integration", "digits", "digits-hard")
     said, auroc = direction(pooled, "digits")
-    conv = [f.record["convergence"] for f in findings]
-    leads = [c["lead_epochs"] for c in conv if c["lead_epochs"] is not None]
-    early = sum(1 for lead in leads if lead > 0)
+    early = lead_counts(findings).early
     return (
         f"On levels, integration is {num(float(alphas.min()), 2)} to "
         f"{num(float(alphas.max()), 2)} in every run (median "
@@ -477,7 +492,7 @@ def level_summary(findings: Sequence[RunFindings], by_task: GroupSummary) -> str
         "(../README.md#from-activations-to-signals)), and metastability is "
         f"{num(float(meta.min()), 3)} to {num(float(meta.max()), 3)}. "
         f"Integration is then {said} (AUROC {num(auroc, 2)}, p = {p_text(pooled.p_value)}), "
-        f"and the stability index converges before the plateau in {early} of {len(conv)} "
+        f"and the stability index converges before the plateau in {early} of {len(findings)} "
         "runs. The table below is the same as the first one, on levels.\n"
     )
 
@@ -721,35 +736,36 @@ def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
     """State in one sentence whether claim 1 holds."""
     pooled = comparison(by_task, "integration", "digits", "digits-hard")
     said, auroc = direction(pooled, "digits")
-    within = []
-    for a, b in within_model_pairs(by_model):
-        item = comparison(by_model, "integration", a, b)
-        said_here, auroc_here = direction(item, a if a.endswith("digits") else b)
-        within.append(f"{a.split(' / ')[0].upper()} AUROC {num(auroc_here, 2)} ({said_here})")
+    comparisons = within_model(by_model)
+    within = "; ".join(
+        f"{model.upper()} AUROC {num(auroc_here, 2)} ({said_here})"
+        for model, _, said_here, auroc_here in comparisons
+    )
+    floor = max(smallest_mwu_p(item.n_a, item.n_b) for _, item, _, _ in comparisons)
+    limit = (
+        f"within a network no test of so few seeds can reach p < {ALPHA}: {within}. "
+        "More seeds would decide it."
+        if floor >= ALPHA
+        else f"within a network: {within}."
+    )
     status = "holds" if pooled.p_value < ALPHA else "does not hold"
     return (
         f"{status} when pooled (p = {p_text(pooled.p_value)}, AUROC {num(auroc, 2)}, "
-        f"{said}); within a network, with 3 seeds a side, no test can reach p < {ALPHA}: "
-        + "; ".join(within)
-        + ". More seeds would decide it."
+        f"{said}); {limit}"
     )
 
 
 def verdict_lead(findings: Sequence[RunFindings]) -> str:
     """State in one sentence whether claim 2 holds."""
-    leads = [
-        f.record["convergence"]["lead_epochs"]
-        for f in findings
-        if f.record["convergence"]["lead_epochs"] is not None
-    ]
-    early = sum(1 for lead in leads if lead > 0)
-    late = sum(1 for lead in leads if lead < 0)
-    sign_p = float(stats.binomtest(early, early + late).pvalue)
-    status = "holds" if sign_p < ALPHA else "is not established"
+    counts = lead_counts(findings)
+    status = (
+        "holds" if counts.sign_p is not None and counts.sign_p < ALPHA else "is not established"
+    )
     return (
-        f"{status}: the DSI converged first in {early} of {len(findings)} runs "
-        f"(sign test p = {p_text(sign_p)}), with leads from "
-        f"{epoch_text(min(leads))} to {epoch_text(max(leads))} epochs."
+        f"{status}: the DSI converged first in {counts.early} of {len(findings)} runs "
+        f"(sign test p = {p_text(counts.sign_p)}), with leads from "
+        f"{epoch_text(float(counts.leads.min()))} to {epoch_text(float(counts.leads.max()))}"
+        " epochs."
     )
 
 
