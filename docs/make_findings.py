@@ -30,7 +30,13 @@ import numpy as np
 from scipy import stats
 
 from dynatrain import measures
-from dynatrain.analysis import AnalysisResult, Settings, analyze, analyze_signals
+from dynatrain.analysis import (
+    AnalysisResult,
+    Settings,
+    analyze,
+    analyze_signals,
+    uncertainty_generators,
+)
 from dynatrain.batch import GroupSummary, group_summary
 from dynatrain.report._format import p_value_text
 from dynatrain.report.export import json_ready
@@ -68,11 +74,11 @@ def analyse_runs(transform: str) -> list[RunFindings]:
         result = analyze(str(path.relative_to(ROOT)), settings)
         # What shuffled copies of these very series read: the small-sample reference
         # for integration (0.5 only for long series), drawn exactly as the p-value's null.
-        rng = np.random.default_rng(np.random.SeedSequence(settings.seed).spawn(3)[0])
+        rng_shuffle, _, _ = uncertainty_generators(settings.seed)
         null = measures.integration_null(
             result.zscored,
             settings.surrogates,
-            rng=rng,
+            rng=rng_shuffle,
             max_scale=result.settings["max_scale"],
             min_scale=settings.min_scale,
             n_scales=settings.n_scales,

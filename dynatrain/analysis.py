@@ -23,7 +23,14 @@ from dynatrain.archive.reader import Archive
 from dynatrain.errors import InputError
 from dynatrain.signals import LayerSignals, finite_prefix_length, parse_epoch_range, read_signals
 
-__all__ = ["AnalysisResult", "Settings", "analyze", "analyze_signals", "transform_signals"]
+__all__ = [
+    "AnalysisResult",
+    "Settings",
+    "analyze",
+    "analyze_signals",
+    "transform_signals",
+    "uncertainty_generators",
+]
 
 
 @dataclass(frozen=True)
@@ -343,9 +350,7 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
     integration_p = synchrony_p = metastability_p = None
     integration_ci95 = None
     if settings.surrogates > 0:
-        rng_shuffle, rng_phase, rng_boot = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(settings.seed).spawn(3)
-        )
+        rng_shuffle, rng_phase, rng_boot = uncertainty_generators(settings.seed)
         null_integration = m.integration_null(
             series, settings.surrogates, rng=rng_shuffle, max_scale=max_scale, **dfa_options
         )
@@ -418,6 +423,23 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         metric_values=metric_values,
         warnings=warnings,
     )
+
+
+def uncertainty_generators(
+    seed: int,
+) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """The independent generators of one analysis's uncertainty, from ``--seed``.
+
+    Returns
+    -------
+    (shuffle, phase, bootstrap) : tuple of numpy.random.Generator
+        For the time-shuffled surrogates (integration), the phase-randomised
+        surrogates (synchrony, metastability) and the bootstrap over layers.
+    """
+    shuffle, phase, bootstrap = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    )
+    return shuffle, phase, bootstrap
 
 
 def _check_length(run: str, n_points: int, settings: Settings) -> None:
