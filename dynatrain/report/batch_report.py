@@ -38,7 +38,7 @@ from rich.text import Text
 from dynatrain.batch import GroupSummary
 from dynatrain.errors import InputError
 from dynatrain.report.export import scalar_row, to_csv, to_json, to_markdown
-from dynatrain.report.outputs import check_output_dir, writing
+from dynatrain.report.outputs import check_output_dir, is_inside, writing
 
 __all__ = [
     "batch_markdown",
@@ -324,16 +324,11 @@ def check_report_dir(
     if os.path.lexists(runs):
         if not os.path.isdir(runs):
             raise InputError(f"{runs}: exists and is not a directory")
-        if not _within(os.path.realpath(runs), os.path.realpath(directory)):
+        if not is_inside(os.path.realpath(runs), os.path.realpath(directory)):
             raise InputError(
                 f"{runs}: links outside the report folder {directory}; refusing to write"
                 " through it"
             )
-
-
-def _within(path: str, folder: str) -> bool:
-    """Whether the resolved ``path`` is the resolved ``folder`` or lies below it."""
-    return os.path.commonpath([folder, path]) == folder
 
 
 def run_file_stems(records: Records) -> list[str]:
@@ -362,10 +357,10 @@ def _write_inside(directory: str, relative: str, content: str | bytes) -> str:
     root = os.path.realpath(directory)
     path = os.path.normpath(os.path.join(root, relative))
     folder = os.path.dirname(path)
-    if not _within(path, root) or path == root:
+    if not is_inside(path, root) or path == root:
         raise InputError(f"{relative}: refusing to write outside the report folder {directory}")
     os.makedirs(folder, exist_ok=True)
-    if not _within(os.path.realpath(folder), root):  # a linked subfolder
+    if not is_inside(os.path.realpath(folder), root):  # a linked subfolder
         raise InputError(f"{relative}: refusing to write outside the report folder {directory}")
     if os.path.lexists(path):
         os.unlink(path)  # replaced, never written through (it may be a link)

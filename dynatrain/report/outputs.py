@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dynatrain.archive.format import is_url
 from dynatrain.errors import InputError
 
-__all__ = ["check_output_dir", "check_output_file", "check_plot_dir", "writing"]
+__all__ = ["check_output_dir", "check_output_file", "check_plot_dir", "is_inside", "writing"]
 
 _NEVER = "dynatrain never writes into what it reads"
 
@@ -148,8 +148,8 @@ def _local(inputs: Iterable[str]) -> list[str]:
     return [os.fspath(path) for path in inputs if not is_url(path)]
 
 
-def _inside(path: str, folder: str) -> bool:
-    """Whether the resolved ``path`` is ``folder`` or lies below it (both resolved)."""
+def is_inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it (both already resolved)."""
     return os.path.commonpath([path, folder]) == folder
 
 
@@ -183,9 +183,9 @@ def _refuse_inputs(
             resolved = os.path.realpath(target)
             if resolved == resolved_source or _same_file(target, source):
                 what = f"{'into' if folder else 'over'} the input {kind} {source}"
-            elif _inside(resolved, resolved_source):
+            elif is_inside(resolved, resolved_source):
                 what = f"inside the input {kind} {source}"
-            elif whole and _inside(resolved_source, resolved):
+            elif whole and is_inside(resolved_source, resolved):
                 what = f"into {target}, which holds the input {kind} {source}"
             else:
                 continue
