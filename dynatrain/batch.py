@@ -686,9 +686,7 @@ def _group_order(values: tuple[Any, ...]) -> tuple[tuple[int, int, Any], ...]:
         if isinstance(value, str) and value == MISSING:
             order.append((2, 0, ""))
         elif (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and math.isfinite(value)
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         ):
             order.append((0, 0, value))
         else:

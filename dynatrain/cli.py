@@ -512,9 +512,7 @@ def plot(result_file: str, out_dir: str, plot_format: str) -> None:
 # -- many runs -------------------------------------------------------------------------------------
 
 
-def _split_keys(
-    _ctx: click.Context, _param: click.Parameter, value: str | None
-) -> tuple[str, ...]:
+def _split_keys(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...]:
     return tuple(key.strip() for key in (value or "").split(",") if key.strip())
 
 

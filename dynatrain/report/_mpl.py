@@ -108,8 +108,11 @@ def save_figure(figure: Figure, directory: str | os.PathLike[str], name: str, fm
     path = os.path.join(os.fspath(directory), f"{name}.{fmt}")
     with plot_style():
         # Fixed metadata: the same figure gives the same bytes (no creation date).
-        metadata = {"png": {"Software": None}, "svg": {"Date": None},
-                    "pdf": {"CreationDate": None}}[fmt]
+        metadata = {
+            "png": {"Software": None},
+            "svg": {"Date": None},
+            "pdf": {"CreationDate": None},
+        }[fmt]
         figure.savefig(path, format=fmt, metadata=metadata)
     plt.close(figure)
     return path

@@ -270,9 +270,7 @@ def batch_progress(total: int, console: Console | None) -> Iterator[Callable[[],
     columns = ("analysing runs", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     # Rich would otherwise catch what is written to stdout meanwhile and print it on the
     # bar's console: the streamed JSON lines would land on stderr, wrapped, not in the pipe.
-    with Progress(
-        *columns, console=console, transient=True, redirect_stdout=False
-    ) as progress:
+    with Progress(*columns, console=console, transient=True, redirect_stdout=False) as progress:
         task = progress.add_task("runs", total=total)
         yield lambda: progress.advance(task)
 
@@ -326,8 +324,7 @@ def check_report_dir(
             raise InputError(f"{runs}: exists and is not a directory")
         if not is_inside(os.path.realpath(runs), os.path.realpath(directory)):
             raise InputError(
-                f"{runs}: links outside the report folder {directory}; refusing to write"
-                " through it"
+                f"{runs}: links outside the report folder {directory}; refusing to write through it"
             )
 
 

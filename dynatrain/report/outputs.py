@@ -95,9 +95,7 @@ def check_output_dir(
     """
     directory = os.fspath(directory)
     inputs = _local(inputs)
-    _refuse_inputs(
-        directory, [directory], inputs, option, kind, whole=entries is None, folder=True
-    )
+    _refuse_inputs(directory, [directory], inputs, option, kind, whole=entries is None, folder=True)
     if entries:
         targets = [os.path.join(directory, entry) for entry in entries]
         _refuse_inputs(directory, targets, inputs, option, kind, whole=True)

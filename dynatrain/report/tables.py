@@ -101,9 +101,7 @@ def render_validation(report: Any, console: Console) -> None:
             Text.assemble(("invalid", "red"), " ", path, ": ", str(problem)), soft_wrap=True
         )
     for note in report.notes:
-        console.print(
-            Text.assemble(("note", "yellow"), " ", path, ": ", str(note)), soft_wrap=True
-        )
+        console.print(Text.assemble(("note", "yellow"), " ", path, ": ", str(note)), soft_wrap=True)
 
 
 # -- analyze --------------------------------------------------------------------------------------
@@ -130,8 +128,6 @@ def _num(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
-
-
 
 
 def _epoch(value: float | None) -> str:
