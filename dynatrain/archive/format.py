@@ -9,7 +9,14 @@ The same tree is used by both back ends (HDF5 file, Zarr directory store)::
     /layers                      attrs: order = [layer names, input side first]
     /layers/<name>/activations   float16|float32|float64 [T, N, ...]
     /layers/<name>/signal        float64 [T], optional pre-reduced scalar per checkpoint
-    /metrics/<name>              float64 [T], optional
+    /metrics/<name>              float64 [T], optional; a name with '/' (``val/acc``) is
+                                 stored as nested groups (/metrics/val/acc)
+
+``T``, the length of the arrays, may exceed ``complete_checkpoints`` while a writer
+runs (it grows them geometrically) or after it was killed; rows beyond
+``complete_checkpoints`` hold fill values and are never read. A writer that closes
+trims every array to ``complete_checkpoints`` rows. The optional root attribute
+``expected_checkpoints`` is the number of checkpoints the job plans to write.
 
 Readers and writers import every name from here; nothing else spells them.
 """
@@ -19,12 +26,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final, Literal
 
+from dynatrain.errors import InputError
+
 __all__ = [
     "ACTIVATIONS",
     "ACTIVATION_DTYPES",
     "CHECKPOINTS",
     "COMPLETE_ATTR",
     "EPOCH",
+    "EXPECTED_ATTR",
     "FORMAT_ATTR",
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -41,6 +51,8 @@ __all__ = [
     "Backend",
     "backend_for_path",
     "check_layer_name",
+    "check_metric_name",
+    "metric_parts",
 ]
 
 FORMAT_ATTR: Final = "format"
@@ -49,6 +61,10 @@ VERSION_ATTR: Final = "format_version"
 FORMAT_VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = (1,)
 COMPLETE_ATTR: Final = "complete_checkpoints"
+#: Optional root attribute: how many checkpoints the job plans to write (an int >= 1).
+#: Free metadata as far as the reader is concerned (it is not reserved): a job may
+#: also pass it in ``metadata``, which gives the same file.
+EXPECTED_ATTR: Final = "expected_checkpoints"
 #: Root attributes that are part of the format, not free metadata.
 RESERVED_ATTRS: Final = (FORMAT_ATTR, VERSION_ATTR, COMPLETE_ATTR)
 
@@ -95,15 +111,55 @@ def backend_for_path(path: str | Path) -> Backend | None:
     return None
 
 
+#: Names no group member may take: the metadata document of a Zarr (format 3) node.
+_RESERVED_MEMBER_NAMES: Final = ("zarr.json",)
+#: Deepest nesting of a metric name (``a/b/c`` is 3).
+MAX_METRIC_DEPTH: Final = 8
+
+
+def _is_member_name(name: object) -> bool:
+    """Whether ``name`` can name one group member in both back ends."""
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and "/" not in name
+        and not name.startswith(".")
+        and name not in _RESERVED_MEMBER_NAMES
+    )
+
+
 def check_layer_name(name: str) -> str:
-    """Return ``name`` if it can name a layer group, else raise ``ValueError``.
+    """Return ``name`` if it can name a layer group, else raise ``InputError``.
 
     A layer name becomes a group name in both back ends, so it must be a non-empty
-    string without ``/`` and must not start with ``.`` (Zarr reserves those keys).
+    string without ``/`` that does not start with ``.`` (Zarr reserves those keys) and
+    is not ``zarr.json`` (a Zarr node's own metadata document).
     """
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise ValueError(
+    if not _is_member_name(name):
+        raise InputError(
             f"invalid layer name {name!r}: use a non-empty name without '/' that does not"
-            " start with '.'"
+            " start with '.' (and is not 'zarr.json')"
+        )
+    return name
+
+
+def metric_parts(name: str) -> tuple[str, ...]:
+    """The tree path of a metric: ``"val/acc"`` -> ``("metrics", "val", "acc")``."""
+    return (METRICS, *name.split("/"))
+
+
+def check_metric_name(name: str) -> str:
+    """Return ``name`` if it can name a metric, else raise ``InputError``.
+
+    A metric name may contain ``/`` (``val/acc``, as TensorBoard and W&B name them):
+    each ``/`` opens a nested group under ``/metrics``, and readers name the array by
+    its path below ``/metrics``. Each part between slashes follows the rule of
+    :func:`check_layer_name`; at most ``MAX_METRIC_DEPTH`` parts.
+    """
+    parts = name.split("/") if isinstance(name, str) else [name]
+    if not all(_is_member_name(part) for part in parts) or len(parts) > MAX_METRIC_DEPTH:
+        raise InputError(
+            f"invalid metric name {name!r}: use non-empty parts separated by single '/',"
+            f" none starting with '.' or named 'zarr.json', at most {MAX_METRIC_DEPTH} parts"
         )
     return name

@@ -8,75 +8,110 @@
 ...         w.append(epoch=epoch, activations={"fc1": h1, "fc2": h2},
 ...                  metrics={"val_accuracy": acc})
 
-Crash safety: when :meth:`ArchiveWriter.append` returns, the checkpoint is on disk
+Crash safety: when :meth:`ArchiveWriter.append` returns, the checkpoint is written
 and counted in the root attribute ``complete_checkpoints``; a process killed at any
-moment leaves every such checkpoint readable. HDF5 archives are written in SWMR
-mode, so ``dynatrain`` can read them while training is still running.
+moment (SIGKILL included) leaves every such checkpoint readable. HDF5 archives are
+written in SWMR mode, so ``dynatrain`` can read them while training is still running.
+One writer per archive: a second one, in this process or another, is refused.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from abc import ABC, abstractmethod
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from dynatrain.archive import format as fmt
 from dynatrain.archive._backends import as_python
-from dynatrain.errors import ArchiveError, InputError
+from dynatrain.archive._sinks import (
+    ArraySpec,
+    HDF5Sink,
+    Sink,
+    WriteMode,
+    ZarrSink,
+    check_mode,
+)
+from dynatrain.errors import ArchiveError, DynatrainError, InputError
 
 __all__ = ["ArchiveWriter"]
 
 _METADATA_TYPES = (str, bool, int, float)
-#: Length of a storage chunk of the small per-checkpoint vectors (epoch, step, metrics).
+_INT64 = np.iinfo(np.int64)
+#: Rows per storage chunk of the small per-checkpoint vectors (epoch, step, metrics).
 _VECTOR_CHUNK = 1024
-
-WriteMode = Literal["w-", "w"]
-
-
-@dataclass(frozen=True)
-class _ArraySpec:
-    """One per-checkpoint array: its path and the shape and dtype of one row."""
-
-    parts: tuple[str, ...]
-    row_shape: tuple[int, ...]
-    dtype: np.dtype
-    chunk_rows: int
+#: Zarr activations: a storage chunk holds as many checkpoints as fit in this many
+#: bytes (1 when one checkpoint is larger). A chunk is rewritten whole at every
+#: append until it is full, so it is kept small; it still makes a 100,000-checkpoint
+#: store of 50 small layers 80 thousand files rather than 5 million.
+_ZARR_CHUNK_BYTES = 16 * 2**10
+#: Rows the arrays are created with; they then double when full.
+_INITIAL_CAPACITY = 1024
 
 
 class ArchiveWriter:
-    """Append checkpoints to a new (or resumed) activation archive.
+    """Append checkpoints to a new activation archive.
 
     Parameters
     ----------
     path : str or path-like
         ``.h5``/``.hdf5`` for HDF5, ``.zarr`` for a Zarr (format 3) directory store.
+        Missing parent folders are created.
     metadata : mapping, optional
         Free run metadata stored as root attributes: strings, numbers or booleans
         (``run_id``, ``model``, ``dataset``, ``seed``, ``optimizer``, ``lr``, ...).
     mode : {"w-", "w"}
         ``"w-"`` creates the archive and refuses to replace an existing one; ``"w"``
-        replaces it.
+        replaces it (a Zarr folder only if it is a Zarr store). Either way, an archive
+        that another writer has open is refused.
     activation_dtype : {"float16", "float32", "float64"}, optional
         Stored type of the activations; default: that of the first arrays appended
-        (``float32`` for non-float input).
-    chunk_checkpoints : int
-        Checkpoints per storage chunk of the activations (1 by default, as the format
-        recommends: one chunk is one checkpoint).
-    compression : str, optional
-        HDF5 filter for the activations (``"gzip"`` or ``"lzf"``). Zarr stores always
-        use Zarr's default codec (zstd).
+        (``float32`` for non-float input). A finite value beyond the stored type's
+        range becomes infinite; the first time that happens in a layer, a
+        ``RuntimeWarning`` says so.
+    chunk_checkpoints : int, optional
+        Checkpoints per storage chunk of the activations. Default: 1 for HDF5; for
+        Zarr, as many as fit in 16 KiB (at least 1), so that a long run is not
+        millions of files.
+    compression : {"gzip", "lzf"}, optional
+        HDF5 filter for the activations. Zarr stores always use zstd.
+    durable_every : int
+        Make the archive durable (and count the new checkpoints in
+        ``complete_checkpoints``) every this many appends, and at :meth:`close`. 1,
+        the default, keeps the promise above for every checkpoint; with N, a killed
+        job loses at most the last N - 1 appended checkpoints, for faster appends.
+    expected_checkpoints : int, optional
+        How many checkpoints the job plans to write, stored as the root attribute
+        ``expected_checkpoints`` (a live ``watch`` uses it to choose the analysis
+        window a later ``analyze`` will use). The same as passing it in ``metadata``.
+
+    Attributes
+    ----------
+    path : str
+    n_checkpoints : int
+        Checkpoints appended so far.
+    n_durable : int
+        Checkpoints counted in ``complete_checkpoints`` (``n_checkpoints`` unless
+        ``durable_every`` > 1).
+
+    Raises
+    ------
+    InputError
+        For a bad argument, or an existing archive with ``mode="w-"``.
+    ArchiveError
+        If the archive cannot be created, or another writer has it open.
 
     Notes
     -----
     Layers, their per-checkpoint shapes, the metric names and whether ``step`` is
     given are fixed by the first :meth:`append`; a later append that differs raises
     :class:`~dynatrain.errors.InputError` before anything is written. A metric left
-    out of a later append is stored as NaN.
+    out of a later append is stored as NaN. After a failed write (a full disk), the
+    archive keeps every checkpoint counted before it; the writer refuses further
+    appends and :meth:`close` only lets go of the file.
     """
 
     def __init__(
@@ -86,14 +121,17 @@ class ArchiveWriter:
         *,
         mode: WriteMode = "w-",
         activation_dtype: str | None = None,
-        chunk_checkpoints: int = 1,
+        chunk_checkpoints: int | None = None,
         compression: str | None = None,
+        durable_every: int = 1,
+        expected_checkpoints: int | None = None,
     ) -> None:
-        self.path = os.fspath(path)
-        if mode not in ("w-", "w"):
-            raise InputError(f"invalid mode {mode!r}: use 'w-' or 'w'")
-        if mode == "w-" and os.path.exists(self.path):
-            raise InputError(f"{self.path}: already exists (use mode='w' to replace it)")
+        try:
+            self.path = os.fspath(path)
+        except TypeError:
+            raise InputError(f"invalid archive path {path!r}: give a str or path-like") from None
+        self._closed = True  # until the archive exists
+        mode = check_mode(mode)
         if activation_dtype is not None and activation_dtype not in fmt.ACTIVATION_DTYPES:
             raise InputError(
                 f"invalid activation_dtype {activation_dtype!r}: use one of"
@@ -101,39 +139,50 @@ class ArchiveWriter:
             )
         if compression not in (None, "gzip", "lzf"):
             raise InputError(f"invalid compression {compression!r}: use None, 'gzip' or 'lzf'")
-        if chunk_checkpoints < 1:
-            raise InputError(f"chunk_checkpoints must be >= 1, got {chunk_checkpoints}")
+        if chunk_checkpoints is not None:
+            chunk_checkpoints = _positive_int(chunk_checkpoints, "chunk_checkpoints")
+        durable_every = _positive_int(durable_every, "durable_every")
         backend = fmt.backend_for_path(self.path)
-        if backend is None:
+        if backend is None or fmt.is_url(self.path):
             raise InputError(
-                f"{self.path}: cannot tell the back end from the suffix; use .h5, .hdf5 or .zarr"
+                f"{self.path}: cannot tell the back end from the suffix; use a local path"
+                " ending in .h5, .hdf5 or .zarr"
             )
+        metadata = _check_metadata(metadata or {})
+        if expected_checkpoints is not None:
+            expected = _positive_int(expected_checkpoints, "expected_checkpoints")
+            if metadata.get(fmt.EXPECTED_ATTR, expected) != expected:
+                raise InputError(
+                    f"expected_checkpoints={expected} and metadata"
+                    f" {fmt.EXPECTED_ATTR!r}={metadata[fmt.EXPECTED_ATTR]} disagree"
+                )
+            metadata[fmt.EXPECTED_ATTR] = expected
+        self._backend = backend
         self._activation_dtype = activation_dtype
         self._chunk_checkpoints = chunk_checkpoints
-        self._metadata = _check_metadata(metadata or {})
+        self._durable_every = durable_every
         self._layer_kinds: dict[str, tuple[str, ...]] = {}
-        self._specs: dict[tuple[str, ...], _ArraySpec] = {}
+        self._specs: dict[tuple[str, ...], ArraySpec] = {}
         self._metric_names: tuple[str, ...] = ()
         self._has_step = False
         self._last_epoch = -math.inf
+        self._chunks: dict[tuple[str, ...], np.ndarray] = {}  # the chunk being filled
+        self._unwritten: set[tuple[str, ...]] = set()  # chunks with rows not yet written
+        self._capacity = 0
+        self._overflow_warned: set[str] = set()
+        self._failure: ArchiveError | None = None
         self.n_checkpoints = 0
-        sink_class = _HDF5Sink if backend == "hdf5" else _ZarrSink
-        self._sink: _Sink = sink_class(self.path, mode, compression)
-        self._sink.init_root(self._metadata)
-
-    # -- structure -----------------------------------------------------------------------------
-
-    def _create(self, rows: dict[tuple[str, ...], np.ndarray]) -> None:
-        """Create every array from the rows of the first append, then enter SWMR mode."""
-        for parts, row in rows.items():
-            is_activation = parts[-1] == fmt.ACTIVATIONS and parts[0] == fmt.LAYERS
-            self._specs[parts] = _ArraySpec(
-                parts=parts,
-                row_shape=row.shape,
-                dtype=row.dtype,
-                chunk_rows=self._chunk_checkpoints if is_activation else _VECTOR_CHUNK,
-            )
-        self._sink.create(self._specs.values(), list(self._layer_kinds))
+        self.n_durable = 0
+        _make_parent_folder(self.path)
+        sink_class = HDF5Sink if backend == "hdf5" else ZarrSink
+        self._sink: Sink = sink_class(self.path, mode, compression)
+        self._closed = False
+        root = {fmt.FORMAT_ATTR: fmt.FORMAT_NAME, fmt.VERSION_ATTR: fmt.FORMAT_VERSION}
+        root[fmt.COMPLETE_ATTR] = 0
+        try:
+            self._sink.init_root({**root, **metadata})
+        except Exception as exc:
+            self._fail("cannot write the root attributes", exc)
 
     # -- appending -----------------------------------------------------------------------------
 
@@ -159,6 +208,8 @@ class ArchiveWriter:
             Per layer, a pre-reduced scalar (stored as ``/layers/<name>/signal``).
         metrics : mapping of str to float, optional
             ``train_loss``, ``val_accuracy``, ... (fractions or percentages, as you like).
+            A name may contain ``/`` (``val/acc``): it is stored as nested groups and
+            read back under the same name.
         step : int, optional
             Global optimisation step.
 
@@ -166,31 +217,104 @@ class ArchiveWriter:
         ------
         InputError
             If the checkpoint does not match the first one (layers, shapes, metrics,
-            step) or the epoch does not increase; nothing is written then.
+            step), the epoch does not increase, or a value is not a number; nothing
+            is written then.
+        ArchiveError
+            If writing fails (a full disk): the archive keeps the checkpoints
+            counted before, and the writer accepts no more.
         """
+        if self._closed:
+            raise InputError(f"{self.path}: the writer is closed")
+        if self._failure is not None:
+            raise ArchiveError(
+                self.path, f"the writer stopped at an earlier error ({self._failure.problem})"
+            )
         rows = self._rows(epoch, activations or {}, signals or {}, metrics or {}, step)
-        if not self._specs:
-            self._create(rows)
         index = self.n_checkpoints
         try:
-            self._sink.write_checkpoint(self._specs.values(), rows, index)
+            if not self._specs:
+                self._create(rows)
+            self._place(rows, index)
+            if index + 1 - self.n_durable >= self._durable_every:
+                self._commit(index + 1)
+        except DynatrainError:
+            raise
         except Exception as exc:
-            raise ArchiveError(self.path, f"cannot write checkpoint {index}: {exc}") from exc
+            self._fail(f"cannot write checkpoint {index}", exc)
         self.n_checkpoints = index + 1
-        self._last_epoch = float(epoch)
+        self._last_epoch = float(rows[(fmt.CHECKPOINTS, fmt.EPOCH)])
         return index
+
+    def _create(self, rows: dict[tuple[str, ...], np.ndarray]) -> None:
+        """Create every array from the rows of the first append."""
+        for parts, row in rows.items():
+            if parts[-1] == fmt.ACTIVATIONS and parts[0] == fmt.LAYERS:
+                chunk_rows = self._chunk_checkpoints or (
+                    1 if self._backend == "hdf5" else max(1, _ZARR_CHUNK_BYTES // row.nbytes)
+                )
+            else:
+                chunk_rows = _VECTOR_CHUNK
+            spec = ArraySpec(parts, row.shape, row.dtype.newbyteorder("<"), chunk_rows)
+            self._specs[parts] = spec
+            self._chunks[parts] = np.full((chunk_rows, *row.shape), spec.fill_value, spec.dtype)
+        self._capacity = _INITIAL_CAPACITY
+        self._sink.create(self._specs.values(), list(self._layer_kinds), self._capacity)
+
+    def _place(self, rows: dict[tuple[str, ...], np.ndarray], index: int) -> None:
+        """Put one checkpoint's rows in the chunk buffers; write the chunks it fills."""
+        if index >= self._capacity:
+            self._capacity *= 2
+            self._sink.grow(self._specs.values(), self._capacity)
+        for parts, spec in self._specs.items():
+            chunk, row = divmod(index, spec.chunk_rows)
+            buffer = self._chunks[parts]
+            if row == 0 and index:
+                buffer[...] = spec.fill_value  # a new chunk (the previous one is written)
+            buffer[row] = rows[parts]
+            if row == spec.chunk_rows - 1:
+                self._sink.write_chunk(spec, chunk, buffer)
+                self._unwritten.discard(parts)
+            else:
+                self._unwritten.add(parts)
+
+    def _commit(self, n_checkpoints: int) -> None:
+        """Write the chunks being filled, then count ``n_checkpoints``, durably."""
+        for parts in sorted(self._unwritten):
+            spec = self._specs[parts]
+            chunk = (n_checkpoints - 1) // spec.chunk_rows
+            self._sink.write_chunk(spec, chunk, self._chunks[parts])
+        self._unwritten.clear()
+        self._sink.commit(n_checkpoints)
+        self.n_durable = n_checkpoints
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        """Stop the writer after a failed write and raise one clear ArchiveError."""
+        counted = f"the archive keeps the {self.n_durable} checkpoint(s) counted before"
+        self._failure = ArchiveError(self.path, f"{what}: {_reason(exc)}; {counted}")
+        self._sink.abort()
+        self._closed = True
+        if isinstance(exc, OSError):
+            raise self._failure from None  # the system's words say it all
+        raise self._failure from exc
+
+    # -- checking one checkpoint ----------------------------------------------------------------
 
     def _rows(
         self,
-        epoch: float,
+        epoch: Any,
         activations: Mapping[str, Any],
-        signals: Mapping[str, float],
-        metrics: Mapping[str, float],
-        step: int | None,
+        signals: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        step: Any,
     ) -> dict[tuple[str, ...], np.ndarray]:
         """Check one checkpoint against the archive's structure; return its rows."""
         where = f"{self.path}: checkpoint {self.n_checkpoints}"
-        epoch = float(epoch)
+        for what, mapping in (("activations", activations), ("signals", signals)):
+            if not isinstance(mapping, Mapping):
+                raise InputError(f"{where}: {what} must be a mapping of layer name to values")
+        if not isinstance(metrics, Mapping):
+            raise InputError(f"{where}: metrics must be a mapping of metric name to number")
+        epoch = _number(epoch, f"{where}: epoch")
         if not math.isfinite(epoch) or epoch <= self._last_epoch:
             raise InputError(
                 f"{where}: epoch must be finite and greater than the previous one"
@@ -205,9 +329,7 @@ class ArchiveWriter:
         if first:
             if not kinds:
                 raise InputError(f"{where}: give activations or signals for at least one layer")
-            self._layer_kinds = {name: tuple(k) for name, k in kinds.items()}
-            self._metric_names = tuple(metrics)
-            self._has_step = step is not None
+            self._check_metric_names(list(metrics), where)
         else:
             expected = {name: list(k) for name, k in self._layer_kinds.items()}
             if kinds != expected:
@@ -215,59 +337,116 @@ class ArchiveWriter:
                     f"{where}: layers differ from the first checkpoint"
                     f" (expected {_describe(expected)}, got {_describe(kinds)})"
                 )
-            unknown = sorted(set(metrics) - set(self._metric_names))
+            unknown = sorted(set(metrics) - set(self._metric_names), key=str)
             if unknown:
                 raise InputError(
-                    f"{where}: metric(s) {', '.join(unknown)} were not in the first checkpoint;"
-                    " give every metric at the first append (NaN where not measured)"
+                    f"{where}: metric(s) {', '.join(map(str, unknown))} were not in the first"
+                    " checkpoint; give every metric at the first append (NaN where not measured)"
                 )
             if (step is not None) != self._has_step:
                 said = "gave" if self._has_step else "did not give"
                 raise InputError(f"{where}: the first checkpoint {said} a step; be consistent")
 
         rows: dict[tuple[str, ...], np.ndarray] = {(fmt.CHECKPOINTS, fmt.EPOCH): np.float64(epoch)}
-        if self._has_step:
-            rows[(fmt.CHECKPOINTS, fmt.STEP)] = np.int64(step)
+        if step is not None:
+            rows[(fmt.CHECKPOINTS, fmt.STEP)] = np.int64(_step(step, where))
         for name, value in activations.items():
             rows[(fmt.LAYERS, name, fmt.ACTIVATIONS)] = self._activation_row(name, value, where)
         for name, value in signals.items():
-            value = _scalar(value, f"{where}: signal {name!r}")
+            value = _number(value, f"{where}: signal of layer {name!r}")
             rows[(fmt.LAYERS, name, fmt.SIGNAL)] = np.float64(value)
-        for name in self._metric_names:
-            value = metrics.get(name, math.nan)
-            rows[(fmt.METRICS, name)] = np.float64(_scalar(value, f"{where}: metric {name!r}"))
+        names = tuple(metrics) if first else self._metric_names
+        for name in names:
+            value = metrics.get(name)
+            value = math.nan if value is None else value  # not measured at this checkpoint
+            value = _number(value, f"{where}: metric {name!r}")
+            rows[fmt.metric_parts(name)] = np.float64(value)
+        if first:  # everything checked: fix the structure
+            self._layer_kinds = {name: tuple(k) for name, k in kinds.items()}
+            self._metric_names = names
+            self._has_step = step is not None
         return rows
 
+    @staticmethod
+    def _check_metric_names(names: list[Any], where: str) -> None:
+        for name in names:
+            fmt.check_metric_name(name)
+        for name in names:
+            for other in names:
+                if other.startswith(f"{name}/"):
+                    raise InputError(
+                        f"{where}: metrics {name!r} and {other!r} clash: {name!r} would be both"
+                        " a value and the group holding the other"
+                    )
+
     def _activation_row(self, name: str, value: Any, where: str) -> np.ndarray:
+        what = f"{where}: activations of layer {name!r}"
         try:
             array = np.asarray(value)
         except Exception as exc:
-            raise InputError(f"{where}: activations of {name!r} are not an array ({exc})") from exc
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            raise InputError(f"{where}: activations of {name!r} are not numeric ({array.dtype})")
+            raise InputError(f"{what} are not an array ({_reason(exc)})") from None
+        if array.dtype.kind not in "fiub":
+            raise InputError(f"{what} must be real numbers, got dtype {array.dtype}")
         if array.ndim < 1 or array.size == 0:
-            raise InputError(
-                f"{where}: activations of {name!r} must have shape (N, ...) with N >= 1,"
-                f" got {array.shape}"
-            )
+            raise InputError(f"{what} must have shape (N, ...) with N >= 1, got {array.shape}")
         spec = self._specs.get((fmt.LAYERS, name, fmt.ACTIVATIONS))
         if spec is None:
-            dtype = self._activation_dtype or (
-                array.dtype.name if array.dtype.name in fmt.ACTIVATION_DTYPES else "float32"
+            dtype = np.dtype(
+                self._activation_dtype
+                or (array.dtype.name if array.dtype.name in fmt.ACTIVATION_DTYPES else "float32")
             )
-            return array.astype(dtype, copy=False)
-        if array.shape != spec.row_shape:
-            raise InputError(
-                f"{where}: activations of {name!r} have shape {array.shape}, the first"
-                f" checkpoint had {spec.row_shape}"
-            )
-        return array.astype(spec.dtype, copy=False)
+        else:
+            dtype = spec.dtype
+            if array.shape != spec.row_shape:
+                raise InputError(
+                    f"{what} have shape {array.shape}, the first checkpoint had {spec.row_shape}"
+                )
+        with np.errstate(over="ignore", invalid="ignore"):
+            row = array.astype(dtype, copy=False)
+        narrower = array.dtype.kind != "f" or array.dtype.itemsize > dtype.itemsize
+        if narrower and name not in self._overflow_warned and not np.isfinite(row).all():
+            self._warn_overflow(name, array, row, dtype, where)
+        return row
+
+    def _warn_overflow(
+        self, name: str, array: np.ndarray, row: np.ndarray, dtype: np.dtype, where: str
+    ) -> None:
+        """Say once per layer that finite values became infinite in a narrower type."""
+        with np.errstate(invalid="ignore"):
+            overflowed = int(np.count_nonzero(np.isinf(row) & np.isfinite(array)))
+        if not overflowed:
+            return  # the input itself held the non-finite values
+        self._overflow_warned.add(name)
+        limit = np.finfo(dtype).max
+        warnings.warn(
+            f"{where}: {overflowed} finite activation value(s) of layer {name!r} exceed"
+            f" {dtype.name}'s range (±{limit:.6g}) and are stored as ±inf (the analysis"
+            f" stops before them); store a wider type (activation_dtype=) to keep them."
+            " Reported once per layer",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     # -- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the archive (every appended checkpoint is already on disk)."""
-        self._sink.close()
+        """Make every appended checkpoint durable, trim the arrays, release the archive.
+
+        Safe to call more than once, and after a failed write (it then only lets go
+        of the file).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._specs:
+                if self.n_durable < self.n_checkpoints:
+                    self._commit(self.n_checkpoints)
+                if self._capacity > self.n_checkpoints:
+                    self._sink.grow(self._specs.values(), self.n_checkpoints)
+            self._sink.close()
+        except Exception as exc:
+            self._fail("cannot close the archive", exc)
 
     def __enter__(self) -> ArchiveWriter:
         return self
@@ -275,24 +454,78 @@ class ArchiveWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<ArchiveWriter {self.path!r} {state} checkpoints={self.n_checkpoints}>"
+
+
+def _make_parent_folder(path: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise ArchiveError(path, f"cannot create its folder {parent} ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
 
 def _describe(kinds: Mapping[str, list[str]]) -> str:
     return ", ".join(f"{name} ({'+'.join(k)})" for name, k in kinds.items()) or "none"
 
 
-def _scalar(value: Any, what: str) -> float:
+def _number(value: Any, what: str) -> float:
+    """``value`` as a float (a NumPy or 0-d tensor scalar too); InputError otherwise."""
     try:
-        return float(np.asarray(value, dtype=np.float64).reshape(()))
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} must be a number, got {value!r}") from exc
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiub" or array.size != 1:
+            raise TypeError
+        return float(array.reshape(()))
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{what} must be a real number, got {_short(value)}") from None
+
+
+def _step(value: Any, where: str) -> int:
+    """``value`` as an int64 step; a float is accepted if it is a whole number."""
+    try:
+        array = np.asarray(value)
+        if array.dtype.kind not in "iuf" or array.size != 1:
+            raise TypeError
+        step = array.reshape(()).item()
+        if isinstance(step, float):
+            if not step.is_integer():
+                raise ValueError
+            step = int(step)
+        if not _INT64.min <= step <= _INT64.max:
+            raise OverflowError
+        return int(step)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{where}: step must be an integer (int64), got {_short(value)}") from None
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    raise InputError(f"{name} must be an integer >= 1, got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(metadata, Mapping):
+        raise InputError(f"metadata must be a mapping of str to value, got {_short(metadata)}")
     checked: dict[str, Any] = {}
     for key, value in metadata.items():
-        if not isinstance(key, str) or key in fmt.RESERVED_ATTRS:
+        if not isinstance(key, str) or not key or key in fmt.RESERVED_ATTRS:
             raise InputError(
-                f"invalid metadata key {key!r}: use a string other than"
+                f"invalid metadata key {key!r}: use a non-empty string other than"
                 f" {', '.join(fmt.RESERVED_ATTRS)}"
             )
         value = as_python(value)
@@ -300,160 +533,9 @@ def _check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
             raise InputError(
                 f"metadata {key!r} must be a string, number or boolean, got {type(value).__name__}"
             )
+        if isinstance(value, int) and not _INT64.min <= value <= _INT64.max:
+            raise InputError(f"metadata {key!r} = {value} does not fit in a 64-bit integer")
+        if key == fmt.EXPECTED_ATTR:
+            value = _positive_int(value, f"metadata {key!r}")
         checked[key] = value
     return checked
-
-
-class _Sink(ABC):
-    """The back-end half of the writer: create, grow and flush arrays."""
-
-    def __init__(self, path: str, mode: WriteMode, compression: str | None) -> None:
-        self.path = path
-        self.compression = compression
-        self.open(mode)
-
-    @abstractmethod
-    def open(self, mode: WriteMode) -> None:
-        """Create the archive (replacing an existing one with ``mode="w"``)."""
-
-    @abstractmethod
-    def init_root(self, metadata: dict[str, Any]) -> None:
-        """Write the root attributes of a new archive."""
-
-    @abstractmethod
-    def create(self, specs: Any, layer_order: list[str]) -> None:
-        """Create every array (empty, growable) and the ``/layers`` order.
-
-        HDF5 then enters single-writer/multiple-reader mode, after which no object
-        can be created: that is why the first append fixes the structure.
-        """
-
-    @abstractmethod
-    def write_checkpoint(
-        self, specs: Any, rows: dict[tuple[str, ...], np.ndarray], index: int
-    ) -> None:
-        """Grow every array to ``index + 1`` rows, write row ``index``, flush, then count it."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Close the archive."""
-
-
-class _HDF5Sink(_Sink):
-    """HDF5 in SWMR mode, built under a staging name until SWMR mode is on.
-
-    A file killed before it enters SWMR mode cannot be opened by anyone (its
-    "open for write" flag stays set), and objects can only be created before SWMR
-    mode. So the file is created as ``<path>.incomplete`` and renamed to ``path``
-    once its structure exists and SWMR mode is on: ``path`` is readable at every
-    moment after that, and never half-built before.
-    """
-
-    def open(self, mode: WriteMode) -> None:
-        import h5py
-
-        self._staging: str | None = f"{self.path}.incomplete"
-        self._file = h5py.File(self._staging, "w", libver="latest")
-
-    def _publish(self) -> None:
-        if self._staging is not None:
-            os.replace(self._staging, self.path)
-            self._staging = None
-
-    def init_root(self, metadata: dict[str, Any]) -> None:
-        attrs = self._file.attrs
-        attrs[fmt.FORMAT_ATTR] = fmt.FORMAT_NAME
-        attrs[fmt.VERSION_ATTR] = fmt.FORMAT_VERSION
-        attrs[fmt.COMPLETE_ATTR] = 0
-        for key, value in metadata.items():
-            attrs[key] = value
-        self._file.flush()
-
-    def create(self, specs: Any, layer_order: list[str]) -> None:
-        layers = self._file.require_group(fmt.LAYERS)
-        layers.attrs[fmt.ORDER_ATTR] = layer_order
-        self._datasets = {}
-        for spec in specs:
-            is_float = spec.dtype.kind == "f"
-            compression = self.compression if spec.parts[-1] == fmt.ACTIVATIONS else None
-            self._datasets[spec.parts] = self._file.create_dataset(
-                "/".join(spec.parts),
-                shape=(0, *spec.row_shape),
-                maxshape=(None, *spec.row_shape),
-                chunks=(spec.chunk_rows, *spec.row_shape),
-                dtype=spec.dtype,
-                fillvalue=np.nan if is_float else 0,
-                compression=compression,
-                shuffle=compression is not None,
-                track_times=False,  # identical inputs give identical files
-            )
-        self._file.flush()
-        self._file.swmr_mode = True
-        self._publish()
-
-    def write_checkpoint(
-        self, specs: Any, rows: dict[tuple[str, ...], np.ndarray], index: int
-    ) -> None:
-        for spec in specs:
-            dataset = self._datasets[spec.parts]
-            dataset.resize(index + 1, axis=0)
-            dataset[index] = rows[spec.parts]
-        # Data first, then the count: a reader never counts a half-written checkpoint.
-        self._file.flush()
-        self._file.attrs[fmt.COMPLETE_ATTR] = index + 1
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file.id.valid:
-            self._file.close()
-        self._publish()  # an archive with no checkpoint is still a valid archive
-
-
-class _ZarrSink(_Sink):
-    def open(self, mode: WriteMode) -> None:
-        import zarr
-
-        self._root = zarr.open_group(self.path, mode=mode, zarr_format=3)
-
-    def init_root(self, metadata: dict[str, Any]) -> None:
-        self._root.attrs.update(
-            {
-                fmt.FORMAT_ATTR: fmt.FORMAT_NAME,
-                fmt.VERSION_ATTR: fmt.FORMAT_VERSION,
-                fmt.COMPLETE_ATTR: 0,
-                **metadata,
-            }
-        )
-
-    def create(self, specs: Any, layer_order: list[str]) -> None:
-        layers = self._root.require_group(fmt.LAYERS)
-        layers.attrs[fmt.ORDER_ATTR] = layer_order
-        self._arrays = {}
-        for spec in specs:
-            self._arrays[spec.parts] = self._root.create_array(
-                "/".join(spec.parts),
-                shape=(0, *spec.row_shape),
-                chunks=(spec.chunk_rows, *spec.row_shape),
-                dtype=spec.dtype,
-                fill_value=np.nan if spec.dtype.kind == "f" else 0,
-                # Every chunk is stored, one full of the fill value too (zarr leaves
-                # those out by default): a chunk missing from the store is then always
-                # lost data, which readers can tell apart from an all-NaN checkpoint.
-                config={"write_empty_chunks": True},
-            )
-
-    def write_checkpoint(
-        self, specs: Any, rows: dict[tuple[str, ...], np.ndarray], index: int
-    ) -> None:
-        for spec in specs:
-            array = self._arrays[spec.parts]
-            array.resize((index + 1, *spec.row_shape))
-            array[index] = rows[spec.parts]
-        # Zarr writes each chunk and metadata document atomically (temporary file, then
-        # rename), so bumping the count last is enough for crash safety. LocalStore does
-        # so from zarr 3.1.3 on (zarr-python #3412); before, a kill in the middle of
-        # rewriting the root zarr.json could leave it truncated and the store unreadable.
-        self._root.attrs[fmt.COMPLETE_ATTR] = index + 1
-
-    def close(self) -> None:
-        """Nothing to release: every write already went to the store."""

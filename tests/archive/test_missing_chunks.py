@@ -20,7 +20,9 @@ T = 30
 
 def write_run(path, *, diverge_at=None):
     rng = np.random.default_rng(11)
-    with ArchiveWriter(path, metadata={"run_id": "gaps"}) as writer:
+    # One checkpoint per chunk (Zarr's default groups several), so that single
+    # checkpoints' chunks can be removed.
+    with ArchiveWriter(path, metadata={"run_id": "gaps"}, chunk_checkpoints=1) as writer:
         for t in range(T):
             a = rng.normal(size=(4, 3))
             if diverge_at is not None and t >= diverge_at:

@@ -1,0 +1,517 @@
+"""The back-end half of :class:`~dynatrain.archive.writer.ArchiveWriter`.
+
+A sink creates the archive (holding the one-writer lock of :mod:`._locking` until it
+closes), creates the arrays, writes whole storage chunks, and makes what it wrote
+durable before counting it. Every append costs the same at checkpoint 100,000 as at
+1,000:
+
+* arrays grow geometrically (their length is a capacity; ``complete_checkpoints``
+  says how much is valid), so array metadata is rewritten O(log T) times;
+* a chunk is written whole from the writer's buffer (never read back), and nothing
+  cached grows with T.
+
+HDF5 (h5py, SWMR mode): chunks go straight to the file (``write_direct_chunk``) when
+uncompressed, through the filters otherwise; one flush writes data and chunk index,
+then the count is written and flushed. Without a chunk cache, a flush costs the
+same at any size (with h5py's default 1 MiB cache, the flush scanned every cached
+chunk, and an append grew linearly slower).
+
+Zarr (format 3, local directory store): written directly from the specification,
+not through zarr-python (whose per-call overhead was 2 ms per array and append):
+every chunk and metadata document is written to a temporary file and renamed, as
+zarr itself does, and the chunks are encoded with the codecs the array's metadata
+names (``bytes`` little-endian, then ``zstd``). zarr reads the result (the tests
+check it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from dynatrain.archive import format as fmt
+from dynatrain.archive._locking import (
+    file_locked_elsewhere,
+    lock_directory,
+    lock_file,
+    same_file,
+    write_atomically,
+)
+from dynatrain.errors import ArchiveError, InputError
+
+__all__ = ["ArraySpec", "HDF5Sink", "Sink", "ZarrSink"]
+
+WriteMode = Literal["w-", "w"]
+
+#: Tries at taking a lock whose file was replaced between opening and locking it.
+_LOCK_TRIES = 5
+#: How long a writer that has just created a Zarr store waits for a lock that another
+#: writer holds only to look at the store (seconds).
+_NEW_STORE_LOCK_WAIT = 2.0
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One per-checkpoint array: its path, the shape and type of one row, its chunking."""
+
+    parts: tuple[str, ...]
+    row_shape: tuple[int, ...]
+    dtype: np.dtype
+    chunk_rows: int
+
+    @property
+    def fill_value(self) -> Any:
+        """NaN for floats (a never-written row reads as missing), 0 otherwise."""
+        return np.nan if self.dtype.kind == "f" else 0
+
+
+def _reason(exc: BaseException) -> str:
+    """The operating system's words for an OSError, else the exception's first line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Sink(ABC):
+    """Creates, grows, writes and closes one archive (see the module notes)."""
+
+    path: str
+
+    @abstractmethod
+    def init_root(self, attrs: dict[str, Any]) -> None:
+        """Write the root attributes of the new archive (``complete_checkpoints`` = 0)."""
+
+    @abstractmethod
+    def create(self, specs: Iterable[ArraySpec], layer_order: list[str], capacity: int) -> None:
+        """Create every array, ``capacity`` rows long, and the ``/layers`` order."""
+
+    @abstractmethod
+    def grow(self, specs: Iterable[ArraySpec], capacity: int) -> None:
+        """Make every array ``capacity`` rows long (longer or, on close, shorter)."""
+
+    @abstractmethod
+    def write_chunk(self, spec: ArraySpec, chunk: int, values: np.ndarray) -> None:
+        """Write storage chunk number ``chunk`` of an array whole (``chunk_rows`` rows)."""
+
+    @abstractmethod
+    def commit(self, n_checkpoints: int) -> None:
+        """Make everything written durable, then set ``complete_checkpoints``, durably."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the archive and release the lock."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """After a failed write: let go of the archive as it is on disk, never raising."""
+
+
+# -- HDF5 ----------------------------------------------------------------------------------------
+
+
+class HDF5Sink(Sink):
+    """HDF5 in SWMR mode, built under a staging name until SWMR mode is on.
+
+    A file killed before it enters SWMR mode cannot be opened by anyone (its "open
+    for write" flag stays set), and objects can only be created before SWMR mode. So
+    the file is created as ``<path>.incomplete`` and renamed to ``path`` once its
+    structure exists and SWMR mode is on (at the first append): ``path`` is readable
+    at every moment after that, and never half-built before.
+
+    The lock is taken on the staging file and so, after the rename, on the archive.
+    Every writer takes the staging file's lock first, then checks that nobody holds
+    the archive's: two writers can never both get past the first step.
+    """
+
+    def __init__(self, path: str, mode: WriteMode, compression: str | None) -> None:
+        import h5py
+
+        self.path = path
+        self._compression = compression
+        self._exclusive = mode == "w-"
+        self._staging: str | None = f"{path}.incomplete"
+        self._lock_fd = self._lock_staging(mode)
+        try:
+            # No chunk cache: chunks are written whole, and a cache only made each
+            # flush slower as the archive grew.
+            self._file = h5py.File(self._staging, "w", libver="latest", rdcc_nbytes=0)
+        except BaseException as exc:
+            self._drop_staging()
+            if isinstance(exc, OSError):
+                raise ArchiveError(path, f"cannot create the archive ({_reason(exc)})") from None
+            raise
+        self._datasets: dict[tuple[str, ...], Any] = {}
+        self._complete_attr: Any = None
+
+    def _lock_staging(self, mode: WriteMode) -> int:
+        """Open and lock the staging file; refuse if another writer has the archive."""
+        assert self._staging is not None
+        for _ in range(_LOCK_TRIES):
+            try:
+                fd = os.open(self._staging, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            except OSError as exc:
+                raise ArchiveError(
+                    self.path, f"cannot create the archive ({_reason(exc)})"
+                ) from None
+            try:
+                locked = lock_file(fd)
+            except OSError:
+                os.close(fd)
+                raise
+            if not locked:
+                os.close(fd)
+                raise ArchiveError(
+                    self.path, "another writer is creating this archive; one writer at a time"
+                )
+            if not same_file(fd, self._staging):
+                os.close(fd)  # replaced between open and lock: try again
+                continue
+            if os.fstat(fd).st_nlink > 1:
+                # A writer killed between linking its file to `path` and removing the
+                # staging name: that file is the archive itself, leave it alone.
+                os.unlink(self._staging)
+                os.close(fd)
+                continue
+            try:
+                self._check_destination(mode)
+            except BaseException:
+                os.unlink(self._staging)  # ours (locked): nobody else uses it
+                os.close(fd)
+                raise
+            return fd
+        raise ArchiveError(self.path, "cannot lock the archive: its files keep being replaced")
+
+    def _check_destination(self, mode: WriteMode) -> None:
+        if not os.path.lexists(self.path):
+            return
+        if os.path.isdir(self.path):
+            raise ArchiveError(self.path, "is a directory; an HDF5 archive is a file")
+        if file_locked_elsewhere(self.path):
+            raise ArchiveError(
+                self.path, "is being written by another writer; one writer at a time"
+            )
+        if mode == "w-":
+            raise already_exists(self.path)
+
+    def _drop_staging(self) -> None:
+        """Remove the unpublished staging file and release the lock (best effort)."""
+        if self._staging is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._staging)
+            self._staging = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def _publish(self, mode_exclusive: bool) -> None:
+        """Give the staging file its real name (atomically)."""
+        if self._staging is None:
+            return
+        if mode_exclusive:
+            try:
+                os.link(self._staging, self.path)  # fails if `path` appeared meanwhile
+            except FileExistsError:
+                raise already_exists(self.path) from None
+            except OSError:  # no hard links on this file system
+                if os.path.lexists(self.path):
+                    raise already_exists(self.path) from None
+                os.replace(self._staging, self.path)
+            else:
+                os.unlink(self._staging)
+        else:
+            os.replace(self._staging, self.path)
+        self._staging = None
+
+    def init_root(self, attrs: dict[str, Any]) -> None:
+        for key, value in attrs.items():
+            self._file.attrs[key] = value
+        self._file.flush()
+
+    def create(self, specs: Iterable[ArraySpec], layer_order: list[str], capacity: int) -> None:
+        layers = self._file.require_group(fmt.LAYERS)
+        layers.attrs[fmt.ORDER_ATTR] = layer_order
+        for spec in specs:
+            compression = self._compression if spec.parts[-1] == fmt.ACTIVATIONS else None
+            self._datasets[spec.parts] = self._file.create_dataset(
+                "/".join(spec.parts),
+                shape=(capacity, *spec.row_shape),
+                maxshape=(None, *spec.row_shape),
+                chunks=(spec.chunk_rows, *spec.row_shape),
+                dtype=spec.dtype,
+                fillvalue=spec.fill_value,
+                compression=compression,
+                shuffle=compression is not None,
+                track_times=False,  # identical inputs give identical files
+            )
+        self._file.flush()
+        self._file.swmr_mode = True
+        self._publish(self._exclusive)
+
+    def grow(self, specs: Iterable[ArraySpec], capacity: int) -> None:
+        for spec in specs:
+            self._datasets[spec.parts].id.set_extent((capacity, *spec.row_shape))
+
+    def write_chunk(self, spec: ArraySpec, chunk: int, values: np.ndarray) -> None:
+        import h5py
+
+        dataset = self._datasets[spec.parts]
+        start = chunk * spec.chunk_rows
+        offset = (start, *(0 for _ in spec.row_shape))
+        if dataset.compression is None:
+            # Unfiltered: the bytes go to the file as they are, past the chunk cache.
+            dataset.id.write_direct_chunk(offset, values)
+            return
+        rows = min(spec.chunk_rows, dataset.id.shape[0] - start)
+        shape = (rows, *spec.row_shape)
+        file_space = dataset.id.get_space()
+        file_space.select_hyperslab(offset, shape)
+        dataset.id.write(h5py.h5s.create_simple(shape), file_space, values[:rows])
+
+    def commit(self, n_checkpoints: int) -> None:
+        import h5py
+
+        # Data, chunk index and array lengths first, then the count: at no moment does
+        # the file count a checkpoint whose data is not in it.
+        self._file.flush()
+        if self._complete_attr is None:
+            self._complete_attr = h5py.h5a.open(self._file.id, fmt.COMPLETE_ATTR.encode())
+        self._complete_attr.write(np.asarray(n_checkpoints, dtype=np.int64))
+        self._file.flush()
+
+    def close(self) -> None:
+        try:
+            self._complete_attr = None
+            self._file.close()
+            self._publish(self._exclusive)  # an archive with no checkpoint is still valid
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        self._complete_attr = None
+        _abandon_hdf5_file(self._file)
+        if self._staging is not None:
+            self._drop_staging()  # nothing was published: nothing to keep
+        self._release()
+
+
+def _abandon_hdf5_file(file: Any) -> None:
+    """Close an HDF5 file after a failed write without raising.
+
+    A failed write (a full disk) leaves the library with dirty metadata it cannot
+    flush; h5py's ``close()`` then fails half-way and the interpreter crashed at
+    exit trying again. Every object of the file is closed, then the file itself
+    (the flush that fails there is the library's last try; what it held was never
+    counted in ``complete_checkpoints``).
+    """
+    import h5py
+
+    with contextlib.suppress(Exception):
+        if not file.id.valid:
+            return
+        file_id = file.id
+        for object_id in h5py.h5f.get_obj_ids(file_id, h5py.h5f.OBJ_ALL & ~h5py.h5f.OBJ_FILE):
+            with contextlib.suppress(Exception):
+                while object_id.valid:
+                    object_id._close()
+        with contextlib.suppress(Exception):
+            while file_id.valid:
+                file_id._close()
+
+
+# -- Zarr ----------------------------------------------------------------------------------------
+
+#: The chunk encoding of every array: what the array metadata names and what
+#: ``_encode`` does (zstd level 0 is zstd's default level, as zarr's default codec).
+_ZARR_CODECS = (
+    {"name": "bytes", "configuration": {"endian": "little"}},
+    {"name": "zstd", "configuration": {"level": 0, "checksum": False}},
+)
+_ZARR_METADATA = "zarr.json"
+
+
+def _zarr_json(document: dict[str, Any]) -> bytes:
+    # As zarr writes it: indented, NaN and infinities as JSON extensions.
+    return json.dumps(document, indent=2, allow_nan=True).encode()
+
+
+def _group_document(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {"attributes": attributes, "zarr_format": 3, "node_type": "group"}
+
+
+def _array_document(spec: ArraySpec, capacity: int) -> dict[str, Any]:
+    fill: Any = "NaN" if spec.dtype.kind == "f" else 0
+    return {
+        "shape": [capacity, *spec.row_shape],
+        "data_type": spec.dtype.name,
+        "chunk_grid": {
+            "name": "regular",
+            "configuration": {"chunk_shape": [spec.chunk_rows, *spec.row_shape]},
+        },
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": fill,
+        "codecs": list(_ZARR_CODECS),
+        "attributes": {},
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    }
+
+
+class ZarrSink(Sink):
+    """A Zarr (format 3) directory store, locked with ``flock`` on its directory."""
+
+    def __init__(self, path: str, mode: WriteMode, compression: str | None) -> None:
+        import numcodecs
+
+        self.path = path
+        self._codec = numcodecs.Zstd(level=0)
+        self._lock_fd = self._open_locked(mode)
+        self._root_attrs: dict[str, Any] = {}
+        self._chunk_folders: set[str] = set()
+
+    def _open_locked(self, mode: WriteMode) -> int:
+        path = self.path
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise ArchiveError(path, "is a file; a Zarr archive is a directory store")
+        for _ in range(_LOCK_TRIES):
+            try:
+                os.mkdir(path)
+                created = True
+            except FileExistsError:
+                created = False
+            except OSError as exc:
+                raise ArchiveError(path, f"cannot create the archive ({_reason(exc)})") from None
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # removed meanwhile: start again
+            except OSError as exc:
+                raise ArchiveError(path, f"cannot open the archive ({_reason(exc)})") from None
+            try:
+                if not self._lock(fd, created):
+                    raise ArchiveError(
+                        path, "is being written by another writer; one writer at a time"
+                    )
+                if not same_file(fd, path):
+                    os.close(fd)
+                    continue
+                if created:
+                    if os.listdir(path):  # another writer filled it before we locked it
+                        raise already_exists(path)
+                elif mode == "w-":
+                    raise already_exists(path)
+                else:
+                    self._clear(path)
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd
+        raise ArchiveError(path, "cannot lock the archive: it keeps being replaced")
+
+    @staticmethod
+    def _lock(fd: int, created: bool) -> bool:
+        """Lock the store; a store we have just made is worth a short wait.
+
+        Another writer that finds the new store existing takes the lock only for as
+        long as it takes to refuse (mode ``"w-"``), so a brief wait sorts them out.
+        """
+        deadline = time.monotonic() + (_NEW_STORE_LOCK_WAIT if created else 0.0)
+        while not lock_directory(fd):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    @staticmethod
+    def _clear(path: str) -> None:
+        """Empty an existing store before replacing it; refuse anything that is not one."""
+        import shutil
+
+        entries = os.listdir(path)
+        if entries and not {_ZARR_METADATA, ".zgroup", ".zarray"} & set(entries):
+            raise ArchiveError(path, "is a folder but not a Zarr store; refusing to replace it")
+        for name in entries:
+            entry = os.path.join(path, name)
+            if os.path.isdir(entry) and not os.path.islink(entry):
+                shutil.rmtree(entry)
+            else:
+                os.unlink(entry)
+
+    def _node(self, parts: tuple[str, ...]) -> str:
+        return os.path.join(self.path, *parts)
+
+    def _write_document(self, parts: tuple[str, ...], document: dict[str, Any]) -> None:
+        folder = self._node(parts)
+        os.makedirs(folder, exist_ok=True)
+        write_atomically(os.path.join(folder, _ZARR_METADATA), _zarr_json(document))
+
+    def init_root(self, attrs: dict[str, Any]) -> None:
+        self._root_attrs = dict(attrs)
+        self._write_document((), _group_document(attrs))
+
+    def create(self, specs: Iterable[ArraySpec], layer_order: list[str], capacity: int) -> None:
+        specs = list(specs)
+        groups = {(fmt.LAYERS,): {fmt.ORDER_ATTR: layer_order}}
+        for spec in specs:
+            for depth in range(1, len(spec.parts)):
+                groups.setdefault(spec.parts[:depth], {})
+        for parts, attributes in sorted(groups.items()):
+            self._write_document(parts, _group_document(attributes))
+        self.grow(specs, capacity)
+
+    def grow(self, specs: Iterable[ArraySpec], capacity: int) -> None:
+        for spec in specs:
+            self._write_document(spec.parts, _array_document(spec, capacity))
+
+    def write_chunk(self, spec: ArraySpec, chunk: int, values: np.ndarray) -> None:
+        # The default chunk key encoding: c/<chunk>/0/0 (one chunk spans the other axes).
+        *folders, name = ("c", str(chunk), *("0" for _ in spec.row_shape))
+        folder = os.path.join(self._node(spec.parts), *folders)
+        if folder not in self._chunk_folders:
+            os.makedirs(folder, exist_ok=True)
+            self._chunk_folders.add(folder)
+        little = values.astype(values.dtype.newbyteorder("<"), copy=False)
+        write_atomically(os.path.join(folder, name), self._codec.encode(little))
+
+    def commit(self, n_checkpoints: int) -> None:
+        # Every chunk above is already renamed into place: counting it now is safe.
+        self._root_attrs[fmt.COMPLETE_ATTR] = n_checkpoints
+        document = _zarr_json(_group_document(self._root_attrs))
+        write_atomically(os.path.join(self.path, _ZARR_METADATA), document)
+
+    def close(self) -> None:
+        self._release()
+
+    def abort(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+def already_exists(path: str) -> InputError:
+    """The error for an existing archive and mode ``"w-"``."""
+    return InputError(f"{path}: already exists (replace it with mode='w')")
+
+
+def check_mode(mode: Any) -> WriteMode:
+    """Return ``mode`` if it is ``"w-"`` or ``"w"``, else raise ``InputError``."""
+    if not isinstance(mode, str) or mode not in ("w-", "w"):
+        raise InputError(f"invalid mode {mode!r}: use 'w-' (create) or 'w' (replace)")
+    return mode  # type: ignore[return-value]
