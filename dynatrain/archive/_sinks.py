@@ -1,27 +1,31 @@
 """The back-end half of :class:`~dynatrain.archive.writer.ArchiveWriter`.
 
-A sink creates the archive (holding the one-writer lock of :mod:`._locking` until it
-closes), creates the arrays, writes whole storage chunks, and makes what it wrote
-durable before counting it. Every append costs the same at checkpoint 100,000 as at
-1,000:
+A sink creates the archive (holding the one-writer lock of :mod:`._files` until it
+closes), creates the arrays, writes one row per array and checkpoint, and makes what
+it wrote durable before counting it. Every append costs the same at checkpoint
+100,000 as at 1,000:
 
 * arrays grow geometrically (their length is a capacity; ``complete_checkpoints``
   says how much is valid), so array metadata is rewritten O(log T) times;
-* a chunk is written whole from the writer's buffer (never read back), and nothing
-  cached grows with T.
+* nothing the sink keeps grows with T.
 
-HDF5 (h5py, SWMR mode): chunks go straight to the file (``write_direct_chunk``) when
-uncompressed, through the filters otherwise; one flush writes data and chunk index,
-then the count is written and flushed. Without a chunk cache, a flush costs the
-same at any size (with h5py's default 1 MiB cache, the flush scanned every cached
-chunk, and an append grew linearly slower).
+HDF5 (h5py, SWMR mode): a chunk goes straight to the file (``write_direct_chunk``)
+when unfiltered, through the filters otherwise; one flush writes data, chunk index
+and lengths, then the count is written and flushed. There is no chunk cache: with
+h5py's default one (1 MiB per dataset), each flush scanned every cached chunk, and an
+append at checkpoint 3,000 took 4 times as long as at checkpoint 500.
 
-Zarr (format 3, local directory store): written directly from the specification,
-not through zarr-python (whose per-call overhead was 2 ms per array and append):
-every chunk and metadata document is written to a temporary file and renamed, as
-zarr itself does, and the chunks are encoded with the codecs the array's metadata
-names (``bytes`` little-endian, then ``zstd``). zarr reads the result (the tests
-check it).
+Zarr (format 3, local directory store) is written directly from the specification,
+not through zarr-python, whose per-call overhead was 2 ms per array and append. Its
+chunks hold many checkpoints and are stored uncompressed (the ``bytes`` codec
+alone), so that a row has a fixed place in its chunk file: a chunk is created whole
+(the rows to come hold the fill value) and each later row is written in place. A
+reader never sees a counted row change (a write only touches rows beyond
+``complete_checkpoints``, and the bytes of the other rows are rewritten by nobody),
+and a process killed in the middle of a write damages only the row being written,
+which is not counted yet. Metadata documents are replaced atomically
+(:func:`~dynatrain.archive._files.write_atomically`). zarr reads the result (the
+tests check it).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dynatrain.archive import format as fmt
-from dynatrain.archive._locking import (
+from dynatrain.archive._files import (
     file_locked_elsewhere,
     lock_directory,
     lock_file,
@@ -51,6 +55,11 @@ __all__ = ["ArraySpec", "HDF5Sink", "Sink", "ZarrSink"]
 
 WriteMode = Literal["w-", "w"]
 
+#: HDF5 activations (unfiltered): checkpoints per chunk, as many as fit in this many bytes.
+_HDF5_CHUNK_BYTES = 4 * 2**10
+#: Zarr activations: as many as fit in this many bytes. A 100,000-checkpoint store of
+#: 50 layers of 64 float32 values is then 20 thousand files, not 5 million.
+_ZARR_CHUNK_BYTES = 64 * 2**10
 #: Tries at taking a lock whose file was replaced between opening and locking it.
 _LOCK_TRIES = 5
 #: How long a writer that has just created a Zarr store waits for a lock that another
@@ -87,6 +96,10 @@ class Sink(ABC):
     path: str
 
     @abstractmethod
+    def chunk_rows(self, row_nbytes: int) -> int:
+        """Default checkpoints per storage chunk of activations ``row_nbytes`` bytes long."""
+
+    @abstractmethod
     def init_root(self, attrs: dict[str, Any]) -> None:
         """Write the root attributes of the new archive (``complete_checkpoints`` = 0)."""
 
@@ -99,8 +112,8 @@ class Sink(ABC):
         """Make every array ``capacity`` rows long (longer or, on close, shorter)."""
 
     @abstractmethod
-    def write_chunk(self, spec: ArraySpec, chunk: int, values: np.ndarray) -> None:
-        """Write storage chunk number ``chunk`` of an array whole (``chunk_rows`` rows)."""
+    def write_row(self, spec: ArraySpec, index: int, row: np.ndarray) -> None:
+        """Write row ``index`` of an array (rows come in order, from 0)."""
 
     @abstractmethod
     def commit(self, n_checkpoints: int) -> None:
@@ -149,7 +162,8 @@ class HDF5Sink(Sink):
             if isinstance(exc, OSError):
                 raise ArchiveError(path, f"cannot create the archive ({_reason(exc)})") from None
             raise
-        self._datasets: dict[tuple[str, ...], Any] = {}
+        self._datasets: dict[tuple[str, ...], tuple[Any, bool]] = {}  # (id, unfiltered)
+        self._buffers: dict[tuple[str, ...], np.ndarray] = {}
         self._complete_attr: Any = None
 
     def _lock_staging(self, mode: WriteMode) -> int:
@@ -235,6 +249,15 @@ class HDF5Sink(Sink):
             os.replace(self._staging, self.path)
         self._staging = None
 
+    def chunk_rows(self, row_nbytes: int) -> int:
+        # A chunk is rewritten whole at each append until it is full (in place: it
+        # keeps its address, so the chunk index changes once per chunk, not per
+        # append). One row per chunk made the index grow by one entry per append, and
+        # a flush at checkpoint 12,000 took 2.5 times as long as at 2,000.
+        if self._compression is not None:
+            return 1  # a compressed chunk changes size: rewriting it would move it
+        return max(1, _HDF5_CHUNK_BYTES // row_nbytes)
+
     def init_root(self, attrs: dict[str, Any]) -> None:
         for key, value in attrs.items():
             self._file.attrs[key] = value
@@ -245,7 +268,7 @@ class HDF5Sink(Sink):
         layers.attrs[fmt.ORDER_ATTR] = layer_order
         for spec in specs:
             compression = self._compression if spec.parts[-1] == fmt.ACTIVATIONS else None
-            self._datasets[spec.parts] = self._file.create_dataset(
+            dataset = self._file.create_dataset(
                 "/".join(spec.parts),
                 shape=(capacity, *spec.row_shape),
                 maxshape=(None, *spec.row_shape),
@@ -256,29 +279,45 @@ class HDF5Sink(Sink):
                 shuffle=compression is not None,
                 track_times=False,  # identical inputs give identical files
             )
+            self._datasets[spec.parts] = (dataset.id, compression is None)
         self._file.flush()
         self._file.swmr_mode = True
         self._publish(self._exclusive)
 
     def grow(self, specs: Iterable[ArraySpec], capacity: int) -> None:
         for spec in specs:
-            self._datasets[spec.parts].id.set_extent((capacity, *spec.row_shape))
+            self._datasets[spec.parts][0].set_extent((capacity, *spec.row_shape))
 
-    def write_chunk(self, spec: ArraySpec, chunk: int, values: np.ndarray) -> None:
-        import h5py
-
-        dataset = self._datasets[spec.parts]
+    def write_row(self, spec: ArraySpec, index: int, row: np.ndarray) -> None:
+        dataset_id, direct = self._datasets[spec.parts]
+        chunk, position = divmod(index, spec.chunk_rows)
+        if spec.chunk_rows == 1:
+            values = np.ascontiguousarray(row)[np.newaxis]
+        else:  # chunks are written whole, from a buffer of the chunk being filled
+            values = self._buffers.get(spec.parts)
+            if values is None:
+                values = np.full((spec.chunk_rows, *spec.row_shape), spec.fill_value, spec.dtype)
+                self._buffers[spec.parts] = values
+            elif position == 0:
+                values[...] = spec.fill_value
+            values[position] = row
         start = chunk * spec.chunk_rows
         offset = (start, *(0 for _ in spec.row_shape))
-        if dataset.compression is None:
+        if direct:
             # Unfiltered: the bytes go to the file as they are, past the chunk cache.
-            dataset.id.write_direct_chunk(offset, values)
-            return
-        rows = min(spec.chunk_rows, dataset.id.shape[0] - start)
-        shape = (rows, *spec.row_shape)
-        file_space = dataset.id.get_space()
+            dataset_id.write_direct_chunk(offset, values)
+        else:
+            self._write_filtered(dataset_id, offset, values)
+
+    @staticmethod
+    def _write_filtered(dataset_id: Any, offset: tuple[int, ...], values: np.ndarray) -> None:
+        import h5py
+
+        rows = min(len(values), dataset_id.shape[0] - offset[0])
+        shape = (rows, *values.shape[1:])
+        file_space = dataset_id.get_space()
         file_space.select_hyperslab(offset, shape)
-        dataset.id.write(h5py.h5s.create_simple(shape), file_space, values[:rows])
+        dataset_id.write(h5py.h5s.create_simple(shape), file_space, values[:rows])
 
     def commit(self, n_checkpoints: int) -> None:
         import h5py
@@ -333,12 +372,9 @@ def _abandon_hdf5_file(file: Any) -> None:
 
 # -- Zarr ----------------------------------------------------------------------------------------
 
-#: The chunk encoding of every array: what the array metadata names and what
-#: ``_encode`` does (zstd level 0 is zstd's default level, as zarr's default codec).
-_ZARR_CODECS = (
-    {"name": "bytes", "configuration": {"endian": "little"}},
-    {"name": "zstd", "configuration": {"level": 0, "checksum": False}},
-)
+#: The chunk encoding of every array: raw little-endian bytes, so that a row has a
+#: fixed place in its chunk file (see the module notes).
+_ZARR_CODECS = ({"name": "bytes", "configuration": {"endian": "little"}},)
 _ZARR_METADATA = "zarr.json"
 
 
@@ -374,10 +410,7 @@ class ZarrSink(Sink):
     """A Zarr (format 3) directory store, locked with ``flock`` on its directory."""
 
     def __init__(self, path: str, mode: WriteMode, compression: str | None) -> None:
-        import numcodecs
-
         self.path = path
-        self._codec = numcodecs.Zstd(level=0)
         self._lock_fd = self._open_locked(mode)
         self._root_attrs: dict[str, Any] = {}
         self._chunk_folders: set[str] = set()
@@ -458,6 +491,10 @@ class ZarrSink(Sink):
         os.makedirs(folder, exist_ok=True)
         write_atomically(os.path.join(folder, _ZARR_METADATA), _zarr_json(document))
 
+    def chunk_rows(self, row_nbytes: int) -> int:
+        # A chunk is created whole, so a short run's last chunk is mostly fill values.
+        return max(1, _ZARR_CHUNK_BYTES // row_nbytes)
+
     def init_root(self, attrs: dict[str, Any]) -> None:
         self._root_attrs = dict(attrs)
         self._write_document((), _group_document(attrs))
@@ -476,18 +513,32 @@ class ZarrSink(Sink):
         for spec in specs:
             self._write_document(spec.parts, _array_document(spec, capacity))
 
-    def write_chunk(self, spec: ArraySpec, chunk: int, values: np.ndarray) -> None:
+    def write_row(self, spec: ArraySpec, index: int, row: np.ndarray) -> None:
+        chunk, position = divmod(index, spec.chunk_rows)
         # The default chunk key encoding: c/<chunk>/0/0 (one chunk spans the other axes).
         *folders, name = ("c", str(chunk), *("0" for _ in spec.row_shape))
         folder = os.path.join(self._node(spec.parts), *folders)
-        if folder not in self._chunk_folders:
-            os.makedirs(folder, exist_ok=True)
-            self._chunk_folders.add(folder)
-        little = values.astype(values.dtype.newbyteorder("<"), copy=False)
-        write_atomically(os.path.join(folder, name), self._codec.encode(little))
+        if position == 0:  # a new chunk: all of it, the rows to come as fill values
+            values = np.full((spec.chunk_rows, *spec.row_shape), spec.fill_value, spec.dtype)
+            values[0] = row
+            if folder not in self._chunk_folders:
+                os.makedirs(folder, exist_ok=True)
+                self._chunk_folders.add(folder)
+            write_atomically(os.path.join(folder, name), values)
+            return
+        data = np.asarray(row, dtype=spec.dtype).tobytes()
+        fd = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            offset = position * len(data)
+            view = memoryview(data)
+            while view:  # a regular file takes it all at once unless the disk is full
+                written = os.pwrite(fd, view, offset)
+                view, offset = view[written:], offset + written
+        finally:
+            os.close(fd)
 
     def commit(self, n_checkpoints: int) -> None:
-        # Every chunk above is already renamed into place: counting it now is safe.
+        # Every row above is already in its file: counting it now is safe.
         self._root_attrs[fmt.COMPLETE_ATTR] = n_checkpoints
         document = _zarr_json(_group_document(self._root_attrs))
         write_atomically(os.path.join(self.path, _ZARR_METADATA), document)

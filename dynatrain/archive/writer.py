@@ -43,11 +43,6 @@ _METADATA_TYPES = (str, bool, int, float)
 _INT64 = np.iinfo(np.int64)
 #: Rows per storage chunk of the small per-checkpoint vectors (epoch, step, metrics).
 _VECTOR_CHUNK = 1024
-#: Zarr activations: a storage chunk holds as many checkpoints as fit in this many
-#: bytes (1 when one checkpoint is larger). A chunk is rewritten whole at every
-#: append until it is full, so it is kept small; it still makes a 100,000-checkpoint
-#: store of 50 small layers 80 thousand files rather than 5 million.
-_ZARR_CHUNK_BYTES = 16 * 2**10
 #: Rows the arrays are created with; they then double when full.
 _INITIAL_CAPACITY = 1024
 
@@ -73,11 +68,13 @@ class ArchiveWriter:
         range becomes infinite; the first time that happens in a layer, a
         ``RuntimeWarning`` says so.
     chunk_checkpoints : int, optional
-        Checkpoints per storage chunk of the activations. Default: 1 for HDF5; for
-        Zarr, as many as fit in 16 KiB (at least 1), so that a long run is not
-        millions of files.
+        Checkpoints per storage chunk of the activations. Default: as many as fit in
+        4 KiB for HDF5 (1 with compression), in 64 KiB for Zarr, and at least 1. Few
+        large chunks keep HDF5's chunk index small (each append then costs the same)
+        and a long Zarr run from being millions of files.
     compression : {"gzip", "lzf"}, optional
-        HDF5 filter for the activations. Zarr stores always use zstd.
+        HDF5 filter for the activations. Zarr stores are written uncompressed (each
+        row is written in place in its chunk; zarr can recompress a finished store).
     durable_every : int
         Make the archive durable (and count the new checkpoints in
         ``complete_checkpoints``) every this many appends, and at :meth:`close`. 1,
@@ -166,8 +163,6 @@ class ArchiveWriter:
         self._metric_names: tuple[str, ...] = ()
         self._has_step = False
         self._last_epoch = -math.inf
-        self._chunks: dict[tuple[str, ...], np.ndarray] = {}  # the chunk being filled
-        self._unwritten: set[tuple[str, ...]] = set()  # chunks with rows not yet written
         self._capacity = 0
         self._overflow_warned: set[str] = set()
         self._failure: ArchiveError | None = None
@@ -237,7 +232,12 @@ class ArchiveWriter:
             self._place(rows, index)
             if index + 1 - self.n_durable >= self._durable_every:
                 self._commit(index + 1)
-        except DynatrainError:
+        except DynatrainError as exc:  # e.g. the path was taken meanwhile (mode "w-")
+            self._failure = (
+                exc if isinstance(exc, ArchiveError) else ArchiveError(self.path, str(exc))
+            )
+            self._sink.abort()
+            self._closed = True
             raise
         except Exception as exc:
             self._fail(f"cannot write checkpoint {index}", exc)
@@ -249,41 +249,25 @@ class ArchiveWriter:
         """Create every array from the rows of the first append."""
         for parts, row in rows.items():
             if parts[-1] == fmt.ACTIVATIONS and parts[0] == fmt.LAYERS:
-                chunk_rows = self._chunk_checkpoints or (
-                    1 if self._backend == "hdf5" else max(1, _ZARR_CHUNK_BYTES // row.nbytes)
-                )
+                chunk_rows = self._chunk_checkpoints or self._sink.chunk_rows(row.nbytes)
             else:
                 chunk_rows = _VECTOR_CHUNK
-            spec = ArraySpec(parts, row.shape, row.dtype.newbyteorder("<"), chunk_rows)
-            self._specs[parts] = spec
-            self._chunks[parts] = np.full((chunk_rows, *row.shape), spec.fill_value, spec.dtype)
+            self._specs[parts] = ArraySpec(
+                parts, row.shape, row.dtype.newbyteorder("<"), chunk_rows
+            )
         self._capacity = _INITIAL_CAPACITY
         self._sink.create(self._specs.values(), list(self._layer_kinds), self._capacity)
 
     def _place(self, rows: dict[tuple[str, ...], np.ndarray], index: int) -> None:
-        """Put one checkpoint's rows in the chunk buffers; write the chunks it fills."""
+        """Write one checkpoint's rows, first growing the arrays if they are full."""
         if index >= self._capacity:
             self._capacity *= 2
             self._sink.grow(self._specs.values(), self._capacity)
         for parts, spec in self._specs.items():
-            chunk, row = divmod(index, spec.chunk_rows)
-            buffer = self._chunks[parts]
-            if row == 0 and index:
-                buffer[...] = spec.fill_value  # a new chunk (the previous one is written)
-            buffer[row] = rows[parts]
-            if row == spec.chunk_rows - 1:
-                self._sink.write_chunk(spec, chunk, buffer)
-                self._unwritten.discard(parts)
-            else:
-                self._unwritten.add(parts)
+            self._sink.write_row(spec, index, rows[parts])
 
     def _commit(self, n_checkpoints: int) -> None:
-        """Write the chunks being filled, then count ``n_checkpoints``, durably."""
-        for parts in sorted(self._unwritten):
-            spec = self._specs[parts]
-            chunk = (n_checkpoints - 1) // spec.chunk_rows
-            self._sink.write_chunk(spec, chunk, self._chunks[parts])
-        self._unwritten.clear()
+        """Count ``n_checkpoints`` in ``complete_checkpoints``, durably."""
         self._sink.commit(n_checkpoints)
         self.n_durable = n_checkpoints
 
@@ -369,17 +353,28 @@ class ArchiveWriter:
 
     @staticmethod
     def _check_metric_names(names: list[Any], where: str) -> None:
+        groups: dict[str, str] = {}  # group path -> a metric inside it
         for name in names:
             fmt.check_metric_name(name)
+            parts = name.split("/")
+            for depth in range(1, len(parts)):
+                groups.setdefault("/".join(parts[:depth]), name)
         for name in names:
-            for other in names:
-                if other.startswith(f"{name}/"):
-                    raise InputError(
-                        f"{where}: metrics {name!r} and {other!r} clash: {name!r} would be both"
-                        " a value and the group holding the other"
-                    )
+            if name in groups:
+                raise InputError(
+                    f"{where}: metrics {name!r} and {groups[name]!r} clash: {name!r} would be"
+                    " both a value and the group holding the other"
+                )
 
     def _activation_row(self, name: str, value: Any, where: str) -> np.ndarray:
+        spec = self._specs.get((fmt.LAYERS, name, fmt.ACTIVATIONS))
+        if (
+            spec is not None
+            and isinstance(value, np.ndarray)
+            and value.dtype == spec.dtype
+            and value.shape == spec.row_shape
+        ):
+            return value  # the usual case, checked in one go (written before append returns)
         what = f"{where}: activations of layer {name!r}"
         try:
             array = np.asarray(value)
@@ -389,20 +384,21 @@ class ArchiveWriter:
             raise InputError(f"{what} must be real numbers, got dtype {array.dtype}")
         if array.ndim < 1 or array.size == 0:
             raise InputError(f"{what} must have shape (N, ...) with N >= 1, got {array.shape}")
-        spec = self._specs.get((fmt.LAYERS, name, fmt.ACTIVATIONS))
         if spec is None:
             dtype = np.dtype(
                 self._activation_dtype
                 or (array.dtype.name if array.dtype.name in fmt.ACTIVATION_DTYPES else "float32")
-            )
+            ).newbyteorder("<")
         else:
             dtype = spec.dtype
             if array.shape != spec.row_shape:
                 raise InputError(
                     f"{what} have shape {array.shape}, the first checkpoint had {spec.row_shape}"
                 )
+        if array.dtype == dtype:
+            return array
         with np.errstate(over="ignore", invalid="ignore"):
-            row = array.astype(dtype, copy=False)
+            row = array.astype(dtype)
         narrower = array.dtype.kind != "f" or array.dtype.itemsize > dtype.itemsize
         if narrower and name not in self._overflow_warned and not np.isfinite(row).all():
             self._warn_overflow(name, array, row, dtype, where)

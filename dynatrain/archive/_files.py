@@ -1,6 +1,7 @@
-"""One writer per archive, with operating-system locks that die with their process.
+"""File primitives of the writer: one-writer locks and atomic replacement.
 
-A writer holds an exclusive lock for as long as it is open:
+**Locks.** One writer per archive, with operating-system locks that die with their
+process. A writer holds an exclusive lock for as long as it is open:
 
 * HDF5: an open-file-description lock (Linux ``F_OFD_SETLK``) on the archive file
   itself. It is independent of the ``flock`` locks HDF5 takes, so readers (SWMR
@@ -12,14 +13,25 @@ The kernel releases both when the last descriptor of the lock's open file goes
 away, so a lock never outlives its process (a SIGKILL included). One caveat: a child
 forked while the writer is open (a DataLoader worker) shares the descriptor, and
 the lock lives until that child exits too.
+
+**Atomic replacement.** A Zarr chunk or metadata document is replaced by writing a
+temporary file and renaming it over the old one, so that a reader or a killed
+process sees the old content or the new, never a mix. On Linux file systems such as
+ext4, renaming over a file that holds data forces the new file's data out first
+(``auto_da_alloc``): 0.1 to 2 ms per rename, a dozen milliseconds per append. Where
+the kernel offers it, the two names are swapped instead (``renameat2`` with
+``RENAME_EXCHANGE``, just as atomic) and the old content, now under the temporary
+name, is removed: 20 to 30 us.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -27,7 +39,13 @@ try:
 except ImportError:  # pragma: no cover - Windows: no lock, see lock_file
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["file_locked_elsewhere", "lock_directory", "lock_file", "write_atomically"]
+__all__ = [
+    "file_locked_elsewhere",
+    "lock_directory",
+    "lock_file",
+    "same_file",
+    "write_atomically",
+]
 
 #: errno values that mean "another process holds the lock".
 _BUSY = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
@@ -101,10 +119,11 @@ def same_file(fd: int, path: str) -> bool:
 
 
 def write_atomically(path: str, data: Any) -> None:
-    """Write ``data`` (bytes-like) to ``path`` by writing a temporary file, then renaming it.
+    """Write ``data`` (bytes-like) to ``path`` through a temporary file and a rename.
 
     A reader, or a process killed at any moment, sees the old content or the new one,
-    never a mix. The temporary name starts with ``.``: readers ignore such names.
+    never a mix (see the module notes). The temporary name starts with ``.``: readers
+    ignore such names.
     """
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
@@ -116,10 +135,69 @@ def write_atomically(path: str, data: Any) -> None:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
-        os.replace(temporary, path)
+        if _exchange(temporary, path):
+            os.unlink(temporary)  # now the old content
+        else:
+            os.replace(temporary, path)
     except BaseException:
         try:
             os.unlink(temporary)
         except OSError:
             pass
         raise
+
+
+#: errno values of renameat2 that mean "not on this system or file system".
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV}
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """The C library's ``renameat2``, or ``None`` where there is none (not Linux)."""
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    return function
+
+
+_exchange_works = True
+
+
+def _exchange(source: str, target: str) -> bool:
+    """Swap two existing files atomically, if the kernel can.
+
+    False if ``target`` is absent or swapping is not supported: the caller renames.
+    """
+    global _exchange_works
+    function = _renameat2() if _exchange_works else None
+    if function is None:
+        return False
+    import ctypes
+
+    if (
+        function(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_EXCHANGE)
+        == 0
+    ):
+        return True
+    code = ctypes.get_errno()
+    if code == errno.ENOENT:
+        return False  # nothing to replace yet: a plain rename is cheap
+    if code in _NO_EXCHANGE:
+        _exchange_works = False
+        return False
+    raise OSError(code, os.strerror(code), target)
