@@ -82,10 +82,16 @@ class ArraySpec:
         return np.nan if self.dtype.kind == "f" else 0
 
 
-def _reason(exc: BaseException) -> str:
-    """The operating system's words for an OSError, else the exception's first line."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
+def os_reason(exc: BaseException) -> str:
+    """The operating system's words for an error, else the exception's first line.
+
+    h5py's OSErrors carry the system's ``errno`` under HDF5's own long message
+    (which names internal files); the system's words are what a user needs.
+    """
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, OSError) and isinstance(code, int) and code > 0:
+        words = os.strerror(code)
+        return words[0].lower() + words[1:]
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -160,7 +166,7 @@ class HDF5Sink(Sink):
         except BaseException as exc:
             self._drop_staging()
             if isinstance(exc, OSError):
-                raise ArchiveError(path, f"cannot create the archive ({_reason(exc)})") from None
+                raise ArchiveError(path, f"cannot create the archive ({os_reason(exc)})") from None
             raise
         self._datasets: dict[tuple[str, ...], tuple[Any, bool]] = {}  # (id, unfiltered)
         self._buffers: dict[tuple[str, ...], np.ndarray] = {}
@@ -174,7 +180,7 @@ class HDF5Sink(Sink):
                 fd = os.open(self._staging, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
             except OSError as exc:
                 raise ArchiveError(
-                    self.path, f"cannot create the archive ({_reason(exc)})"
+                    self.path, f"cannot create the archive ({os_reason(exc)})"
                 ) from None
             try:
                 locked = lock_file(fd)
@@ -347,27 +353,34 @@ class HDF5Sink(Sink):
 
 
 def _abandon_hdf5_file(file: Any) -> None:
-    """Close an HDF5 file after a failed write without raising.
+    """Close an HDF5 file after a failed write, without raising and without a crash.
 
-    A failed write (a full disk) leaves the library with dirty metadata it cannot
-    flush; h5py's ``close()`` then fails half-way and the interpreter crashed at
-    exit trying again. Every object of the file is closed, then the file itself
-    (the flush that fails there is the library's last try; what it held was never
-    counted in ``complete_checkpoints``).
+    After a failed write (a full disk) the library holds metadata it cannot write;
+    ``close()`` then failed half-way, and the interpreter crashed at exit trying
+    again (HDF5 closing datasets of a half-closed file). So the library's file
+    descriptor is pointed at a scratch file first: the close writes its last
+    metadata there, where it is thrown away, and succeeds. The archive stays as the
+    last successful flush left it, as if the writer had been killed there, which
+    readers handle (``complete_checkpoints`` counts only what was flushed before).
     """
-    import h5py
+    import tempfile
 
+    if not file.id.valid:
+        return
     with contextlib.suppress(Exception):
-        if not file.id.valid:
-            return
-        file_id = file.id
-        for object_id in h5py.h5f.get_obj_ids(file_id, h5py.h5f.OBJ_ALL & ~h5py.h5f.OBJ_FILE):
-            with contextlib.suppress(Exception):
-                while object_id.valid:
-                    object_id._close()
+        descriptor = file.id.get_vfd_handle()
+        folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+        scratch, scratch_path = tempfile.mkstemp(prefix="dynatrain-abandoned-", dir=folder)
+        os.unlink(scratch_path)
+        os.dup2(scratch, descriptor)
+        os.close(scratch)
+    try:
+        file.close()
+    except Exception:
+        # Even the scratch file refused (a file size limit): leave the file open in
+        # the library, and stop Python from trying to release it again at exit.
         with contextlib.suppress(Exception):
-            while file_id.valid:
-                file_id._close()
+            file.id.locked = True
 
 
 # -- Zarr ----------------------------------------------------------------------------------------
@@ -426,13 +439,13 @@ class ZarrSink(Sink):
             except FileExistsError:
                 created = False
             except OSError as exc:
-                raise ArchiveError(path, f"cannot create the archive ({_reason(exc)})") from None
+                raise ArchiveError(path, f"cannot create the archive ({os_reason(exc)})") from None
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue  # removed meanwhile: start again
             except OSError as exc:
-                raise ArchiveError(path, f"cannot open the archive ({_reason(exc)})") from None
+                raise ArchiveError(path, f"cannot open the archive ({os_reason(exc)})") from None
             try:
                 if not self._lock(fd, created):
                     raise ArchiveError(

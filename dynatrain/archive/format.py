@@ -40,6 +40,7 @@ __all__ = [
     "FORMAT_VERSION",
     "HDF5_SUFFIXES",
     "LAYERS",
+    "MAX_METRIC_DEPTH",
     "METRICS",
     "ORDER_ATTR",
     "RESERVED_ATTRS",

@@ -399,17 +399,13 @@ class Archive:
     def _load_metrics(self, problems: list[str]) -> None:
         names: list[str] = []
         store = self._store
-        if store.kind((fmt.METRICS,)) == "group":
-            for name in store.children((fmt.METRICS,)):
-                parts = (fmt.METRICS, name)
-                if store.kind(parts) != "array":
-                    continue  # anything else is ignored, as the format says
-                array = store.array(parts)
-                where = f"metric {name!r}"
-                if len(array.shape) != 1 or not np.issubdtype(array.dtype, np.number):
-                    problems.append(f"{where} must be a 1-D numeric array")
-                elif self._enough_rows(array.shape[0], where, problems):
-                    names.append(name)
+        for name, parts in sorted(_metric_arrays(store)):
+            array = store.array(parts)
+            where = f"metric {name!r}"
+            if len(array.shape) != 1 or not np.issubdtype(array.dtype, np.number):
+                problems.append(f"{where} must be a 1-D numeric array")
+            elif self._enough_rows(array.shape[0], where, problems):
+                names.append(name)
         self.metric_names = tuple(names)
 
     # -- data ----------------------------------------------------------------------------------
@@ -419,7 +415,7 @@ class Archive:
         if name not in self.metric_names:
             available = ", ".join(self.metric_names) or "none"
             raise ArchiveError(self.path, f"no metric {name!r} (available: {available})")
-        return self._read_rows(self._store.array((fmt.METRICS, name)), f"metric {name!r}")
+        return self._read_rows(self._store.array(fmt.metric_parts(name)), f"metric {name!r}")
 
     def signal(self, layer: str, *, start: int = 0, stop: int | None = None) -> np.ndarray:
         """A layer's stored ``signal``, float64, shape ``(stop - start,)``."""
@@ -486,7 +482,7 @@ class Archive:
             arrays.append(("checkpoints/step", self._store.array((fmt.CHECKPOINTS, fmt.STEP))))
         arrays += [(f"layer {name!r} {kind}", a) for (name, kind), a in self._arrays.items()]
         arrays += [
-            (f"metric {name!r}", self._store.array((fmt.METRICS, name)))
+            (f"metric {name!r}", self._store.array(fmt.metric_parts(name)))
             for name in self.metric_names
         ]
         gaps = []
@@ -677,6 +673,26 @@ class Archive:
             f"<Archive {self.path!r} {self.backend} T={self.n_checkpoints}"
             f" layers={len(self.layer_names)}>"
         )
+
+
+def _metric_arrays(store: Store) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Every array under ``/metrics``, named by its path below it (``val/acc``).
+
+    Metric names may contain ``/`` (``val/acc``, as TensorBoard and W&B name them):
+    the writer stores them as nested groups, and they are read back under the same
+    name. Anything else under ``/metrics`` is ignored, as the format says; the walk
+    stops at ``MAX_METRIC_DEPTH`` levels.
+    """
+    pending = [(fmt.METRICS,)]
+    while pending:
+        group = pending.pop(0)
+        for child in store.children(group):
+            parts = (*group, child)
+            kind = store.kind(parts)
+            if kind == "array":
+                yield "/".join(parts[1:]), parts
+            elif kind == "group" and len(parts) - 1 < fmt.MAX_METRIC_DEPTH:
+                pending.append(parts)
 
 
 def _checkpoints_phrase(indices: np.ndarray, epochs: np.ndarray) -> str:

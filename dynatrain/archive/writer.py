@@ -34,6 +34,7 @@ from dynatrain.archive._sinks import (
     WriteMode,
     ZarrSink,
     check_mode,
+    os_reason,
 )
 from dynatrain.errors import ArchiveError, DynatrainError, InputError
 
@@ -218,12 +219,12 @@ class ArchiveWriter:
             If writing fails (a full disk): the archive keeps the checkpoints
             counted before, and the writer accepts no more.
         """
-        if self._closed:
-            raise InputError(f"{self.path}: the writer is closed")
         if self._failure is not None:
             raise ArchiveError(
                 self.path, f"the writer stopped at an earlier error ({self._failure.problem})"
             )
+        if self._closed:
+            raise InputError(f"{self.path}: the writer is closed")
         rows = self._rows(epoch, activations or {}, signals or {}, metrics or {}, step)
         index = self.n_checkpoints
         try:
@@ -274,7 +275,7 @@ class ArchiveWriter:
     def _fail(self, what: str, exc: BaseException) -> None:
         """Stop the writer after a failed write and raise one clear ArchiveError."""
         counted = f"the archive keeps the {self.n_durable} checkpoint(s) counted before"
-        self._failure = ArchiveError(self.path, f"{what}: {_reason(exc)}; {counted}")
+        self._failure = ArchiveError(self.path, f"{what}: {os_reason(exc)}; {counted}")
         self._sink.abort()
         self._closed = True
         if isinstance(exc, OSError):
@@ -379,7 +380,7 @@ class ArchiveWriter:
         try:
             array = np.asarray(value)
         except Exception as exc:
-            raise InputError(f"{what} are not an array ({_reason(exc)})") from None
+            raise InputError(f"{what} are not an array ({os_reason(exc)})") from None
         if array.dtype.kind not in "fiub":
             raise InputError(f"{what} must be real numbers, got dtype {array.dtype}")
         if array.ndim < 1 or array.size == 0:
@@ -460,14 +461,7 @@ def _make_parent_folder(path: str) -> None:
     try:
         os.makedirs(parent, exist_ok=True)
     except OSError as exc:
-        raise ArchiveError(path, f"cannot create its folder {parent} ({_reason(exc)})") from None
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise ArchiveError(path, f"cannot create its folder {parent} ({os_reason(exc)})") from None
 
 
 def _describe(kinds: Mapping[str, list[str]]) -> str:
