@@ -35,6 +35,10 @@ from dynatrain.synthetic import coupled_oscillators, fgn, switching_schedule
 __all__ = ["KINDS", "SimulatedRun", "simulate_run", "write_run"]
 
 KINDS = ("training", "hurst", "oscillators")
+#: Bytes of float64 noise drawn at once when writing activations.
+_BLOCK_BYTES = 8 * 2**20
+#: Appends per durable commit of the writer (see ``write_run``).
+_DURABLE_EVERY = 256
 COUPLINGS = ("locked", "independent", "switching")
 
 
@@ -174,17 +178,30 @@ def write_run(
         **run.metadata,
         **(metadata or {}),
     }
+    n_layers, n_checkpoints = run.signals.shape
+    # Checkpoints are made in blocks (one NumPy call per block, not per layer and
+    # checkpoint), drawing the same numbers in the same order as one at a time.
+    block = max(1, _BLOCK_BYTES // (8 * n_layers * samples * features))
     with ArchiveWriter(
-        path, metadata=meta, mode="w" if overwrite else "w-", activation_dtype=dtype
+        path,
+        metadata=meta,
+        mode="w" if overwrite else "w-",
+        activation_dtype=dtype,
+        # A simulated archive is made in one go: counting checkpoints in blocks is
+        # enough (a killed `simulate` is run again), and much faster.
+        durable_every=_DURABLE_EVERY,
+        expected_checkpoints=n_checkpoints,
     ) as writer:
-        for t, epoch in enumerate(run.epochs):
-            activations = {}
-            for name, level in zip(layer_names, run.signals[:, t], strict=True):
-                noise = rng.standard_normal((samples, features))
-                activations[name] = level + noise - noise.mean()
-            writer.append(
-                epoch=float(epoch),
-                activations=activations,
-                metrics={name: float(series[t]) for name, series in run.metrics.items()},
-                step=int(100 * (t + 1)),
-            )
+        for start in range(0, n_checkpoints, block):
+            stop = min(start + block, n_checkpoints)
+            noise = rng.standard_normal((stop - start, n_layers, samples, features))
+            noise -= noise.mean(axis=(2, 3), keepdims=True)
+            levels = run.signals[:, start:stop].T[:, :, np.newaxis, np.newaxis]
+            activations = (levels + noise).astype(dtype)
+            for t in range(start, stop):
+                writer.append(
+                    epoch=float(run.epochs[t]),
+                    activations=dict(zip(layer_names, activations[t - start], strict=True)),
+                    metrics={name: float(series[t]) for name, series in run.metrics.items()},
+                    step=int(100 * (t + 1)),
+                )

@@ -426,7 +426,7 @@ class ZarrSink(Sink):
         self.path = path
         self._lock_fd = self._open_locked(mode)
         self._root_attrs: dict[str, Any] = {}
-        self._chunk_folders: set[str] = set()
+        self._chunk_files: dict[tuple[str, ...], str] = {}  # the chunk being filled
 
     def _open_locked(self, mode: WriteMode) -> int:
         path = self.path
@@ -528,19 +528,18 @@ class ZarrSink(Sink):
 
     def write_row(self, spec: ArraySpec, index: int, row: np.ndarray) -> None:
         chunk, position = divmod(index, spec.chunk_rows)
-        # The default chunk key encoding: c/<chunk>/0/0 (one chunk spans the other axes).
-        *folders, name = ("c", str(chunk), *("0" for _ in spec.row_shape))
-        folder = os.path.join(self._node(spec.parts), *folders)
         if position == 0:  # a new chunk: all of it, the rows to come as fill values
+            # The default chunk key encoding: c/<chunk>/0/0 (a chunk spans the other axes).
+            *folders, name = ("c", str(chunk), *("0" for _ in spec.row_shape))
+            folder = os.path.join(self._node(spec.parts), *folders)
+            os.makedirs(folder, exist_ok=True)
+            chunk_file = self._chunk_files[spec.parts] = os.path.join(folder, name)
             values = np.full((spec.chunk_rows, *spec.row_shape), spec.fill_value, spec.dtype)
             values[0] = row
-            if folder not in self._chunk_folders:
-                os.makedirs(folder, exist_ok=True)
-                self._chunk_folders.add(folder)
-            write_atomically(os.path.join(folder, name), values)
+            write_atomically(chunk_file, values)
             return
         data = np.asarray(row, dtype=spec.dtype).tobytes()
-        fd = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(self._chunk_files[spec.parts], os.O_WRONLY | os.O_CLOEXEC)
         try:
             offset = position * len(data)
             view = memoryview(data)

@@ -308,10 +308,12 @@ class ArchiveWriter:
         first = not self._specs
         kinds: dict[str, list[str]] = {}
         for name in activations:
-            kinds.setdefault(fmt.check_layer_name(name), []).append(fmt.ACTIVATIONS)
+            kinds.setdefault(name, []).append(fmt.ACTIVATIONS)
         for name in signals:
-            kinds.setdefault(fmt.check_layer_name(name), []).append(fmt.SIGNAL)
+            kinds.setdefault(name, []).append(fmt.SIGNAL)
         if first:
+            for name in kinds:  # later appends must name the same layers
+                fmt.check_layer_name(name)
             if not kinds:
                 raise InputError(f"{where}: give activations or signals for at least one layer")
             self._check_metric_names(list(metrics), where)
