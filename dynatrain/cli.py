@@ -669,18 +669,49 @@ def _parse_meta(_ctx: click.Context, _param: click.Parameter, values: tuple[str,
     return meta
 
 
-@main.command()
+_SIMULATE_HELP = """Write a synthetic activation archive with planted properties.
+
+OUT ends in .h5 or .hdf5 (an HDF5 file) or .zarr (a Zarr store); missing folders
+are created. An existing OUT is replaced only with --force.
+
+\b
+What --kind plants:
+  training     drift then settle: a shared, persistent drift while the layers
+               learn, independent noise after; accuracy rises and plateaus
+  hurst        each layer's change is fractional Gaussian noise of Hurst
+               exponent H (integration ~ H)
+  oscillators  the layers' changes oscillate: phase-locked, independent, or
+               switching between the two (metastability)
+
+At every checkpoint a layer holds SAMPLES x FEATURES activations whose mean is the
+planted signal (--reduce mean recovers it).
+"""
+
+
+@main.command(help=_SIMULATE_HELP, short_help="Write a synthetic archive with planted properties.")
 @click.argument("out", type=click.Path(path_type=str))
 @click.option(
     "--kind",
     type=click.Choice(["training", "hurst", "oscillators"]),
     default="training",
     show_default=True,
-    help="What to plant (see below).",
+    help="What to plant (described above).",
 )
-@click.option("--layers", "n_layers", type=click.IntRange(min=2), default=6, show_default=True)
 @click.option(
-    "--checkpoints", "n_checkpoints", type=click.IntRange(min=3), default=100, show_default=True
+    "--layers",
+    "n_layers",
+    type=click.IntRange(min=2),
+    default=6,
+    show_default=True,
+    help="Number of layers.",
+)
+@click.option(
+    "--checkpoints",
+    "n_checkpoints",
+    type=click.IntRange(min=3),
+    default=100,
+    show_default=True,
+    help="Number of checkpoints (epochs 1, 2, ...).",
 )
 @click.option(
     "--hurst",
@@ -715,8 +746,15 @@ def _parse_meta(_ctx: click.Context, _param: click.Parameter, values: tuple[str,
     type=click.Choice(["float16", "float32", "float64"]),
     default="float32",
     show_default=True,
+    help="Stored type of the activations.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Random seed: the same seed writes the same archive.",
+)
 @click.option(
     "--meta",
     "metadata",
@@ -741,19 +779,12 @@ def simulate(
     metadata: dict,
     force: bool,
 ) -> None:
-    r"""Write a synthetic archive with planted properties (.h5, .hdf5 or .zarr).
-
-    \b
-    --kind training     drift then settle: shared persistent drift while learning,
-                        independent noise after; accuracy rises and plateaus
-    --kind hurst        layer changes are fractional Gaussian noise of Hurst H
-                        (integration ~ H)
-    --kind oscillators  layer changes oscillate, phase-locked, independent or
-                        switching between the two (metastability)
-    """
+    """Write a synthetic archive (the help text is ``_SIMULATE_HELP``)."""
     from dynatrain.errors import InputError
     from dynatrain.simulate import simulate_run, write_run
 
+    if os.path.lexists(out) and not force:
+        raise InputError(f"{out}: already exists (add --force to replace it)")
     try:
         run = simulate_run(
             kind,

@@ -147,13 +147,17 @@ class ArchiveWriter:
                 " ending in .h5, .hdf5 or .zarr"
             )
         metadata = _check_metadata(metadata or {})
+        # Given as an argument or in the metadata, it is stored the same way (last).
+        expected = metadata.pop(fmt.EXPECTED_ATTR, None)
         if expected_checkpoints is not None:
-            expected = _positive_int(expected_checkpoints, "expected_checkpoints")
-            if metadata.get(fmt.EXPECTED_ATTR, expected) != expected:
+            argument = _positive_int(expected_checkpoints, "expected_checkpoints")
+            if expected not in (None, argument):
                 raise InputError(
-                    f"expected_checkpoints={expected} and metadata"
-                    f" {fmt.EXPECTED_ATTR!r}={metadata[fmt.EXPECTED_ATTR]} disagree"
+                    f"expected_checkpoints={argument} and metadata"
+                    f" {fmt.EXPECTED_ATTR!r}={expected} disagree"
                 )
+            expected = argument
+        if expected is not None:
             metadata[fmt.EXPECTED_ATTR] = expected
         self._backend = backend
         self._activation_dtype = activation_dtype
@@ -459,7 +463,13 @@ class ArchiveWriter:
 
 
 def _make_parent_folder(path: str) -> None:
+    """Create the folders above ``path`` that are missing; one clear error if impossible."""
     parent = os.path.dirname(os.path.abspath(path))
+    ancestor = parent
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ArchiveError(path, f"cannot create the archive: {ancestor} is not a folder")
     try:
         os.makedirs(parent, exist_ok=True)
     except OSError as exc:
