@@ -427,7 +427,7 @@ class ArchiveWriter:
             f" stops before them); store a wider type (activation_dtype=) to keep them."
             " Reported once per layer",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of append()
         )
 
     # -- closing -------------------------------------------------------------------------------
