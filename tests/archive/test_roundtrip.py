@@ -7,6 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+import zarr
 from conftest import archive_untouched
 
 from dynatrain import ArchiveWriter, open_archive
@@ -256,3 +257,102 @@ def test_writer_stores_requested_dtype(tmp_path):
         w.append(epoch=0, activations={"a": np.full((2, 2), 1 / 3)})
     with open_archive(path) as archive:
         assert archive.layers["a"].dtype == "float16"
+
+
+# -- the writer's storage layout, seen by plain h5py and zarr --------------------------------------
+
+
+def write_counting(path, n, **kwargs):
+    """``n`` checkpoints of a (4, 16) float32 layer holding t, metrics, step."""
+    with ArchiveWriter(path, **kwargs) as writer:
+        for t in range(n):
+            writer.append(
+                epoch=t + 1,
+                activations={"a": np.full((4, 16), t, np.float32)},
+                metrics={"val/acc": t / n},
+                step=t,
+            )
+    return path
+
+
+def test_hdf5_layout_read_by_plain_h5py(tmp_path):
+    """Arrays trimmed to the checkpoints at close; 4 KiB chunks (16 checkpoints of 256 B)."""
+    path = write_counting(tmp_path / "run.h5", 1_100)  # past the first growth (1,024 rows)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["complete_checkpoints"] == 1_100
+        activations = f["layers/a/activations"]
+        assert activations.shape == (1_100, 4, 16) and activations.chunks == (16, 4, 16)
+        assert activations.maxshape == (None, 4, 16) and activations.compression is None
+        np.testing.assert_array_equal(activations[:, 0, 0], np.arange(1_100))
+        assert f["checkpoints/epoch"].shape == (1_100,)
+        np.testing.assert_array_equal(f["metrics/val/acc"][:], np.arange(1_100) / 1_100)
+
+
+def test_zarr_layout_read_by_plain_zarr(tmp_path):
+    """Uncompressed chunks of 256 checkpoints (64 KiB), trimmed shape, default chunk keys."""
+    path = write_counting(tmp_path / "run.zarr", 1_100)
+    root = zarr.open_group(str(path), mode="r")
+    assert root.attrs["complete_checkpoints"] == 1_100
+    activations = root["layers/a/activations"]
+    assert activations.shape == (1_100, 4, 16) and activations.chunks == (256, 4, 16)
+    assert activations.compressors == ()
+    np.testing.assert_array_equal(activations[:, 0, 0], np.arange(1_100))
+    np.testing.assert_array_equal(root["metrics/val/acc"][:], np.arange(1_100) / 1_100)
+    chunks = sorted((path / "layers/a/activations/c").iterdir())
+    assert [c.name for c in chunks] == ["0", "1", "2", "3", "4"]  # 5 files, not 1,100
+    assert not [p for p in path.rglob(".*")]  # no temporary file left
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_a_live_archive_is_longer_than_its_count_and_reads_right(tmp_path, name):
+    """While the writer runs, arrays have spare capacity; readers use the count."""
+    path = tmp_path / name
+    writer = ArchiveWriter(path)
+    for t in range(40):
+        writer.append(epoch=t, activations={"a": np.full((2, 3), t, np.float32)})
+    with open_archive(path) as archive:
+        assert archive.n_checkpoints == 40 and archive.n_rows_stored == 1_024
+        values = np.concatenate([b.values for b in archive.iter_activations("a")])
+        np.testing.assert_array_equal(values[:, 0], np.arange(40))
+    writer.close()
+    with open_archive(path) as archive:
+        assert archive.n_checkpoints == archive.n_rows_stored == 40
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_durable_every_counts_in_steps_and_close_counts_the_rest(tmp_path, name):
+    path = tmp_path / name
+    writer = ArchiveWriter(path, durable_every=10)
+    for t in range(25):
+        writer.append(epoch=t, activations={"a": np.full((2, 3), t, np.float32)})
+    assert writer.n_checkpoints == 25 and writer.n_durable == 20
+    with open_archive(path) as archive:
+        assert archive.n_checkpoints == 20
+    writer.close()
+    with open_archive(path) as archive:
+        assert archive.n_checkpoints == 25
+        np.testing.assert_array_equal(archive.epochs, np.arange(25))
+
+
+CHUNK_OPTIONS = [
+    ("run.h5", {"chunk_checkpoints": 3}),
+    ("run.h5", {"chunk_checkpoints": 1}),
+    ("run.h5", {"compression": "gzip"}),
+    ("run.h5", {"compression": "lzf", "chunk_checkpoints": 4}),
+    ("run.zarr", {"chunk_checkpoints": 3}),
+    ("run.zarr", {"chunk_checkpoints": 1}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), CHUNK_OPTIONS, ids=lambda v: str(v))
+def test_chunking_and_compression_options_round_trip(tmp_path, name, options):
+    path = write_counting(tmp_path / name, 50, **options)
+    with open_archive(path) as archive:
+        values = np.concatenate([b.values for b in archive.iter_activations("a")])
+        np.testing.assert_array_equal(values, np.repeat(np.arange(50.0), 64).reshape(50, 64))
+    if name.endswith(".h5"):
+        with h5py.File(path, "r") as f:
+            chunks = f["layers/a/activations"].chunks
+    else:
+        chunks = zarr.open_array(str(path / "layers/a/activations"), mode="r").chunks
+    assert chunks == (options.get("chunk_checkpoints", 1), 4, 16)
