@@ -169,7 +169,8 @@ class HDF5Sink(Sink):
                 raise ArchiveError(path, f"cannot create the archive ({os_reason(exc)})") from None
             raise
         self._datasets: dict[tuple[str, ...], tuple[Any, bool]] = {}  # (id, unfiltered)
-        self._buffers: dict[tuple[str, ...], np.ndarray] = {}
+        self._buffers: dict[tuple[str, ...], np.ndarray] = {}  # filtered chunks being filled
+        self._chunk_addresses: dict[tuple[str, ...], int] = {}  # file offset of those unfiltered
         self._complete_attr: Any = None
 
     def _lock_staging(self, mode: WriteMode) -> int:
@@ -295,25 +296,34 @@ class HDF5Sink(Sink):
             self._datasets[spec.parts][0].set_extent((capacity, *spec.row_shape))
 
     def write_row(self, spec: ArraySpec, index: int, row: np.ndarray) -> None:
-        dataset_id, direct = self._datasets[spec.parts]
+        dataset_id, unfiltered = self._datasets[spec.parts]
         chunk, position = divmod(index, spec.chunk_rows)
-        if spec.chunk_rows == 1:
-            values = np.ascontiguousarray(row)[np.newaxis]
-        else:  # chunks are written whole, from a buffer of the chunk being filled
-            values = self._buffers.get(spec.parts)
-            if values is None:
+        offset = (chunk * spec.chunk_rows, *(0 for _ in spec.row_shape))
+        if unfiltered:
+            if position == 0:
+                # A new chunk, written whole past HDF5's caches (the rows to come as
+                # fill values); its place in the file is then fixed.
                 values = np.full((spec.chunk_rows, *spec.row_shape), spec.fill_value, spec.dtype)
-                self._buffers[spec.parts] = values
-            elif position == 0:
-                values[...] = spec.fill_value
-            values[position] = row
-        start = chunk * spec.chunk_rows
-        offset = (start, *(0 for _ in spec.row_shape))
-        if direct:
-            # Unfiltered: the bytes go to the file as they are, past the chunk cache.
-            dataset_id.write_direct_chunk(offset, values)
-        else:
-            self._write_filtered(dataset_id, offset, values)
+                values[0] = row
+                dataset_id.write_direct_chunk(offset, values)
+                if spec.chunk_rows > 1:
+                    address = dataset_id.get_chunk_info_by_coord(offset).byte_offset
+                    self._chunk_addresses[spec.parts] = address
+                return
+            # A later row: straight to its place in the chunk (HDF5 caches no raw data
+            # here, so there is nothing for it to write back over it).
+            data = np.asarray(row, dtype=spec.dtype).tobytes()
+            address = self._chunk_addresses[spec.parts] + position * len(data)
+            _write_all(self._lock_fd, data, address)
+            return
+        values = self._buffers.get(spec.parts)  # a filtered chunk is rewritten whole
+        if values is None:
+            values = np.full((spec.chunk_rows, *spec.row_shape), spec.fill_value, spec.dtype)
+            self._buffers[spec.parts] = values
+        elif position == 0:
+            values[...] = spec.fill_value
+        values[position] = row
+        self._write_filtered(dataset_id, offset, values)
 
     @staticmethod
     def _write_filtered(dataset_id: Any, offset: tuple[int, ...], values: np.ndarray) -> None:
@@ -350,6 +360,14 @@ class HDF5Sink(Sink):
         if self._staging is not None:
             self._drop_staging()  # nothing was published: nothing to keep
         self._release()
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    """Write ``data`` at ``offset`` (a regular file takes it at once unless it is full)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _abandon_hdf5_file(file: Any) -> None:
@@ -541,11 +559,7 @@ class ZarrSink(Sink):
         data = np.asarray(row, dtype=spec.dtype).tobytes()
         fd = os.open(self._chunk_files[spec.parts], os.O_WRONLY | os.O_CLOEXEC)
         try:
-            offset = position * len(data)
-            view = memoryview(data)
-            while view:  # a regular file takes it all at once unless the disk is full
-                written = os.pwrite(fd, view, offset)
-                view, offset = view[written:], offset + written
+            _write_all(fd, data, position * len(data))
         finally:
             os.close(fd)
 
