@@ -54,6 +54,8 @@ from dynatrain.errors import ArchiveError, InputError
 __all__ = ["ArraySpec", "HDF5Sink", "Sink", "ZarrSink"]
 
 WriteMode = Literal["w-", "w"]
+#: One row of an array: a checkpoint's activations, or a scalar (epoch, metric, ...).
+Row = np.ndarray | np.generic
 
 #: HDF5 activations (unfiltered): checkpoints per chunk, as many as fit in this many bytes.
 _HDF5_CHUNK_BYTES = 4 * 2**10
@@ -118,7 +120,7 @@ class Sink(ABC):
         """Make every array ``capacity`` rows long (longer or, on close, shorter)."""
 
     @abstractmethod
-    def write_row(self, spec: ArraySpec, index: int, row: np.ndarray) -> None:
+    def write_row(self, spec: ArraySpec, index: int, row: Row) -> None:
         """Write row ``index`` of an array (rows come in order, from 0)."""
 
     @abstractmethod
@@ -294,7 +296,7 @@ class HDF5Sink(Sink):
         for spec in specs:
             self._datasets[spec.parts][0].set_extent((capacity, *spec.row_shape))
 
-    def write_row(self, spec: ArraySpec, index: int, row: np.ndarray) -> None:
+    def write_row(self, spec: ArraySpec, index: int, row: Row) -> None:
         dataset_id, unfiltered = self._datasets[spec.parts]
         chunk, position = divmod(index, spec.chunk_rows)
         offset = (chunk * spec.chunk_rows, *(0 for _ in spec.row_shape))
@@ -521,7 +523,9 @@ class ZarrSink(Sink):
 
     def create(self, specs: Iterable[ArraySpec], layer_order: list[str], capacity: int) -> None:
         specs = list(specs)
-        groups = {(fmt.LAYERS,): {fmt.ORDER_ATTR: layer_order}}
+        groups: dict[tuple[str, ...], dict[str, Any]] = {
+            (fmt.LAYERS,): {fmt.ORDER_ATTR: layer_order}
+        }
         for spec in specs:
             for depth in range(1, len(spec.parts)):
                 groups.setdefault(spec.parts[:depth], {})
@@ -533,14 +537,14 @@ class ZarrSink(Sink):
         for spec in specs:
             self._write_document(spec.parts, _array_document(spec, capacity))
 
-    def write_row(self, spec: ArraySpec, index: int, row: np.ndarray) -> None:
+    def write_row(self, spec: ArraySpec, index: int, row: Row) -> None:
         chunk, position = divmod(index, spec.chunk_rows)
         if position == 0:  # a new chunk: all of it, the rows to come as fill values
             # The default chunk key encoding: c/<chunk>/0/0 (a chunk spans the other axes).
-            *folders, name = ("c", str(chunk), *("0" for _ in spec.row_shape))
-            folder = os.path.join(self._node(spec.parts), *folders)
+            key = ["c", str(chunk)] + ["0"] * len(spec.row_shape)
+            folder = os.path.join(self._node(spec.parts), *key[:-1])
             os.makedirs(folder, exist_ok=True)
-            chunk_file = self._chunk_files[spec.parts] = os.path.join(folder, name)
+            chunk_file = self._chunk_files[spec.parts] = os.path.join(folder, key[-1])
             values = np.full((spec.chunk_rows, *spec.row_shape), spec.fill_value, spec.dtype)
             values[0] = row
             write_atomically(chunk_file, values)

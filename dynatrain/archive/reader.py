@@ -683,7 +683,7 @@ def _metric_arrays(store: Store) -> Iterator[tuple[str, tuple[str, ...]]]:
     name. Anything else under ``/metrics`` is ignored, as the format says; the walk
     stops at ``MAX_METRIC_DEPTH`` levels.
     """
-    pending = [(fmt.METRICS,)]
+    pending: list[tuple[str, ...]] = [(fmt.METRICS,)]
     while pending:
         group = pending.pop(0)
         for child in store.children(group):

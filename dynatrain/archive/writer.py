@@ -30,6 +30,7 @@ from dynatrain.archive._backends import as_python
 from dynatrain.archive._sinks import (
     ArraySpec,
     HDF5Sink,
+    Row,
     Sink,
     WriteMode,
     ZarrSink,
@@ -250,7 +251,7 @@ class ArchiveWriter:
         self._last_epoch = float(rows[(fmt.CHECKPOINTS, fmt.EPOCH)])
         return index
 
-    def _create(self, rows: dict[tuple[str, ...], np.ndarray]) -> None:
+    def _create(self, rows: dict[tuple[str, ...], Row]) -> None:
         """Create every array from the rows of the first append."""
         for parts, row in rows.items():
             if parts[-1] == fmt.ACTIVATIONS and parts[0] == fmt.LAYERS:
@@ -263,7 +264,7 @@ class ArchiveWriter:
         self._capacity = _INITIAL_CAPACITY
         self._sink.create(self._specs.values(), list(self._layer_kinds), self._capacity)
 
-    def _place(self, rows: dict[tuple[str, ...], np.ndarray], index: int) -> None:
+    def _place(self, rows: dict[tuple[str, ...], Row], index: int) -> None:
         """Write one checkpoint's rows, first growing the arrays if they are full."""
         if index >= self._capacity:
             self._capacity *= 2
@@ -295,7 +296,7 @@ class ArchiveWriter:
         signals: Mapping[str, Any],
         metrics: Mapping[str, Any],
         step: Any,
-    ) -> dict[tuple[str, ...], np.ndarray]:
+    ) -> dict[tuple[str, ...], Row]:
         """Check one checkpoint against the archive's structure; return its rows."""
         where = f"{self.path}: checkpoint {self.n_checkpoints}"
         for what, mapping in (("activations", activations), ("signals", signals)):
@@ -338,7 +339,7 @@ class ArchiveWriter:
                 said = "gave" if self._has_step else "did not give"
                 raise InputError(f"{where}: the first checkpoint {said} a step; be consistent")
 
-        rows: dict[tuple[str, ...], np.ndarray] = {(fmt.CHECKPOINTS, fmt.EPOCH): np.float64(epoch)}
+        rows: dict[tuple[str, ...], Row] = {(fmt.CHECKPOINTS, fmt.EPOCH): np.float64(epoch)}
         if step is not None:
             rows[(fmt.CHECKPOINTS, fmt.STEP)] = np.int64(_step(step, where))
         for name, value in activations.items():
