@@ -31,6 +31,7 @@ import functools
 import os
 import struct
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -57,10 +58,11 @@ def _flock_struct(lock_type: int) -> bytes:
     return struct.pack("hhqqi4x", lock_type, os.SEEK_SET, 0, 0, 0)
 
 
-def lock_file(fd: int) -> bool:
+def lock_file(fd: int, path: str) -> bool:
     """Take an exclusive lock on the file open as ``fd`` (for writing); False if held.
 
-    Raises ``OSError`` if the file system cannot lock at all.
+    Where the file system cannot lock at all (some network file systems), a
+    ``RuntimeWarning`` says so and the writer goes on unlocked.
     """
     if fcntl is None:  # pragma: no cover
         return True
@@ -72,8 +74,17 @@ def lock_file(fd: int) -> bool:
     except OSError as exc:
         if exc.errno in _BUSY:
             return False
-        raise
+        _cannot_lock(path, exc)
     return True
+
+
+def _cannot_lock(path: str, exc: OSError) -> None:
+    warnings.warn(
+        f"{path}: cannot lock the archive ({os.strerror(exc.errno or 0).lower()}); a second"
+        " writer would not be noticed",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def file_locked_elsewhere(path: str) -> bool:
@@ -96,8 +107,11 @@ def file_locked_elsewhere(path: str) -> bool:
         os.close(fd)
 
 
-def lock_directory(fd: int) -> bool:
-    """Take an exclusive ``flock`` on the directory open as ``fd``; False if held."""
+def lock_directory(fd: int, path: str) -> bool:
+    """Take an exclusive ``flock`` on the directory open as ``fd``; False if held.
+
+    Where the file system cannot lock, as :func:`lock_file`.
+    """
     if fcntl is None:  # pragma: no cover
         return True
     try:
@@ -105,7 +119,7 @@ def lock_directory(fd: int) -> bool:
     except OSError as exc:
         if exc.errno in _BUSY:
             return False
-        raise
+        _cannot_lock(path, exc)
     return True
 
 

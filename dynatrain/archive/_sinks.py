@@ -184,12 +184,7 @@ class HDF5Sink(Sink):
                 raise ArchiveError(
                     self.path, f"cannot create the archive ({os_reason(exc)})"
                 ) from None
-            try:
-                locked = lock_file(fd)
-            except OSError:
-                os.close(fd)
-                raise
-            if not locked:
+            if not lock_file(fd, self.path):
                 os.close(fd)
                 raise ArchiveError(
                     self.path, "another writer is creating this archive; one writer at a time"
@@ -456,7 +451,7 @@ class ZarrSink(Sink):
             except OSError as exc:
                 raise ArchiveError(path, f"cannot open the archive ({os_reason(exc)})") from None
             try:
-                if not self._lock(fd, created):
+                if not self._lock(fd, created, path):
                     raise ArchiveError(
                         path, "is being written by another writer; one writer at a time"
                     )
@@ -477,14 +472,14 @@ class ZarrSink(Sink):
         raise ArchiveError(path, "cannot lock the archive: it keeps being replaced")
 
     @staticmethod
-    def _lock(fd: int, created: bool) -> bool:
+    def _lock(fd: int, created: bool, path: str) -> bool:
         """Lock the store; a store we have just made is worth a short wait.
 
         Another writer that finds the new store existing takes the lock only for as
         long as it takes to refuse (mode ``"w-"``), so a brief wait sorts them out.
         """
         deadline = time.monotonic() + (_NEW_STORE_LOCK_WAIT if created else 0.0)
-        while not lock_directory(fd):
+        while not lock_directory(fd, path):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)

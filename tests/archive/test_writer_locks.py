@@ -206,3 +206,24 @@ def test_two_writers_racing_to_create_one_archive_exactly_one_wins(tmp_path, suf
     finally:
         for racer in racers:
             racer.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_file_system_without_locks_is_said_and_writing_goes_on(tmp_path, monkeypatch, suffix):
+    """Some network file systems cannot lock (ENOLCK): a warning, not a failed job."""
+    import errno
+
+    from dynatrain.archive import _files
+
+    def no_locks(*args, **kwargs):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(_files.fcntl, "fcntl", no_locks)
+    monkeypatch.setattr(_files.fcntl, "flock", no_locks)
+    monkeypatch.setattr(_files.fcntl, "lockf", no_locks)
+    path = tmp_path / f"nfs{suffix}"
+    with pytest.warns(RuntimeWarning, match="cannot lock the archive .* would not be noticed"):
+        writer = ArchiveWriter(path)
+    with writer:
+        writer.append(epoch=0, activations={"a": np.zeros((4, 8), np.float32)})
+    assert read_values(path)[0] == 1
