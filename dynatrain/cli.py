@@ -61,8 +61,8 @@ def _usage_error(exc: click.UsageError) -> None:
     Click's own (usage, a hint, the error) is four lines; `dynatrain` alone still
     shows the help.
     """
-    if type(exc).__name__ == "NoArgsIsHelpError":  # click >= 8.2: the help, as asked
-        raise exc
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # click >= 8.2
+        raise exc  # the help, as asked
     where = exc.ctx.command_path if exc.ctx is not None else "dynatrain"
     _say(f"dynatrain: error: {exc.format_message()} (see '{where} --help')")
     sys.exit(exc.exit_code)
@@ -619,9 +619,8 @@ def batch(
 
     RUN is an archive, a glob (quote it to let dynatrain expand it), a directory
     (searched for .h5, .hdf5 and .zarr) or - (paths from stdin, one a line; with -0,
-    NUL-separated). The
-    analysis options of analyze apply to every run (for one run's --detail and
-    figures, use analyze). A run that fails keeps its row with its error and the
+    NUL-separated). The analysis options of analyze apply to every run (for one run's
+    --detail and figures, use analyze). A run that fails keeps its row with its error and the
     others go on; the exit code is then 2. No output may be, or lie inside, an input.
     """
     from dataclasses import asdict

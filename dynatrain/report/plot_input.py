@@ -192,10 +192,10 @@ def _sequence(
 def _as_sequence(
     value: Any, where: str, *, minimum: int = 0, length: int | None = None
 ) -> Sequence[Any]:
+    if hasattr(value, "tolist") and not isinstance(value, Sequence):
+        value = value.tolist()  # a NumPy array, from the library
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
-        if not hasattr(value, "tolist"):  # a NumPy array, from the library
-            raise _bad(where, "a list", value)
-        value = value.tolist()
+        raise _bad(where, "a list", value)
     if length is not None and len(value) != length:
         raise InputError(
             f"malformed analysis result: {where}: expected {length} values, got {len(value)}"
