@@ -11,6 +11,7 @@ output contract, and the plots are drawn from that dictionary alone.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,8 +73,15 @@ class Settings:
             raise InputError(
                 f"invalid transform {self.transform!r}: use one of {', '.join(defaults.TRANSFORMS)}"
             )
-        if self.surrogates < 0:
-            raise InputError(f"surrogates must be >= 0, got {self.surrogates}")
+        if not 0 <= self.surrogates <= defaults.MAX_SURROGATES:
+            raise InputError(
+                f"--surrogates must be between 0 and {defaults.MAX_SURROGATES},"
+                f" got {self.surrogates}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise InputError(f"--seed must be an integer, got {self.seed!r}")
+        if self.seed < 0:
+            raise InputError(f"--seed must be >= 0, got {self.seed}")
         if self.window is not None and self.window < 1:
             raise InputError(f"window must be >= 1, got {self.window}")
         parse_epoch_range(self.epochs)  # fail early on a malformed range
@@ -274,6 +282,7 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
     values, epochs = signals.values, signals.epochs
     metrics = signals.metrics
     n_finite = finite_prefix_length(values)
+    cut = ""  # why the analysed checkpoints stop early, for a too-short message
     if n_finite < values.shape[1]:
         bad_layers = [
             name
@@ -286,11 +295,22 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         )
         if settings.strict:
             raise InputError(f"{run}: {message} (--strict)")
+        if n_finite == 0:
+            raise InputError(
+                f"{run}: {message}: no finite checkpoint before it; the analysis needs at"
+                f" least {_checkpoints_needed(run, settings)} checkpoints"
+            )
         warnings.append(f"{message}: analysing the {n_finite} checkpoints before it")
+        cut = f" (the checkpoints before the {message})"
         values, epochs = values[:, :n_finite], epochs[:n_finite]
         metrics = {name: series[:n_finite] for name, series in metrics.items()}
     if len(epochs) == 0:
-        raise InputError(f"{run}: no checkpoint to analyse")
+        raise InputError(
+            f"{run}: no complete checkpoint to analyse; the analysis needs at least"
+            f" {_checkpoints_needed(run, settings)} checkpoints"
+        )
+    # Too short is said before anything else: with 1 checkpoint every layer is "constant".
+    _check_length(run, len(epochs), settings, cut)
 
     series, series_epochs = transform_signals(values, epochs, settings.transform)
     varying = np.ptp(series, axis=1) > 0 if series.shape[1] else np.zeros(len(series), bool)
@@ -304,7 +324,6 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
             f"{run}: {len(names)} layer(s) with varying signals; the analysis needs at least 2"
             + (f" (excluded: {', '.join(e['name'] for e in excluded)})" if excluded else "")
         )
-    _check_length(run, series.shape[1], settings)
     n_points = series.shape[1]
     max_scale = settings.max_scale or defaults.default_max_scale(n_points)
     window = settings.window or defaults.default_window(n_points)
@@ -442,10 +461,10 @@ def uncertainty_generators(
     return shuffle, phase, bootstrap
 
 
-def _check_length(run: str, n_points: int, settings: Settings) -> None:
-    """Refuse a series too short for the DFA scales, saying how many checkpoints it needs."""
+def _points_needed(run: str, settings: Settings) -> int:
+    """Analysed points the DFA scales of ``settings`` need."""
     try:
-        needed = m.min_points_for_dfa(
+        return m.min_points_for_dfa(
             min_scale=settings.min_scale,
             max_scale=settings.max_scale,
             n_scales=settings.n_scales,
@@ -453,10 +472,24 @@ def _check_length(run: str, n_points: int, settings: Settings) -> None:
         )
     except ValueError as exc:
         raise InputError(f"{run}: {exc}") from exc
+
+
+def _checkpoints_needed(run: str, settings: Settings) -> int:
+    """Checkpoints the DFA scales of ``settings`` need (one more with ``change``)."""
+    return _points_needed(run, settings) + (1 if settings.transform == "change" else 0)
+
+
+def _check_length(run: str, n_checkpoints: int, settings: Settings, cut: str = "") -> None:
+    """Refuse a run too short for the DFA scales, saying how many checkpoints it needs.
+
+    ``cut`` says why the analysed checkpoints end early (a non-finite value), if they do.
+    """
+    needed = _points_needed(run, settings)
+    extra = 1 if settings.transform == "change" else 0
+    n_points = max(n_checkpoints - extra, 0)
     if n_points < needed:
-        extra = 1 if settings.transform == "change" else 0
         raise InputError(
-            f"{run}: {n_points + extra} checkpoints give {n_points} analysed points"
+            f"{run}: {n_checkpoints} checkpoint(s){cut} give {n_points} analysed points"
             f" (--transform {settings.transform}); DFA with scales from {settings.min_scale}"
             f" needs at least {needed} points, i.e. {needed + extra} checkpoints"
         )
@@ -470,13 +503,25 @@ def _accuracy_metric(
         if requested not in metrics:
             available = ", ".join(metrics) or "none"
             raise InputError(f"{run}: no metric {requested!r} (metrics: {available})")
-        return requested, metrics[requested]
+        return requested, _finite_metric(requested, metrics[requested], warnings)
     for name in defaults.METRIC_CANDIDATES:
         if name in metrics:
-            return name, metrics[name]
+            return name, _finite_metric(name, metrics[name], warnings)
     warnings.append(
         "no accuracy metric (looked for "
         + ", ".join(defaults.METRIC_CANDIDATES)
         + "; choose one with --metric): no accuracy plateau"
     )
     return None, None
+
+
+def _finite_metric(name: str, values: np.ndarray, warnings: list[str]) -> np.ndarray:
+    """The metric with infinite values treated as not recorded (NaN), said in a warning."""
+    infinite = np.isinf(values)
+    if not infinite.any():
+        return values
+    warnings.append(
+        f"metric {name!r} is infinite at {int(infinite.sum())} checkpoint(s):"
+        " treated as not recorded there"
+    )
+    return np.where(infinite, np.nan, values)

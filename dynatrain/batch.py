@@ -22,15 +22,21 @@ run's p-value valid and, for independent runs, the p-values independent.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
+import re
+import signal
+import stat
+import threading
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
@@ -42,6 +48,7 @@ from dynatrain.errors import DynatrainError, InputError
 __all__ = [
     "ARCHIVE_SUFFIXES",
     "GROUP_MEASURES",
+    "MAX_COMPARED_GROUPS",
     "MISSING",
     "Comparison",
     "Group",
@@ -73,6 +80,10 @@ GROUP_MEASURES = (
 )
 #: Group value of a run whose metadata lacks a ``--group-by`` key.
 MISSING = "(missing)"
+#: Most groups whose pairs are compared: k groups make k (k - 1) / 2 pairs, each compared
+#: on every measure (20 groups: 190 pairs, 1520 tests). Above it the groups are summarised,
+#: not compared, with a warning: pairs by the thousand are a key that differs by run.
+MAX_COMPARED_GROUPS = 20
 #: Thread-pool sizes of the numerical libraries, pinned to 1 in worker processes:
 #: the parallelism is one run per process, and more threads would oversubscribe.
 _THREAD_VARIABLES = (
@@ -88,7 +99,9 @@ _DASK_MISSING = "--scheduler dask needs Dask, which is not installed: pip instal
 # -- which runs ----------------------------------------------------------------------------------
 
 
-def collect_runs(specs: Iterable[str], *, stdin: TextIO | None = None) -> list[str]:
+def collect_runs(
+    specs: Iterable[str], *, stdin: TextIO | BinaryIO | None = None, null: bool = False
+) -> list[str]:
     """Expand the ``RUN...`` arguments of ``batch`` into archive paths.
 
     Parameters
@@ -99,24 +112,41 @@ def collect_runs(specs: Iterable[str], *, stdin: TextIO | None = None) -> list[s
         store is one run and is not searched), an fsspec URL of a Zarr store (kept as
         given), or ``-``: paths from ``stdin``, one a line, blank lines ignored, each
         expanded the same way.
-    stdin : text stream, optional
-        Where ``-`` reads from.
+    stdin : text or binary stream, optional
+        Where ``-`` reads from. Bytes (a binary stream, or a text stream's ``buffer``)
+        are decoded as file names are, so a name that is not UTF-8 survives.
+    null : bool
+        Paths on ``stdin`` are separated by NUL characters, not newlines (as ``find
+        -print0`` writes them and ``xargs -0`` reads them): a name may then hold a
+        newline. Empty entries are skipped; nothing else is stripped.
 
     Returns
     -------
     list of str
         Paths as given or as found, in input order (sorted within a glob or a
         directory), each archive once (the first spelling of a file is kept).
-        A path that does not exist is kept: its analysis reports it.
+        A path that does not exist is kept: its analysis reports it. So is a path
+        that is not a regular file or a folder (a FIFO named ``b.h5``): it is never
+        opened, and its analysis reports that (:func:`analyze_or_error`).
 
     Raises
     ------
     InputError
         If a glob matches nothing, a directory holds no archive or there is no run at
         all: a typo should stop the batch before it runs, not shrink it silently.
+
+    Notes
+    -----
+    Globs and directories are expanded without opening any file, following links to
+    directories but entering each directory (by device and inode) at most once per
+    ``**`` or directory search: a link back up the tree (``runs/a/up -> ..``) cannot
+    make the expansion loop or grow exponentially.
     """
+    specs = list(specs)
+    if null and "-" not in specs:
+        raise InputError("-0 (--null) reads NUL-separated paths from stdin: give - as a RUN")
     runs: dict[str, str] = {}  # identity of the archive -> path as given
-    for spec in _with_stdin(specs, stdin):
+    for spec in _with_stdin(specs, stdin, null):
         for path in _expand(spec):
             runs.setdefault(_identity(path), path)
     if not runs:
@@ -124,14 +154,23 @@ def collect_runs(specs: Iterable[str], *, stdin: TextIO | None = None) -> list[s
     return list(runs.values())
 
 
-def _with_stdin(specs: Iterable[str], stdin: TextIO | None) -> Iterator[str]:
+def _with_stdin(specs: Iterable[str], stdin: TextIO | BinaryIO | None, null: bool) -> Iterator[str]:
     for spec in specs:
         if spec != "-":
             yield spec
         elif stdin is None:
             raise InputError("'-' reads paths from stdin, but none was given")
         else:
-            yield from (line.rstrip("\r\n") for line in stdin if line.strip())
+            yield from _stdin_paths(stdin, null)
+
+
+def _stdin_paths(stdin: TextIO | BinaryIO, null: bool) -> list[str]:
+    """The paths on ``stdin``: NUL-separated with ``null``, else one a line."""
+    data: str | bytes = getattr(stdin, "buffer", stdin).read()
+    text = os.fsdecode(data) if isinstance(data, bytes) else data
+    if null:
+        return [path for path in text.split("\0") if path]
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
 
 
 def _expand(spec: str) -> list[str]:
@@ -147,7 +186,7 @@ def _expand(spec: str) -> list[str]:
         return found
     if os.path.lexists(spec) or not glob.has_magic(spec):
         return [spec]
-    matches = sorted(glob.glob(spec, recursive=True))
+    matches = sorted(_glob(spec))
     if not matches:
         raise InputError(f"{spec}: no file matches this pattern")
     return [path for match in matches for path in _expand(match)]
@@ -159,14 +198,120 @@ def _is_zarr_store(path: str) -> bool:
     )
 
 
+def _directory_key(path: str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the directory ``path`` leads to (links followed); None if none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino) if stat.S_ISDIR(status.st_mode) else None
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    """The entries of ``folder`` sorted by name; none if it cannot be listed."""
+    try:
+        with os.scandir(folder or os.curdir) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except OSError:
+        return []
+
+
+def _is_directory(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows a link: a linked folder is searched too
+    except OSError:
+        return False
+
+
 def _archives_below(directory: str) -> list[str]:
+    """Archives below ``directory``, folder by folder (depth first, names sorted)."""
     found = []
-    for folder, subfolders, files in os.walk(directory):
-        subfolders.sort()
-        stores = [name for name in subfolders if _is_zarr_store(os.path.join(folder, name))]
-        subfolders[:] = [name for name in subfolders if name not in stores]
-        names = sorted([*stores, *(f for f in files if f.endswith(ARCHIVE_SUFFIXES))])
+    entered: set[tuple[int, int]] = set()
+    stack = [directory]
+    while stack:
+        folder = stack.pop()
+        key = _directory_key(folder)
+        if key is None or key in entered:  # a link back to a folder already searched
+            continue
+        entered.add(key)
+        subfolders, names = [], []
+        for entry in _entries(folder):
+            if not _is_directory(entry):
+                if entry.name.endswith(ARCHIVE_SUFFIXES):
+                    names.append(entry.name)
+            elif _is_zarr_store(entry.path):
+                names.append(entry.name)  # one run, not searched
+            else:
+                subfolders.append(entry.path)
         found += [os.path.join(folder, name) for name in names]
+        stack += reversed(subfolders)
+    return found
+
+
+def _glob(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, with ``**`` entering each directory once.
+
+    Python's ``glob`` follows every link to a directory under ``**``, so two links to
+    ``..`` make it enumerate an exponential number of paths. Here each ``**``
+    component enters a directory (by device and inode) at most once, whichever link
+    leads there. Hidden names (a leading ``.``) match only a pattern that starts with
+    ``.``, and ``**`` does not enter hidden folders, as in ``glob``.
+    """
+    separators = os.sep + (os.altsep or "")
+    drive, rest = os.path.splitdrive(pattern)
+    root = drive + rest[: len(rest) - len(rest.lstrip(separators))]
+    parts = [part for part in re.split(f"[{re.escape(separators)}]+", rest) if part]
+    paths = [root]
+    for position, part in enumerate(parts):
+        last = position == len(parts) - 1
+        matched: list[str] = []
+        if part == "**":
+            entered: set[tuple[int, int]] = set()  # shared by every start of this `**`
+            for path in paths:
+                matched += _below(path, entered, with_files=last)
+        elif glob.has_magic(part):
+            for path in paths:
+                matched += [
+                    os.path.join(path, entry.name)
+                    for entry in _entries(path)
+                    if fnmatch.fnmatch(entry.name, part)
+                    and (part.startswith(".") or not entry.name.startswith("."))
+                    and (last or _is_directory(entry))
+                ]
+        else:
+            for path in paths:
+                candidate = os.path.join(path, part)
+                if os.path.lexists(candidate) if last else os.path.isdir(candidate):
+                    matched.append(candidate)
+        paths = matched
+    return [path for path in paths if path]
+
+
+def _below(path: str, entered: set[tuple[int, int]], *, with_files: bool) -> list[str]:
+    """``path`` and every folder below it (with ``with_files``, files too), for ``**``.
+
+    Folders whose ``(st_dev, st_ino)`` is in ``entered`` are skipped, and the ones
+    entered are added to it.
+    """
+    found = []
+    stack = [path]
+    while stack:
+        folder = stack.pop()
+        key = _directory_key(folder or os.curdir)
+        if key is None or key in entered:
+            continue
+        entered.add(key)
+        found.append(folder)
+        subfolders = []
+        for entry in _entries(folder):
+            if entry.name.startswith("."):
+                continue
+            child = os.path.join(folder, entry.name)
+            if _is_directory(entry):
+                subfolders.append(child)
+            elif with_files:
+                found.append(child)
+        stack += reversed(subfolders)
     return found
 
 
@@ -192,12 +337,37 @@ def analyze_or_error(run: str, settings: Settings) -> dict[str, Any]:
     dict
         ``AnalysisResult.to_dict()``, or ``{"run": run, "error": message}`` where the
         message is the one line of a :class:`DynatrainError`, or ``"internal error:
-        <type>: <first line>"`` for any other exception.
+        <type>: <first line>"`` for any other exception. A path that is neither a
+        regular file nor a folder (a FIFO, a device) is not opened, which could block
+        forever: its record says what it is.
     """
+    special = _special_file(run)
+    if special is not None:
+        return {"run": run, "error": f"{run}: not an archive but a {special}; not opened"}
     try:
         return analyze(run, settings).to_dict()
     except Exception as exc:  # a worker must report, never crash the batch
         return _error_record(run, exc)
+
+
+#: What a path is when it is neither a regular file nor a folder.
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def _special_file(run: str) -> str | None:
+    """What ``run`` is if it is a FIFO, device or socket (``stat`` opens nothing)."""
+    if is_url(run):
+        return None
+    try:
+        mode = os.stat(run).st_mode
+    except (OSError, ValueError):  # missing, a link loop, a NUL in the name: the reader says
+        return None
+    return next((what for test, what in _SPECIAL_FILES if test(mode)), None)
 
 
 def _error_record(run: str, exc: BaseException) -> dict[str, Any]:
@@ -305,25 +475,166 @@ def _single_threaded_children() -> Iterator[None]:
 def _on_process_pool(
     runs: list[str], settings: Settings, workers: int
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(index, record)`` pairs in completion order, from a pool of worker processes."""
-    # spawn, not fork: a forked child of a process with threads (h5py, BLAS, rich's
-    # progress refresher) can deadlock; the variables above reach a spawned child
-    # before it imports NumPy.
-    with _single_threaded_children():
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        try:
-            futures = {
-                executor.submit(analyze_or_error, run, settings): i for i, run in enumerate(runs)
-            }
-            for future in as_completed(futures):
-                index = futures[future]
+    """``(index, record)`` pairs in completion order, from worker processes.
+
+    Each worker analyses one run at a time, so when one dies (killed by the
+    out-of-memory killer, say) the run it held is known: that run gets an error
+    record naming how the worker died, a new worker takes its place, and the other
+    runs go on. (A ``ProcessPoolExecutor`` fails every pending run instead, naming none.)
+    Workers ignore Ctrl-C: it is this process's to handle, and on any exit, an
+    interrupt included, the workers are stopped.
+    """
+    context = multiprocessing.get_context("spawn")
+    waiting = deque(enumerate(runs))
+    pool: list[_Worker] = []
+    try:
+        for _ in range(workers):
+            _start_worker(context, pool)
+        for worker in pool:
+            _give_run(worker, waiting, settings)
+        while any(worker.task is not None for worker in pool):
+            busy = [worker for worker in pool if worker.task is not None]
+            multiprocessing.connection.wait(
+                [worker.connection for worker in busy]
+                + [worker.process.sentinel for worker in busy]
+            )
+            for worker in busy:
+                assert worker.task is not None
+                index, run = worker.task
                 try:
-                    record = future.result()
-                except Exception as exc:  # the worker died (e.g. killed): BrokenProcessPool
-                    record = _error_record(runs[index], exc)
-                yield index, record
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+                    if not worker.connection.poll():
+                        if worker.process.is_alive():
+                            continue  # still working
+                        raise EOFError
+                    done_index, record = worker.connection.recv()
+                except (EOFError, OSError):  # it died without an answer
+                    worker.process.join()
+                    pool.remove(worker)
+                    worker.connection.close()
+                    yield index, {"run": run, "error": _died(run, worker.process.exitcode)}
+                    if waiting:
+                        _give_run(_start_worker(context, pool), waiting, settings)
+                    continue
+                worker.task = None
+                yield done_index, record
+                _give_run(worker, waiting, settings)
+    finally:
+        _stop(pool)
+
+
+@dataclass
+class _Worker:
+    """A worker process, the parent's end of its pipe and the run it holds."""
+
+    process: Any
+    connection: Any
+    task: tuple[int, str] | None = None
+
+
+def _start_worker(context: Any, pool: list[_Worker]) -> _Worker:
+    """Start a worker and add it to ``pool`` (before an interrupt can land in between)."""
+    ours, theirs = context.Pipe(duplex=True)
+    process = context.Process(target=_work, args=(theirs,), daemon=True)
+    if os.name == "posix":
+        # Started first: starting it unblocks SIGINT in this thread (see below).
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    # Ctrl-C reaches every process of the terminal's foreground group. Held back while
+    # the child starts: the child then starts with SIGINT blocked (the mask survives
+    # the exec), so it prints no traceback of an import it was interrupted in, and
+    # this process is not interrupted between starting the child and handing it its
+    # start-up data (the child would fail on a truncated pickle).
+    with _single_threaded_children(), _interrupts_deferred():
+        process.start()
+        worker = _Worker(process, ours)
+        pool.append(worker)
+    theirs.close()
+    return worker
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back during the block and raise ``KeyboardInterrupt`` after it.
+
+    SIGINT is blocked in this thread (children started meanwhile inherit the mask),
+    and, in the main thread, a SIGINT that another thread receives is noted instead of
+    raising in the middle of the block. Outside the main thread, or without
+    ``pthread_sigmask``, only what can be done is.
+    """
+    interrupted: list[int] = []
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        previous_handler = signal.signal(
+            signal.SIGINT, lambda signum, _: interrupted.append(signum)
+        )
+    masked = hasattr(signal, "pthread_sigmask")
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masked else None
+    try:
+        yield
+    finally:
+        if previous_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        if in_main_thread:  # None: a handler not set from Python, taken as the default
+            signal.signal(
+                signal.SIGINT, signal.SIG_DFL if previous_handler is None else previous_handler
+            )
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def _give_run(worker: _Worker, waiting: deque[tuple[int, str]], settings: Settings) -> None:
+    """Send the next waiting run to ``worker`` (nothing if none is left)."""
+    if not waiting:
+        return
+    index, run = waiting.popleft()
+    worker.task = (index, run)
+    with contextlib.suppress(OSError):  # a worker already dead: its sentinel says so
+        worker.connection.send((index, run, settings))
+
+
+def _work(connection: Any) -> None:
+    """A worker process: analyse the runs it is sent until ``None`` or the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    while True:
+        try:
+            task = connection.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        index, run, settings = task
+        connection.send((index, analyze_or_error(run, settings)))
+
+
+def _died(run: str, exitcode: int | None) -> str:
+    """The error of a run whose worker process died while analysing it."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"killed by signal {-exitcode}"
+        if exitcode == -signal.SIGKILL:
+            how += ", as the out-of-memory killer does"
+    else:
+        how = f"exit status {exitcode}"
+    return f"{run}: the worker process analysing this run died ({how}); no result"
+
+
+def _stop(pool: list[_Worker]) -> None:
+    """Stop every worker: idle ones are asked to finish, busy ones are terminated."""
+    for worker in pool:
+        if worker.task is None:
+            with contextlib.suppress(OSError):
+                worker.connection.send(None)
+        else:
+            worker.process.terminate()
+    for worker in pool:
+        worker.process.join(timeout=5)
+        if worker.process.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
+            worker.process.kill()
+            worker.process.join()
+        worker.connection.close()
 
 
 def _on_dask(
@@ -513,7 +824,8 @@ class GroupSummary:
         Sorted by their values (numbers before text, :data:`MISSING` last), so the
         order does not depend on the order of the runs.
     comparisons : list of Comparison
-        Every pair of groups, for every measure.
+        Every pair of groups, for every measure; none above
+        :data:`MAX_COMPARED_GROUPS` groups (a warning says so).
     warnings : list of str
     """
 
@@ -618,12 +930,6 @@ def group_summary(
                 stats={m: _measure_stats(column, scipy_stats) for m, column in columns.items()},
             )
         )
-    comparisons = [
-        _compare(measure, a, b, records, scipy_stats)
-        for i, a in enumerate(groups)
-        for b in groups[i + 1 :]
-        for measure in measures
-    ]
     warnings = [
         f"{len(runs)} run(s) without metadata {key!r}, grouped as {MISSING}: "
         + ", ".join(runs[:5])
@@ -631,6 +937,21 @@ def group_summary(
         for key, runs in lacking.items()
         if runs
     ]
+    comparisons = []
+    if len(groups) <= MAX_COMPARED_GROUPS:
+        comparisons = [
+            _compare(measure, a, b, records, scipy_stats)
+            for i, a in enumerate(groups)
+            for b in groups[i + 1 :]
+            for measure in measures
+        ]
+    else:
+        pairs = len(groups) * (len(groups) - 1) // 2
+        warnings.append(
+            f"{len(groups)} groups by {', '.join(keys)}: {pairs} pairs of groups is more than"
+            f" dynatrain compares (pairs are compared for up to {MAX_COMPARED_GROUPS} groups);"
+            " groups summarised, not compared (is it a key that differs from run to run?)"
+        )
     return GroupSummary(keys, tuple(measures), groups, comparisons, warnings)
 
 

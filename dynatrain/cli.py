@@ -48,16 +48,45 @@ debug_option = click.option(
 )
 
 
+def _say(message: str) -> None:
+    """One line on stderr, control characters from the data shown as escapes."""
+    from dynatrain.report._format import printable
+
+    click.echo(printable(message), err=True)
+
+
+def _usage_error(exc: click.UsageError) -> None:
+    """A usage error (an option's value, a missing argument) on one line, exit 2.
+
+    Click's own (usage, a hint, the error) is four lines; `dynatrain` alone still
+    shows the help.
+    """
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # click >= 8.2
+        raise exc  # the help, as asked
+    where = exc.ctx.command_path if exc.ctx is not None else "dynatrain"
+    _say(f"dynatrain: error: {exc.format_message()} (see '{where} --help')")
+    sys.exit(exc.exit_code)
+
+
 class _Main(click.Group):
     """Maps library errors to exit codes and one-line messages."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:  # `dynatrain --bogus`
+            _usage_error(exc)
+            raise  # unreachable: _usage_error exits
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage_error(exc)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
-            click.echo("dynatrain: interrupted", err=True)
+            _say("dynatrain: interrupted")
             ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
             # The reader of our stdout went away (e.g. `| head`): stop quietly.
@@ -67,16 +96,15 @@ class _Main(click.Group):
         except DynatrainError as exc:
             if _debug_enabled(ctx):
                 raise
-            click.echo(f"dynatrain: error: {exc}", err=True)
+            _say(f"dynatrain: error: {exc}")
             ctx.exit(EXIT_BAD_INPUT)
         except Exception as exc:
             if _debug_enabled(ctx):
                 raise
             message = str(exc).splitlines()[0] if str(exc) else ""
-            click.echo(
+            _say(
                 f"dynatrain: internal error: {type(exc).__name__}: {message}"
-                " (run again with --debug for the traceback, and please report it)",
-                err=True,
+                " (run again with --debug for the traceback, and please report it)"
             )
             ctx.exit(EXIT_BAD_INPUT)
 
@@ -100,7 +128,7 @@ def _emit(text: str) -> None:
 
 
 def _warn(message: str) -> None:
-    click.echo(f"dynatrain: warning: {message}", err=True)
+    _say(f"dynatrain: warning: {message}")
 
 
 def format_option(choices: tuple[str, ...], default_hint: str) -> Callable[..., Any]:
@@ -269,7 +297,7 @@ def _write_plots(data: dict[str, Any], directory: str, plot_format: str) -> None
     with writing(directory):
         paths = plot_analysis(data, directory, fmt=plot_format)
     names = ", ".join(os.path.basename(path) for path in paths)
-    click.echo(f"dynatrain: wrote {len(paths)} figures to {directory}: {names}", err=True)
+    _say(f"dynatrain: wrote {len(paths)} figures to {directory}: {names}")
 
 
 def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -348,14 +376,14 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--surrogates",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, defaults.MAX_SURROGATES),
             default=defaults.SURROGATES,
             show_default=True,
             help="Surrogates per test (0: no p-values or CI).",
         ),
         click.option(
             "--seed",
-            type=int,
+            type=click.IntRange(min=0),
             default=defaults.SEED,
             show_default=True,
             help="Seed of the surrogates and bootstrap.",
@@ -495,6 +523,8 @@ def plot(result_file: str, out_dir: str, plot_format: str) -> None:
         raise InputError(f"{result_file}: cannot read: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise InputError(f"{result_file}: not a JSON document: {exc}") from exc
+    except RecursionError as exc:
+        raise InputError(f"{result_file}: not a JSON document: nested too deeply") from exc
     from dynatrain.report.outputs import check_plot_dir
 
     # Neither the JSON nor the archive it was measured on is written over.
@@ -564,6 +594,12 @@ def _split_keys(_ctx: click.Context, _param: click.Parameter, value: str | None)
     is_flag=True,
     help="Exit 1 if the stability index of a run never converged (2 if a run failed).",
 )
+@click.option(
+    "-0",
+    "--null",
+    is_flag=True,
+    help="Paths on stdin (-) are separated by NUL, as find -print0 writes them.",
+)
 @debug_option
 def batch(
     runs: tuple[str, ...],
@@ -576,14 +612,15 @@ def batch(
     force: bool,
     groups_json: str | None,
     fail_if_not_converged: bool,
+    null: bool,
     **options: Any,
 ) -> None:
     """Analyse many runs (one row each) and compare groups of runs.
 
     RUN is an archive, a glob (quote it to let dynatrain expand it), a directory
-    (searched for .h5, .hdf5 and .zarr) or - (paths from stdin, one a line). The
-    analysis options of analyze apply to every run (for one run's --detail and
-    figures, use analyze). A run that fails keeps its row with its error and the
+    (searched for .h5, .hdf5 and .zarr) or - (paths from stdin, one a line; with -0,
+    NUL-separated). The analysis options of analyze apply to every run (for one run's
+    --detail and figures, use analyze). A run that fails keeps its row with its error and the
     others go on; the exit code is then 2. No output may be, or lie inside, an input.
     """
     from dataclasses import asdict
@@ -596,7 +633,7 @@ def batch(
     from dynatrain.report.outputs import check_output_file
 
     settings = _settings(options)
-    paths = batch_lib.collect_runs(runs, stdin=sys.stdin)
+    paths = batch_lib.collect_runs(runs, stdin=sys.stdin, null=null)
     # Every output is checked before any run is analysed.
     if groups_json is not None:
         check_output_file(groups_json, inputs=paths, option="--groups-json")
@@ -622,7 +659,7 @@ def batch(
             _warn(f"{record['run']}: {warning}")
         if "error" in record:
             where = "" if record["error"].startswith(record["run"]) else f"{record['run']}: "
-            click.echo(f"dynatrain: error: {where}{record['error']}", err=True)
+            _say(f"dynatrain: error: {where}{record['error']}")
     summary = batch_lib.group_summary(records, group_by)
     for warning in summary.warnings:
         _warn(warning)
@@ -639,7 +676,7 @@ def batch(
         batch_report.write_report(
             report_dir, records, summary, asdict(settings), version=__version__, force=force
         )
-        click.echo(f"dynatrain: wrote the report to {report_dir}", err=True)
+        _say(f"dynatrain: wrote the report to {report_dir}")
     unconverged = batch_lib.unconverged_runs(records) if fail_if_not_converged else []
     for run in unconverged:
         _warn(f"{run}: the stability index did not converge (--fail-if-not-converged)")

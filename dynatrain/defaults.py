@@ -12,6 +12,7 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "CI_LEVEL",
     "DFA_ORDER",
+    "MAX_SURROGATES",
     "METRIC_CANDIDATES",
     "MIN_N_SCALES",
     "MIN_SCALE",
@@ -63,6 +64,9 @@ STYLE_THRESHOLD: Final = 0.3  # |Spearman rho| for "coupled" / "antagonistic"
 
 # --- uncertainty ---------------------------------------------------------------------------
 SURROGATES: Final = 199
+#: Most surrogates per test (``--surrogates``): p-values down to 1e-5; more cost time and
+#: memory and resolve nothing a study reports.
+MAX_SURROGATES: Final = 100_000
 BOOTSTRAP_RESAMPLES: Final = 2000
 CI_LEVEL: Final = 0.95
 SEED: Final = 0

@@ -213,7 +213,7 @@ def _read_signals(
                 archive, name, reduce, start=start, stop=stop, max_block_bytes=max_block_bytes
             )
         )
-    if not kept:
+    if not kept and excluded:  # (no layer at all: no complete checkpoint, said by the caller)
         reasons = "; ".join(f"{e.name}: {e.reason}" for e in excluded)
         raise InputError(
             f"{archive.path}: no layer can be reduced with --reduce {reduce} ({reasons})"

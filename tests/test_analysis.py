@@ -13,10 +13,28 @@ from dynatrain.report.export import to_json
 from dynatrain.simulate import simulate_run, write_run
 
 CONTRACT_KEYS = {
-    "run", "run_id", "metadata", "format_version", "checkpoints", "epochs", "settings",
-    "layers_analysed", "excluded_layers", "integration", "integration_global",
-    "integration_ci95", "integration_p", "synchrony", "metastability", "metastability_p",
-    "stability_index", "style", "convergence", "layers", "timeseries", "warnings",
+    "run",
+    "run_id",
+    "metadata",
+    "format_version",
+    "checkpoints",
+    "epochs",
+    "settings",
+    "layers_analysed",
+    "excluded_layers",
+    "integration",
+    "integration_global",
+    "integration_ci95",
+    "integration_p",
+    "synchrony",
+    "metastability",
+    "metastability_p",
+    "stability_index",
+    "style",
+    "convergence",
+    "layers",
+    "timeseries",
+    "warnings",
 }
 
 
@@ -44,8 +62,13 @@ def test_contract_keys_and_no_nan(archives):
     assert CONTRACT_KEYS <= set(data)
     assert set(data["convergence"]) == {"epoch", "accuracy_plateau_epoch", "lead_epochs", "metric"}
     assert set(data["timeseries"]) == {
-        "epoch", "kuramoto_r", "window_end_epoch", "integration", "metastability",
-        "stability_index", "volatility",
+        "epoch",
+        "kuramoto_r",
+        "window_end_epoch",
+        "integration",
+        "metastability",
+        "stability_index",
+        "volatility",
     }
     text = to_json(data)
     assert "NaN" not in text
@@ -116,8 +139,9 @@ def test_level_transform_analyses_every_checkpoint(archives):
 
 
 def test_settings_report_resolved_values(archives):
-    data = analyze(archives["white.h5"], Settings(surrogates=0, layers=("layer[0-3]",),
-                                                  epochs="1:100")).to_dict()
+    data = analyze(
+        archives["white.h5"], Settings(surrogates=0, layers=("layer[0-3]",), epochs="1:100")
+    ).to_dict()
     assert data["layers_analysed"] == 4
     assert data["checkpoints"] == 100
     assert data["settings"]["max_scale"] == 99 // 4
@@ -150,8 +174,9 @@ def test_dead_layer_is_excluded_with_its_reason(plain_archive):
 
 def test_too_few_checkpoints_says_how_many_are_needed(plain_archive):
     rng = np.random.default_rng(2)
-    path = plain_archive("short.h5", layers={"a": rng.normal(size=(20, 3)),
-                                             "b": rng.normal(size=(20, 3))})
+    path = plain_archive(
+        "short.h5", layers={"a": rng.normal(size=(20, 3)), "b": rng.normal(size=(20, 3))}
+    )
     with pytest.raises(InputError, match=r"needs at least 24 points, i\.e\. 25 checkpoints"):
         analyze(path)
     with pytest.raises(InputError, match=r"at least 24 points, i\.e\. 24 checkpoints"):
@@ -160,8 +185,7 @@ def test_too_few_checkpoints_says_how_many_are_needed(plain_archive):
 
 def test_one_varying_layer_is_not_enough(plain_archive):
     rng = np.random.default_rng(3)
-    path = plain_archive("one.h5", layers={"a": rng.normal(size=(40, 3)),
-                                           "b": np.zeros((40, 3))})
+    path = plain_archive("one.h5", layers={"a": rng.normal(size=(40, 3)), "b": np.zeros((40, 3))})
     with pytest.raises(InputError, match="needs at least 2"):
         analyze(path)
 
@@ -172,8 +196,9 @@ def test_metric_choice(archives, plain_archive):
     result = analyze(archives["white.h5"], Settings(metric="val_loss", surrogates=0))
     assert result.metric == "val_loss"
     rng = np.random.default_rng(4)
-    bare = plain_archive("bare.h5", layers={"a": rng.normal(size=(40, 3)),
-                                            "b": rng.normal(size=(40, 3))})
+    bare = plain_archive(
+        "bare.h5", layers={"a": rng.normal(size=(40, 3)), "b": rng.normal(size=(40, 3))}
+    )
     result = analyze(bare, Settings(surrogates=0))
     assert result.metric is None and result.plateau_epoch is None and result.lead_epochs is None
     assert any("no accuracy metric" in w for w in result.warnings)
@@ -181,8 +206,12 @@ def test_metric_choice(archives, plain_archive):
 
 @pytest.mark.parametrize(
     ("settings", "match"),
-    [({"reduce": "max"}, "invalid reduce"), ({"transform": "log"}, "invalid transform"),
-     ({"surrogates": -1}, "surrogates"), ({"epochs": "x"}, "--epochs")],
+    [
+        ({"reduce": "max"}, "invalid reduce"),
+        ({"transform": "log"}, "invalid transform"),
+        ({"surrogates": -1}, "surrogates"),
+        ({"epochs": "x"}, "--epochs"),
+    ],
 )
 def test_bad_settings_are_input_errors(settings, match):
     with pytest.raises(InputError, match=match):

@@ -65,8 +65,9 @@ def test_default_format_off_a_terminal_is_json(cli, run):
 def test_fail_if_not_converged_exits_1(cli, tmp_path):
     path = tmp_path / "flat.h5"
     write_run(path, simulate_run("oscillators", coupling="locked", seed=0), seed=0)
-    result = cli("analyze", path, "--surrogates", "0", "--fail-if-not-converged",
-                 "--vol-threshold", "0")
+    result = cli(
+        "analyze", path, "--surrogates", "0", "--fail-if-not-converged", "--vol-threshold", "0"
+    )
     assert result.exit_code == 1
     assert "did not converge" in result.stderr
     assert json.loads(result.stdout)["convergence"]["epoch"] is None
@@ -76,8 +77,9 @@ def test_warnings_go_to_stderr_and_json(cli, plain_archive):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    path = plain_archive("nometric.h5", layers={"a": rng.normal(size=(40, 3)),
-                                                "b": rng.normal(size=(40, 3))})
+    path = plain_archive(
+        "nometric.h5", layers={"a": rng.normal(size=(40, 3)), "b": rng.normal(size=(40, 3))}
+    )
     result = cli("analyze", path, "--surrogates", "0", "--format", "json")
     assert result.exit_code == 0
     assert "warning" in result.stderr and "no accuracy metric" in result.stderr
@@ -88,8 +90,9 @@ def test_too_short_is_exit_2_with_the_count(cli, plain_archive):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    path = plain_archive("short.h5", layers={"a": rng.normal(size=(10, 3)),
-                                             "b": rng.normal(size=(10, 3))})
+    path = plain_archive(
+        "short.h5", layers={"a": rng.normal(size=(10, 3)), "b": rng.normal(size=(10, 3))}
+    )
     result = cli("analyze", path)
     assert result.exit_code == 2
     assert "25 checkpoints" in result.stderr
@@ -103,8 +106,20 @@ def test_bad_option_is_exit_2(cli, run):
 
 def test_simulate_writes_an_archive_with_metadata(cli, tmp_path):
     out = tmp_path / "sim.zarr"
-    result = cli("simulate", out, "--kind", "hurst", "--hurst", "0.7", "--meta", "dataset=A",
-                 "--meta", "lr=0.01", "--checkpoints", "40")
+    result = cli(
+        "simulate",
+        out,
+        "--kind",
+        "hurst",
+        "--hurst",
+        "0.7",
+        "--meta",
+        "dataset=A",
+        "--meta",
+        "lr=0.01",
+        "--checkpoints",
+        "40",
+    )
     assert result.exit_code == 0, result.stderr
     info = json.loads(cli("inspect", out, "--format", "json").stdout)
     assert info["metadata"]["dataset"] == "A"

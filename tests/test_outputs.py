@@ -236,3 +236,88 @@ def test_every_input_is_left_byte_identical(cli, h5, store, tmp_path):
     assert result.exit_code == 2  # the broken run
     assert json.loads((tmp_path / "groups.json").read_text())["groups"]
     assert [snapshot(path) for path in inputs] == before
+
+
+# -- links planted at an output's name -------------------------------------------------------------
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim" / "precious.txt"
+    victim.parent.mkdir(exist_ok=True)
+    victim.write_text("not yours to overwrite\n")
+    return victim
+
+
+def _replaced_not_written_through(link: Path, victim: Path, magic: bytes) -> None:
+    """The link at ``link`` is now a regular file with the output; ``victim`` is as it was."""
+    assert victim.read_text() == "not yours to overwrite\n"
+    assert not link.is_symlink() and link.read_bytes().startswith(magic)
+
+
+def test_analyze_plot_and_plot_out_never_write_through_a_planted_link(cli, h5, tmp_path):
+    """`analyze --plot DIR` and `plot --out DIR` wrote through a link at a figure's name."""
+    victim = _victim(tmp_path)
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "signals.png").symlink_to(victim)  # absolute
+    (figures / "dfa.png").symlink_to(os.path.relpath(victim, figures))  # relative
+    (figures / "kuramoto.png").symlink_to(tmp_path / "nowhere" / "new.png")  # dangling
+    result = cli("analyze", h5, *FAST, "--plot", figures, "--format", "json", "--detail")
+    assert result.exit_code == 0, result.stderr
+    for name in ("signals.png", "dfa.png", "kuramoto.png"):
+        _replaced_not_written_through(figures / name, victim, b"\x89PNG")
+    assert not (tmp_path / "nowhere").exists()
+    assert not [p for p in figures.iterdir() if p.name.startswith(".")]  # no temporary left
+
+    saved = tmp_path / "run.json"
+    saved.write_text(result.stdout)
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "style.svg").symlink_to(victim)
+    result = cli("plot", saved, "--out", again, "--plot-format", "svg")
+    assert result.exit_code == 0, result.stderr
+    _replaced_not_written_through(again / "style.svg", victim, b"<?xml")
+
+
+def test_groups_json_never_writes_through_a_planted_link(cli, h5, tmp_path):
+    victim = _victim(tmp_path)
+    groups = tmp_path / "groups.json"
+    groups.symlink_to(victim)
+    result = cli("batch", h5, *FAST, "-j", "1", "--groups-json", groups)
+    assert result.exit_code == 0, result.stderr
+    _replaced_not_written_through(groups, victim, b"{")
+
+
+def test_an_output_hard_linked_elsewhere_is_replaced_not_rewritten(tmp_path):
+    """A hard link shares the bytes: writing into the file would change the other name too."""
+    from dynatrain.report.outputs import write_file
+
+    victim = _victim(tmp_path)
+    output = tmp_path / "out.json"
+    os.link(victim, output)
+    assert write_file(output, "{}\n") == str(output)
+    assert output.read_text() == "{}\n" and victim.read_text() == "not yours to overwrite\n"
+    assert sorted(os.listdir(tmp_path)) == ["out.json", "victim"]
+
+
+# -- file:// URLs name local inputs ----------------------------------------------------------------
+
+
+def test_file_urls_are_checked_as_the_paths_they_name(cli, store, tmp_path):
+    """A `file://` input skipped the never-write-into-an-input check."""
+    from dynatrain.report.outputs import local_path
+
+    url = store.resolve().as_uri()  # file:///.../runs/b.zarr
+    before = snapshot(store)
+    _refused(
+        cli("batch", url, *FAST, "--groups-json", store / "groups.json"),
+        "--groups-json would write inside the input archive",
+    )
+    _refused(cli("batch", url, *FAST, "-o", store / "report"), "-o would write inside")
+    _refused(cli("analyze", url, *FAST, "--plot", store), "--plot would write into the input")
+    assert snapshot(store) == before
+    assert local_path(url) == str(store.resolve())
+    assert local_path("simplecache::" + url) == str(store.resolve())
+    assert local_path("file://localhost/data/a%20b.zarr") == "/data/a b.zarr"
+    assert local_path("s3://bucket/run.zarr") is None
+    assert local_path("file://otherhost/data/run.zarr") is None

@@ -8,6 +8,7 @@ their style from :func:`new_figure` and :func:`plot_style` instead.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -18,6 +19,9 @@ matplotlib.use("Agg", force=False)  # no display needed; a no-op if a back end i
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+
+from dynatrain.report._format import printable
+from dynatrain.report.outputs import write_file
 
 __all__ = [
     "OKABE_ITO",
@@ -64,10 +68,12 @@ def plain_text(text: str) -> str:
     r"""``text`` for a matplotlib label or title, drawn as it is.
 
     Matplotlib reads text between two ``$`` as mathtext (``$\oops$`` fails the whole
-    figure); an escaped ``\$`` is drawn as a dollar sign. Run ids, layer, metric and
-    group names come from archives: every one goes through here before it is drawn.
+    figure); an escaped ``\$`` is drawn as a dollar sign. Control characters are
+    written as escapes (:func:`~dynatrain.report._format.printable`): one in an SVG is
+    not valid XML. Run ids, layer, metric and group names come from archives: every one
+    goes through here before it is drawn.
     """
-    return str(text).replace("$", r"\$")
+    return printable(text).replace("$", r"\$")
 
 
 def color_cycle(n: int) -> list[str]:
@@ -101,18 +107,25 @@ def new_figure(
 
 
 def save_figure(figure: Figure, directory: str | os.PathLike[str], name: str, fmt: str) -> str:
-    """Save ``figure`` as ``<directory>/<name>.<fmt>``, close it, return the path."""
+    """Save ``figure`` as ``<directory>/<name>.<fmt>``, close it, return the path.
+
+    The file is written as every output is (:func:`~dynatrain.report.outputs.write_file`):
+    whatever is at that name, a link included, is replaced, never written through.
+    """
     if fmt not in PLOT_FORMATS:
         raise ValueError(f"invalid plot format {fmt!r}: use one of {', '.join(PLOT_FORMATS)}")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(os.fspath(directory), f"{name}.{fmt}")
-    with plot_style():
-        # Fixed metadata: the same figure gives the same bytes (no creation date).
-        metadata = {
-            "png": {"Software": None},
-            "svg": {"Date": None},
-            "pdf": {"CreationDate": None},
-        }[fmt]
-        figure.savefig(path, format=fmt, metadata=metadata)
-    plt.close(figure)
-    return path
+    image = io.BytesIO()
+    try:
+        with plot_style():
+            # Fixed metadata: the same figure gives the same bytes (no creation date).
+            metadata = {
+                "png": {"Software": None},
+                "svg": {"Date": None},
+                "pdf": {"CreationDate": None},
+            }[fmt]
+            figure.savefig(image, format=fmt, metadata=metadata)
+    finally:
+        plt.close(figure)
+    return write_file(path, image.getvalue())

@@ -1,4 +1,4 @@
-"""Batch output: the runs and groups as tables (rich, Markdown, CSV) and the report folder.
+r"""Batch output: the runs and groups as tables (rich, Markdown, CSV) and the report folder.
 
 The report folder (``dynatrain batch ... -o DIR``)::
 
@@ -12,12 +12,16 @@ The report folder (``dynatrain batch ... -o DIR``)::
 
 Every file is created inside ``DIR``: names come from run ids with anything but
 letters, digits, ``.``, ``_`` and ``-`` replaced, no leading dot, and the final path is
-checked to lie in ``DIR`` before it is opened (without following a link). A folder
-whose report files would touch an input archive, or whose ``runs`` links out of it,
-is refused before any run is analysed (:func:`check_report_dir`).
+checked to lie in ``DIR`` before it is written, as every output is, through a
+temporary file renamed over the name (a link there is replaced, never written
+through: :func:`dynatrain.report.outputs.write_file`). A folder whose report files
+would touch an input archive, or whose ``runs`` links out of it, is refused before any
+run is analysed (:func:`check_report_dir`).
 
 In the rich tables every text from the data (run ids, metadata, group labels, error
-messages) is a :class:`rich.text.Text`, never markup: a run id ``[/oops]`` is shown.
+messages) is a :class:`rich.text.Text`, never markup: a run id ``[/oops]`` is shown;
+its control characters are shown as escapes (``\x1b``), in the tables, the Markdown
+and the HTML page alike.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from rich.text import Text
 
 from dynatrain.batch import GroupSummary
 from dynatrain.errors import InputError
+from dynatrain.report._format import printable
 from dynatrain.report.export import scalar_row, to_csv, to_json, to_markdown
-from dynatrain.report.outputs import check_output_dir, is_inside, writing
+from dynatrain.report.outputs import check_output_dir, is_inside, write_file, writing
 
 __all__ = [
     "batch_markdown",
@@ -65,12 +70,15 @@ _MAX_STEM = 100
 
 
 def _text(value: Any, digits: int = 4) -> str:
-    """A cell for people: ``digits`` significant digits, ``-`` for null or NaN."""
+    """A cell for people: ``digits`` significant digits, ``-`` for null or NaN.
+
+    Text is shown with its control characters escaped (:func:`printable`).
+    """
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     if isinstance(value, float):
         return f"{value:.{digits}g}"
-    return str(value)
+    return printable(value)
 
 
 def _interval(interval: Sequence[float | None] | None) -> str:
@@ -200,7 +208,7 @@ def _rich_table(title: str, rows: Sequence[Mapping[str, Any]], note: str | None 
     table = Table(
         caption=note,
         caption_justify="left",
-        title=Text(title),
+        title=Text(printable(title)),
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
@@ -213,7 +221,7 @@ def _rich_table(title: str, rows: Sequence[Mapping[str, Any]], note: str | None 
         # The first column names the row (a run, a measure): other columns wrap before it.
         name_width = max(len(_text(row[column])) for row in rows) if position == 0 else None
         justify = "right" if numeric else "left"
-        table.add_column(Text(str(column)), justify=justify, min_width=name_width)
+        table.add_column(Text(printable(column)), justify=justify, min_width=name_width)
     for row in rows:
         table.add_row(*(_cell(row[column]) for column in columns))
     return table
@@ -228,7 +236,7 @@ def render_batch(records: Records, summary: GroupSummary, console: Console) -> N
     for record in records:
         if "error" in record:
             message = Text.assemble(
-                ("failed", "red"), " ", str(record["run"]), ": ", str(record["error"])
+                ("failed", "red"), " ", printable(record["run"]), ": ", printable(record["error"])
             )
             console.print(message, soft_wrap=True)
     by = ", ".join(summary.keys) or "none: all runs together"
@@ -241,7 +249,7 @@ def render_batch(records: Records, summary: GroupSummary, console: Console) -> N
 
 def batch_markdown(records: Records, summary: GroupSummary) -> str:
     """The runs, groups and comparisons as Markdown sections."""
-    by = ", ".join(summary.keys) or "none: all runs together"
+    by = printable(", ".join(summary.keys)) or "none: all runs together"
     parts = [
         f"## Runs ({len(records)})\n\n" + to_markdown(run_table_rows(records, summary)),
         f"## Groups (by {by})\n\n" + to_markdown(group_table_rows(summary)) + f"\n{_GROUPS_NOTE}\n",
@@ -359,12 +367,7 @@ def _write_inside(directory: str, relative: str, content: str | bytes) -> str:
     os.makedirs(folder, exist_ok=True)
     if not is_inside(os.path.realpath(folder), root):  # a linked subfolder
         raise InputError(f"{relative}: refusing to write outside the report folder {directory}")
-    if os.path.lexists(path):
-        os.unlink(path)  # replaced, never written through (it may be a link)
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(descriptor, "wb") as stream:
-        stream.write(data)
+    write_file(path, content)  # replaced, never written through (it may be a link)
     return os.path.join(directory, relative)
 
 
@@ -399,7 +402,7 @@ def write_report(
         If the folder is refused (:func:`check_report_dir`, with the records' runs as
         the inputs) or a file cannot be written (the message names it).
     """
-    from dynatrain.report.batch_plots import BATCH_FIGURES, plot_batch
+    from dynatrain.report.batch_plots import plot_batch
 
     directory = os.fspath(directory)
     check_report_dir(directory, force=force, inputs=(str(record["run"]) for record in records))
@@ -415,10 +418,7 @@ def write_report(
             relative = f"{RUNS_FOLDER}/{stem}.json"
             written.append(_write_inside(directory, relative, to_json(record) + "\n"))
         figures = []
-        if summary.groups:
-            for name in BATCH_FIGURES:  # replaced, never written through (it may be a link)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(directory, f"{name}.png"))
+        if summary.groups:  # each figure replaces what is at its name (save_figure)
             figures = plot_batch(records, summary, directory, fmt="png")
         written += figures
         page = report_html(records, summary, settings, version=version, figures=figures)
@@ -436,8 +436,8 @@ def write_groups_json(path: str | os.PathLike[str], summary: GroupSummary) -> No
     InputError
         If the file cannot be written (the message names it).
     """
-    with writing(path), open(path, "w", encoding="utf-8") as stream:
-        stream.write(to_json(summary.to_dict()) + "\n")
+    with writing(path):
+        write_file(path, to_json(summary.to_dict()) + "\n")
 
 
 # -- report.html -----------------------------------------------------------------------------------
@@ -458,7 +458,7 @@ def _html_table(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "<p class='note'>none</p>"
     columns = list(rows[0])
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    head = "".join(f"<th>{html.escape(printable(c))}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_text(row[c]))}</td>" for c in columns) + "</tr>"
         for row in rows
@@ -487,7 +487,7 @@ def report_html(
     data URIs, so the page opens in a browser without a server or the other files.
     """
     failed = [record for record in records if "error" in record]
-    by = ", ".join(summary.keys) or "none (all runs together)"
+    by = printable(", ".join(summary.keys)) or "none (all runs together)"
     sections = [
         "<h1>dynatrain batch report</h1>",
         f"<p>{len(records)} runs, {len(failed)} failed; grouped by {html.escape(by)};"
@@ -507,12 +507,13 @@ def report_html(
     sections += ["<h2>Runs</h2>", _html_table(run_table_rows(records, summary))]
     if failed:
         items = "".join(
-            f"<li><code>{html.escape(str(r['run']))}</code>: {html.escape(r['error'])}</li>"
+            f"<li><code>{html.escape(printable(r['run']))}</code>:"
+            f" {html.escape(printable(r['error']))}</li>"
             for r in failed
         )
         sections += ["<h2 class='error'>Failed runs</h2>", f"<ul class='error'>{items}</ul>"]
     if summary.warnings:
-        items = "".join(f"<li>{html.escape(w)}</li>" for w in summary.warnings)
+        items = "".join(f"<li>{html.escape(printable(w))}</li>" for w in summary.warnings)
         sections += ["<h2>Warnings</h2>", f"<ul>{items}</ul>"]
     setting_rows = [{"setting": key, "value": value} for key, value in settings.items()]
     sections += [

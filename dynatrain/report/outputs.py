@@ -7,22 +7,41 @@ one (a Zarr store is a directory) or, for a folder, when one of the files the co
 writes there is, or holds, an input. Paths are compared after resolving links, and
 files also by identity, so neither a symbolic nor a hard link gets around the check.
 
+A ``file://`` URL among the inputs is the local path it names, and is checked as one.
+
 An output that cannot be written (a parent that is a file, a folder without write
 permission) is refused at the same time, so a batch does not analyse every run only
 to fail at the end. :func:`writing` then turns an ``OSError`` of the actual write into
 the same kind of one-line error, naming the path.
+
+Every file is written by :func:`write_file`: into a new temporary file in the same
+folder, then renamed over the name. Whatever was at the name is replaced, never
+written through: a symbolic link planted at ``figures/signals.png`` is replaced by the
+figure, and the file it pointed to is left as it was (so is a file hard-linked to the
+old output). A reader never sees a half-written file either.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 
 from dynatrain.archive.format import is_url
 from dynatrain.errors import InputError
 
-__all__ = ["check_output_dir", "check_output_file", "check_plot_dir", "is_inside", "writing"]
+__all__ = [
+    "check_output_dir",
+    "check_output_file",
+    "check_plot_dir",
+    "is_inside",
+    "local_path",
+    "write_file",
+    "writing",
+]
 
 _NEVER = "dynatrain never writes into what it reads"
 
@@ -138,12 +157,75 @@ def writing(path: str | os.PathLike[str]) -> Iterator[None]:
         raise InputError(f"{where}: cannot write: {exc.strerror or exc}") from exc
 
 
+#: Flags of the temporary file :func:`write_file` creates: a new file, never a link.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_NEW_FILE |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def write_file(path: str | os.PathLike[str], content: str | bytes) -> str:
+    """Write ``content`` (text as UTF-8) to ``path`` without ever writing through a link.
+
+    The bytes go to a new file in the same folder (created exclusively, not following
+    links), which is then renamed over ``path``: whatever was there, a symbolic link
+    or a file with other hard links included, is replaced, and what it pointed to is
+    left alone. The folder must exist. Wrap the call in :func:`writing` for a
+    one-line error.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    path = os.fspath(path)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    folder, name = os.path.split(path)
+    for _ in range(100):  # a name taken by chance is drawn again
+        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            descriptor = os.open(temporary, _NEW_FILE, 0o666)  # the umask applies
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 collisions of 32 random bits
+        raise FileExistsError(f"no free temporary name next to {path}")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path
+
+
 # -- helpers ---------------------------------------------------------------------------------------
 
 
+def local_path(spec: str) -> str | None:
+    """The local path an input names: itself, or what a ``file://`` URL names.
+
+    ``file:///data/run.zarr`` and ``file://localhost/data/run.zarr`` give
+    ``/data/run.zarr`` (percent-escapes decoded), as does an fsspec chain ending in
+    one (``simplecache::file:///data/run.zarr``); ``None`` for any other URL (read
+    where the work runs, not here).
+    """
+    spec = os.fspath(spec)
+    if not is_url(spec):
+        return spec
+    last = spec.rsplit("::", 1)[-1]  # fsspec chains: the last URL is the storage
+    parsed = urllib.parse.urlsplit(last)
+    if parsed.scheme.lower() not in ("file", "local"):
+        return None
+    if parsed.netloc not in ("", "localhost"):
+        return None  # another host's file
+    return urllib.request.url2pathname(parsed.path) or None
+
+
 def _local(inputs: Iterable[str]) -> list[str]:
-    """The inputs that are local paths (a URL is read where the work runs, not here)."""
-    return [os.fspath(path) for path in inputs if not is_url(path)]
+    """The inputs that are local paths, ``file://`` URLs as the paths they name."""
+    paths = (local_path(path) for path in inputs)
+    return [path for path in paths if path is not None]
 
 
 def is_inside(path: str, folder: str) -> bool:

@@ -49,6 +49,7 @@ from dynatrain.report._mpl import (
     plot_style,
     save_figure,
 )
+from dynatrain.report.plot_input import check_plot_input
 
 __all__ = [
     "FIGURES",
@@ -585,21 +586,18 @@ def plot_analysis(
     Raises
     ------
     InputError
-        If ``result`` has no ``detail`` or is not an analysis result.
+        If ``result`` has no ``detail``, is not an analysis result, or a field the
+        figures draw is missing or malformed (:func:`check_plot_input`).
     ValueError
         If ``fmt`` is not a known format.
     """
     if fmt not in PLOT_FORMATS:
         raise ValueError(f"invalid plot format {fmt!r}: use one of {', '.join(PLOT_FORMATS)}")
-    if not isinstance(result, Mapping) or "timeseries" not in result:
-        raise InputError("not a dynatrain analysis result (no 'timeseries')")
-    if result.get("detail") is None:
-        raise InputError(
-            "the analysis result has no 'detail', which the plots need: write it with"
-            " `dynatrain analyze RUN --format json --detail`"
-        )
+    check_plot_input(result)  # a damaged JSON file: one line naming the bad field
     paths = []
-    with plot_style():
+    # Absurd but finite values (alpha = 1e300) overflow on the way to the axes: drawn
+    # as they come out, not warned about on stderr.
+    with plot_style(), np.errstate(over="ignore", under="ignore", invalid="ignore"):
         for name, make in FIGURES.items():
             try:
                 figure = make(result)

@@ -6,7 +6,9 @@ it computes nothing (tests record the console and compare the text).
 Rich reads a plain ``str`` as markup (``[bold]``, ``:smile:``), so every string that
 comes from the data (paths, run ids, layer, metric and metadata names and values,
 problems) is passed as :class:`rich.text.Text`, which is printed as it is: a layer named
-``[/oops]`` is shown, not parsed (and cannot fail the rendering).
+``[/oops]`` is shown, not parsed (and cannot fail the rendering). Rich passes most
+control characters through (an ESC in a run id would reach the terminal), so the same
+strings first go through :func:`~dynatrain.report._format.printable` (:func:`data_text`).
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dynatrain.report._format import p_value_text
+from dynatrain.report._format import p_value_text, printable
 
 __all__ = [
     "analysis_markdown",
+    "data_text",
     "format_bytes",
     "measure_rows",
     "render_analysis",
     "render_inspect",
     "render_validation",
 ]
+
+
+def data_text(value: Any, style: str = "") -> Text:
+    """A string from the data as rich text: shown as it is, control characters escaped."""
+    return Text(printable(value), style=style)
 
 
 def format_bytes(n_bytes: int | None) -> str:
@@ -48,7 +56,7 @@ def _key_values(pairs: Mapping[str, Any]) -> Table:
     grid.add_column(style="bold")
     grid.add_column()
     for key, value in pairs.items():
-        grid.add_row(Text(str(key)), Text(str(value)))
+        grid.add_row(data_text(key), data_text(value))
     return grid
 
 
@@ -72,10 +80,10 @@ def render_inspect(summary: Mapping[str, Any], console: Console) -> None:
         shape = " x ".join(map(str, layer["shape"])) if layer["shape"] else "scalar"
         layers.add_row(
             str(i),
-            Text(str(layer["name"])),
-            Text(" + ".join(layer["kinds"])),
-            Text(shape),
-            Text(str(layer["dtype"])),
+            data_text(layer["name"]),
+            data_text(" + ".join(layer["kinds"])),
+            data_text(shape),
+            data_text(layer["dtype"]),
         )
     parts: list[Any] = [_key_values(facts)]
     if summary["metadata"]:
@@ -84,13 +92,13 @@ def render_inspect(summary: Mapping[str, Any], console: Console) -> None:
             Text("Metadata", style="bold underline"),
             _key_values(summary["metadata"]),
         ]
-    console.print(Panel(Group(*parts), title=Text(str(summary["path"])), title_align="left"))
+    console.print(Panel(Group(*parts), title=data_text(summary["path"]), title_align="left"))
     console.print(layers)
 
 
 def render_validation(report: Any, console: Console) -> None:
     """Print one line per problem and note of a :class:`ValidationReport`."""
-    path = str(report.path)
+    path = printable(report.path)
     if report.valid:
         size = ""
         if report.n_checkpoints is not None:
@@ -98,10 +106,12 @@ def render_validation(report: Any, console: Console) -> None:
         console.print(Text.assemble(("ok", "green"), " ", path, size), soft_wrap=True)
     for problem in report.problems:
         console.print(
-            Text.assemble(("invalid", "red"), " ", path, ": ", str(problem)), soft_wrap=True
+            Text.assemble(("invalid", "red"), " ", path, ": ", printable(problem)), soft_wrap=True
         )
     for note in report.notes:
-        console.print(Text.assemble(("note", "yellow"), " ", path, ": ", str(note)), soft_wrap=True)
+        console.print(
+            Text.assemble(("note", "yellow"), " ", path, ": ", printable(note)), soft_wrap=True
+        )
 
 
 # -- analyze --------------------------------------------------------------------------------------
@@ -209,7 +219,9 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     legend = Text(style="dim")
     for name, value, uncertainty, meaning in measure_rows(result):
         # The uncertainty of the plateau is the metric's name, from the archive.
-        measures.add_row(name, value, Text(uncertainty), *([meaning] if wide else []))
+        measures.add_row(
+            name, data_text(value), data_text(uncertainty), *([meaning] if wide else [])
+        )
         if not wide and not name.startswith(" "):
             legend.append(f"{name}: {meaning}\n")
 
@@ -220,17 +232,17 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     layers.add_column("signal std", justify="right")
     for layer in result["layers"]:
         layers.add_row(
-            Text(str(layer["name"])),
+            data_text(layer["name"]),
             _num(layer["alpha"]),
             f"{layer['mean']:.4g}",
             f"{layer['std']:.4g}",
         )
     for excluded in result["excluded_layers"]:
         layers.add_row(
-            Text(str(excluded["name"]), style="dim"),
+            data_text(excluded["name"], style="dim"),
             "-",
             "-",
-            Text(f"excluded: {excluded['reason']}", style="dim"),
+            data_text(f"excluded: {excluded['reason']}", style="dim"),
         )
 
     footer = Text(
@@ -241,7 +253,7 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
         style="dim",
     )
     parts = [_key_values(about), Text(""), measures, Text(""), *([] if wide else [legend]), footer]
-    console.print(Panel(Group(*parts), title=Text(str(result["run"])), title_align="left"))
+    console.print(Panel(Group(*parts), title=data_text(result["run"]), title_align="left"))
     console.print(layers)
 
 
@@ -262,5 +274,5 @@ def analysis_markdown(result: Mapping[str, Any]) -> str:
         }
         for layer in result["layers"]
     ]
-    head = f"### {result['run_id'] or result['run']}\n\n"
+    head = f"### {printable(result['run_id'] or result['run'])}\n\n"
     return head + to_markdown(rows, columns) + "\n" + to_markdown(layers)

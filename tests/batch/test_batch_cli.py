@@ -267,8 +267,17 @@ def test_list_valued_metadata_groups(cli, plain_archive, tmp_path):
     ]
     groups = tmp_path / "groups.json"
     result = cli(
-        "batch", *paths, *FAST, "-j", "1", "--group-by", "widths", "--format", "csv",
-        "--groups-json", groups,
+        "batch",
+        *paths,
+        *FAST,
+        "-j",
+        "1",
+        "--group-by",
+        "widths",
+        "--format",
+        "csv",
+        "--groups-json",
+        groups,
     )
     assert result.exit_code == 0, result.stderr
     assert [row["group"] for row in csv.DictReader(io.StringIO(result.stdout))] == [
@@ -408,4 +417,3 @@ def test_the_command_draws_a_progress_bar_only_on_a_terminal(group_runs):
     process = _batch_process(group_runs[:2], stderr=subprocess.PIPE)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0 and err == b"" and len(out.decode().splitlines()) == 2
-

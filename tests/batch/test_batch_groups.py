@@ -133,9 +133,9 @@ def test_unhashable_metadata_values_group_by_their_json():
     assert labels == [
         "1 / adam",
         "True / adam",
-        "[128] / {\"lr\": 0.1, \"name\": \"sgd\"}",
+        '[128] / {"lr": 0.1, "name": "sgd"}',
         "[64, 32] / adam",
-        "[64, 32] / {\"lr\": 0.1, \"name\": \"sgd\"}",
+        '[64, 32] / {"lr": 0.1, "name": "sgd"}',
         "nan / adam",
     ]
     assert [group.runs for group in summary.groups][4] == ("r0", "r1")
