@@ -11,7 +11,11 @@ from typing import Final
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "CI_LEVEL",
+    "CONVERGENCE_NULL_STOP",
+    "CONVERGENCE_RULE",
+    "CONVERGENCE_RULES",
     "DFA_ORDER",
+    "MAX_WINDOWS",
     "METRIC_CANDIDATES",
     "MIN_N_SCALES",
     "MIN_SCALE",
@@ -21,6 +25,7 @@ __all__ = [
     "REDUCE",
     "REDUCTIONS",
     "SEED",
+    "SIGNIFICANCE_LEVEL",
     "STYLE_THRESHOLD",
     "SURROGATES",
     "TRANSFORM",
@@ -32,6 +37,7 @@ __all__ = [
     "WINDOW_MIN",
     "default_max_scale",
     "default_window",
+    "default_window_step",
 ]
 
 # --- signals -------------------------------------------------------------------------------
@@ -52,9 +58,24 @@ MIN_N_SCALES: Final = 3
 # --- windows, stability index, convergence -------------------------------------------------
 WINDOW_MIN: Final = 16
 WINDOW_FRACTION: Final = 4  # window = max(WINDOW_MIN, T // WINDOW_FRACTION)
+#: Most windows the default ``window_step`` leaves: up to this many stride-1 windows the step
+#: is 1 (runs of up to 340 analysed points, 341 checkpoints with ``--transform change``, are
+#: windowed exactly as with stride 1, which covers every per-epoch run of a few hundred
+#: epochs); beyond, the step grows so that the windowed measures cost at most 256 windows x
+#: layers x window = O(layers x T), and the converged epoch keeps a resolution of about 0.3%
+#: of the run (a step of 3 T / 1024 points at the default window of T / 4).
+MAX_WINDOWS: Final = 256
 VOL_WINDOW: Final = 5
 VOL_THRESHOLD: Final = 0.25
 VOL_PATIENCE: Final = 3
+#: Convergence rules (``--convergence-rule``): "causal" decides each window from the windows
+#: before it (what a live watcher sees); "whole-run" starts from the largest volatility of the
+#: finished run (version 0.1).
+CONVERGENCE_RULES: Final = ("causal", "whole-run")
+CONVERGENCE_RULE: Final = "causal"
+#: Sequential Monte-Carlo p-value of the convergence (Besag & Clifford 1991): drawing
+#: surrogate runs stops once this many have converged at or before the run itself.
+CONVERGENCE_NULL_STOP: Final = 10
 #: Accuracy metrics looked for, in this order, when ``--metric`` is not given.
 METRIC_CANDIDATES: Final = ("val_accuracy", "val_acc", "accuracy", "train_accuracy")
 PLATEAU_SMOOTHING: Final = 3  # points in the moving average of the accuracy
@@ -66,6 +87,8 @@ SURROGATES: Final = 199
 BOOTSTRAP_RESAMPLES: Final = 2000
 CI_LEVEL: Final = 0.95
 SEED: Final = 0
+#: Level below which a report words a result as distinguishable from its surrogates.
+SIGNIFICANCE_LEVEL: Final = 0.05
 
 
 def default_max_scale(n_points: int) -> int:
@@ -88,3 +111,29 @@ def default_window(n_points: int) -> int:
         Length of the analysed series (checkpoints after the transform).
     """
     return max(WINDOW_MIN, n_points // WINDOW_FRACTION)
+
+
+def default_window_step(n_points: int, window: int) -> int:
+    """Checkpoints between window starts: 1 up to ``MAX_WINDOWS`` windows, larger beyond.
+
+    Parameters
+    ----------
+    n_points : int
+        Length of the analysed series (checkpoints after the transform); for a live
+        monitor, the length the run is expected to reach.
+    window : int
+        Window length, in points.
+
+    Returns
+    -------
+    int
+        ``ceil((n_points - window + 1) / MAX_WINDOWS)``, at least 1: the smallest step
+        that leaves at most ``MAX_WINDOWS`` windows.
+
+    Examples
+    --------
+    >>> default_window_step(100, 25), default_window_step(10_000, 2500)
+    (1, 30)
+    """
+    stride_one_windows = max(1, n_points - window + 1)
+    return max(1, -(-stride_one_windows // MAX_WINDOWS))

@@ -42,7 +42,10 @@ def archives(tmp_path_factory):
 def test_contract_keys_and_no_nan(archives):
     data = analyze(archives["training.h5"]).to_dict()
     assert CONTRACT_KEYS <= set(data)
-    assert set(data["convergence"]) == {"epoch", "accuracy_plateau_epoch", "lead_epochs", "metric"}
+    assert set(data["convergence"]) == {
+        "epoch", "decided_epoch", "p", "relapse", "surrogates_drawn",
+        "accuracy_plateau_epoch", "lead_epochs", "metric",
+    }
     assert set(data["timeseries"]) == {
         "epoch", "kuramoto_r", "window_end_epoch", "integration", "metastability",
         "stability_index", "volatility",
@@ -53,7 +56,8 @@ def test_contract_keys_and_no_nan(archives):
     assert parsed["timeseries"]["volatility"][0] is None  # first vol_window - 1 are undefined
     assert len(parsed["timeseries"]["epoch"]) == parsed["checkpoints"] - 1  # change transform
     n_windows = len(parsed["timeseries"]["window_end_epoch"])
-    assert n_windows == len(parsed["timeseries"]["epoch"]) - parsed["settings"]["window"] + 1
+    n_points, settings = len(parsed["timeseries"]["epoch"]), parsed["settings"]
+    assert n_windows == (n_points - settings["window"]) // settings["window_step"] + 1
 
 
 def test_integration_reads_the_planted_hurst_exponent(archives):
