@@ -385,7 +385,13 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         metastability_p = float(m.surrogate_p_value(metastability, null_sync.metastability))
         lo, hi = m.bootstrap_ci(fit.alpha, n_resamples=settings.bootstrap_resamples, rng=rng_boot)
         integration_ci95 = (float(lo), float(hi))
-    null = convergence_significance(all_series, windows, settings)
+    decided = windows.convergence.decided_window
+    known = all_series
+    if decided is not None and settings.convergence_rule == "causal":
+        known = all_series[:, : int(windows.starts[decided]) + window]
+    null = convergence_significance(
+        known, window=window, step=step, decided_window=decided, settings=settings
+    )
 
     resolved = {
         "reduce": signals.reduce,
@@ -535,16 +541,19 @@ def _convergence_surrogates(settings: Settings) -> int:
 
 
 def convergence_significance(
-    series: np.ndarray, windows: Windows, settings: Settings
+    known: np.ndarray, *, window: int, step: int, decided_window: int | None, settings: Settings
 ) -> m.ConvergenceNull | None:
     """The convergence p-value, from the data the decision was taken on.
 
     Parameters
     ----------
-    series : ndarray, shape (n_layers, n_points)
-        Every analysed layer signal (as the windows saw them).
-    windows : Windows
-        The run's windows and convergence.
+    known : ndarray, shape (n_layers, n_points)
+        Every analysed layer signal, as the windows saw them: with the causal rule the
+        points up to the end of the decided window, with the whole-run rule all of them.
+    window, step : int
+        The run's windows.
+    decided_window : int or None
+        Where the run's convergence was decided (None: it did not converge).
     settings : Settings
 
     Returns
@@ -554,22 +563,18 @@ def convergence_significance(
 
     Notes
     -----
-    With the causal rule the surrogates are drawn from the points up to the end of the
-    decided window only, so the p-value is fixed when the decision is taken: a live
-    monitor that decides at that checkpoint computes the same p-value with this same
-    function.  With the whole-run rule they are drawn from the whole run.
+    With the causal rule the p-value is fixed when the decision is taken: a live
+    monitor that decides at that checkpoint calls this function on the same points and
+    gets the same p-value.
     """
-    decided = windows.convergence.decided_window
     n_surrogates = _convergence_surrogates(settings)
-    if decided is None or n_surrogates == 0:
+    if decided_window is None or n_surrogates == 0:
         return None
-    end = int(windows.starts[decided]) + windows.window
-    known = series if settings.convergence_rule == "whole-run" else series[:, :end]
     return m.convergence_null(
         known,
-        window=windows.window,
-        step=windows.step,
-        decided_window=decided,
+        window=window,
+        step=step,
+        decided_window=decided_window,
         n_surrogates=n_surrogates,
         rng=convergence_generator(settings.seed),
         rule=settings.convergence_rule,

@@ -37,7 +37,7 @@ import numpy as np
 from dynatrain.measures._checks import check_int
 from dynatrain.measures.kuramoto import _order_parameter
 
-__all__ = ["window_count", "window_starts"]
+__all__ = ["kernel_origin", "window_count", "window_measures", "window_starts"]
 
 #: Segment starts per rebased block, in segments: a block spans (this + 1) * s - 1 points.
 _BLOCK_SEGMENTS = 2
@@ -147,13 +147,18 @@ def _sequential_sum(values: np.ndarray) -> np.ndarray:
     return np.cumsum(values, axis=0)[-1]
 
 
-def _segment_rss(rows: np.ndarray, scale: int, order: int, first: int, stop: int) -> np.ndarray:
+def _segment_rss(
+    rows: np.ndarray, scale: int, order: int, first: int, stop: int, origin: int = 0
+) -> np.ndarray:
     """RSS of the profile segments ``[p, p + scale)`` of every row, for p in [first, stop).
 
     Parameters
     ----------
     rows : ndarray, shape (n_points, n_rows)
-        Analysed series (float64), time first; ``stop + scale - 1 <= n_points``.
+        Analysed series (float64), time first, starting at point `origin` of the run
+        (at most the start of the block of `first`, see :func:`kernel_origin`);
+        ``stop + scale - 1 <= origin + n_points``.  Positions are points of the run:
+        blocks start at multiples of ``2 * scale`` of the run, whatever `origin`.
 
     Returns
     -------
@@ -176,7 +181,8 @@ def _segment_rss(rows: np.ndarray, scale: int, order: int, first: int, stop: int
     offsets = np.arange(span)
     # Points past the end are never part of a requested segment; clipping keeps them finite.
     index = np.minimum(
-        offsets[:, np.newaxis] + np.arange(first_block, end_block) * block, n_points - 1
+        offsets[:, np.newaxis] + (np.arange(first_block, end_block) * block - origin),
+        n_points - 1,
     )
     profile = rows[index]  # (span, n_blocks, n_rows): a copy of the changes x
     # Remove the chord slope of the block's first segment (its mean change), then sum:
@@ -227,7 +233,7 @@ def _segment_rss(rows: np.ndarray, scale: int, order: int, first: int, stop: int
 
 
 def _windowed_alpha(
-    rows: np.ndarray, starts: np.ndarray, window: int, scales: np.ndarray, order: int
+    rows: np.ndarray, starts: np.ndarray, window: int, scales: np.ndarray, order: int, origin: int
 ) -> np.ndarray:
     """DFA exponent of every row in every window.
 
@@ -246,7 +252,7 @@ def _windowed_alpha(
     for i, scale in enumerate(scales):
         scale = int(scale)
         n_segments = window // scale
-        rss = _segment_rss(rows, scale, order, first, int(starts[-1]) + window - scale + 1)
+        rss = _segment_rss(rows, scale, order, first, int(starts[-1]) + window - scale + 1, origin)
         segment_starts = list(scale * np.arange(n_segments))
         if n_segments * scale != window:  # segments from the end too
             segment_starts += list(window - scale * np.arange(1, n_segments + 1))
@@ -275,7 +281,7 @@ def _layer_mean(alpha: np.ndarray) -> np.ndarray:
 
 
 def _windowed_integration(
-    x: np.ndarray, starts: np.ndarray, window: int, scales: np.ndarray, order: int
+    x: np.ndarray, starts: np.ndarray, window: int, scales: np.ndarray, order: int, origin: int
 ) -> np.ndarray:
     """Mean over layers of the windowed DFA exponent: x (batch, L, n) -> (batch, n_windows)."""
     batch, n_layers, n_points = x.shape
@@ -285,7 +291,9 @@ def _windowed_integration(
     for lo in range(0, len(rows), per_chunk):
         # Time first: the kernel's prefix sums run along axis 0.
         chunk = np.ascontiguousarray(rows[lo : lo + per_chunk].T)
-        alpha[:, lo : lo + per_chunk] = _windowed_alpha(chunk, starts, window, scales, order)
+        alpha[:, lo : lo + per_chunk] = _windowed_alpha(
+            chunk, starts, window, scales, order, origin
+        )
     by_layer = alpha.reshape(len(starts), batch, n_layers).transpose(2, 1, 0)
     return _layer_mean(by_layer)
 
@@ -307,36 +315,61 @@ def _windowed_metastability(x: np.ndarray, starts: np.ndarray, window: int) -> n
     return metastability
 
 
+def kernel_origin(first_start: int, scales: np.ndarray) -> int:
+    """First point :func:`window_measures` reads for windows from `first_start` on.
+
+    The DFA works in blocks of ``2 * s`` points that start at multiples of ``2 * s`` of
+    the run, so it reads back to the start of the block of `first_start` at each scale:
+    at most ``2 * max(scales) <= window`` points before it.
+    """
+    return min(
+        (first_start // (_BLOCK_SEGMENTS * int(s))) * _BLOCK_SEGMENTS * int(s) for s in scales
+    )
+
+
 def window_measures(
-    x: np.ndarray, starts: np.ndarray, window: int, scales: np.ndarray, order: int
+    x: np.ndarray,
+    starts: np.ndarray,
+    window: int,
+    scales: np.ndarray,
+    order: int,
+    *,
+    origin: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integration and metastability of the windows starting at `starts` (unchecked).
 
     Parameters
     ----------
     x : ndarray, shape (..., n_layers, n_points)
-        Finite float64 layer signals; only the points the windows cover are read.
+        Finite float64 layer signals from point `origin` of the run on; only the points
+        the windows cover, and the DFA blocks they start in, are read.
     starts : ndarray of int64, shape (n_windows,)
-        Increasing window starts, each at most ``n_points - window``.
+        Increasing window starts, as points of the run, at least
+        ``kernel_origin(starts[0], scales)`` and each at most
+        ``origin + n_points - window``.
     window : int
         Window length, in points.
     scales : ndarray of int64
         DFA scales (each at most ``window // 2``).
     order : int
         DFA detrending order.
+    origin : int, optional
+        The point of the run at which `x` starts (a live monitor passes only the tail
+        of its history: :func:`kernel_origin` of its newest window).
 
     Returns
     -------
     (integration, metastability) : ndarray, shape (..., n_windows)
-        The same bits whichever windows are computed together (see the module notes).
+        The same bits whichever windows are computed together and whatever `origin`
+        (see the module notes).
     """
     lead_shape = x.shape[:-2]
     x3 = x.reshape(-1, *x.shape[-2:])
     if len(starts) == 0:
         empty = np.empty((*lead_shape, 0))
         return empty, empty.copy()
-    integration = _windowed_integration(x3, starts, window, scales, order)
-    metastability = _windowed_metastability(x3, starts, window)
+    integration = _windowed_integration(x3, starts, window, scales, order, origin)
+    metastability = _windowed_metastability(x3, starts - origin, window)
     n_windows = len(starts)
     return integration.reshape(*lead_shape, n_windows), metastability.reshape(
         *lead_shape, n_windows
