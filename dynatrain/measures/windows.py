@@ -41,11 +41,16 @@ __all__ = ["kernel_origin", "window_count", "window_measures", "window_starts"]
 
 #: Segment starts per rebased block, in segments: a block spans (this + 1) * s - 1 points.
 _BLOCK_SEGMENTS = 2
-#: A segment's RSS at or below this fraction of the sum of squares it was computed from is
-#: rounding noise (the layer is, to rounding, a polynomial of degree < order there, e.g.
-#: constant) and counts as 0; a window whose RSS are all 0 at some scale gets no exponent
-#: for that layer.  Above it an RSS keeps at least about 3 significant digits.
-_RESOLVABLE = 1e-12
+#: The sums give a segment's RSS to about 1e-14 of the sum of squares they add (the
+#: rebased profile's): an RSS below this fraction of it keeps fewer than ~8 digits, and
+#: is computed again, explicitly, from the segment alone (rare: a jump or a kink much
+#: larger than the fluctuations, or a strong smooth trend with orders above 1).
+_ILL_CONDITIONED = 1e-6
+#: An explicit residual at or below this fraction of the segment's sum of squares is
+#: rounding noise (a segment on which the layer is, to rounding, a polynomial of degree
+#: < order): it counts as 0.  A window whose RSS are all 0 at some scale gets no exponent
+#: for that layer (e.g. a layer constant in the window).
+_ROUNDING_FLOOR = 1e-24
 #: float64 elements per working array (~2 MiB): bounds the kernel's memory.
 _CHUNK_ELEMENTS = 1 << 18
 #: Complex elements per batch of windows in the phase computation (~16 MiB).
@@ -164,8 +169,8 @@ def _segment_rss(
     -------
     ndarray, shape (stop - first, n_rows)
         The residual sum of squares after removing the least-squares polynomial of
-        `order`; 0 where it is at the rounding level of the sums it comes from (see
-        ``_RESOLVABLE``).
+        `order`; exactly 0 where the layer's changes are constant on the segment, and
+        recomputed explicitly where the sums cannot resolve it (``_ILL_CONDITIONED``).
 
     Notes
     -----
@@ -225,11 +230,74 @@ def _segment_rss(
         for j in range(1, i + 1):
             projected += g[i, j] * centred[j]
         rss -= projected * projected
-    # A residual at the rounding level of the sums it came from is no residual.
-    rss[rss <= _RESOLVABLE * squares] = 0.0
     # (point in block, block, row) -> (position, row), positions in order.
     start = first - first_block * block
-    return rss.transpose(1, 0, 2).reshape(-1, rows.shape[1])[start : start + stop - first]
+    n_rows = rows.shape[1]
+    rss = rss.transpose(1, 0, 2).reshape(-1, n_rows)[start : start + stop - first]
+    squares = squares.transpose(1, 0, 2).reshape(-1, n_rows)[start : start + stop - first]
+    # The layer is constant on a segment's increments: its residual is exactly 0.
+    constant = _constant_increments(rows, scale, first - origin, stop - origin)
+    rss[constant] = 0.0
+    suspect = np.nonzero(~constant & (rss <= _ILL_CONDITIONED * squares))
+    if suspect[0].size:
+        rss[suspect] = _explicit_rss(rows, scale, order, suspect[0] + (first - origin), suspect[1])
+    return rss
+
+
+def _constant_increments(rows: np.ndarray, scale: int, first: int, stop: int) -> np.ndarray:
+    """Whether ``x[p + 1 : p + scale]`` is constant, for p in [first, stop) (local points).
+
+    Exact (no rounding): the profile is then a straight line on the segment, whose
+    residual is 0 for every order.  Shaped ``(stop - first, n_rows)``.
+    """
+    n_points = rows.shape[0]
+    changed = np.ones(rows.shape, dtype=bool)
+    changed[1:] = rows[1:] != rows[:-1]
+    points = np.arange(n_points)[:, np.newaxis]
+    last_change = np.maximum.accumulate(np.where(changed, points, 0), axis=0)
+    run = points - last_change + 1  # equal values ending at each point
+    ends = np.arange(first, stop) + scale - 1
+    return run[ends] >= scale - 1
+
+
+def _explicit_rss(
+    rows: np.ndarray, scale: int, order: int, positions: np.ndarray, columns: np.ndarray
+) -> np.ndarray:
+    """RSS of the segments at local `positions` of `columns`, each from its own points.
+
+    The segment's profile is rebuilt from its own changes, its chord removed, and the
+    residual of the projection on the orthonormal polynomial basis formed explicitly:
+    precise whatever the block around it.  Every segment is computed alone (element-wise
+    and along its own points), so the result does not depend on which are computed.
+    """
+    result = np.empty(len(positions))
+    per_chunk = max(1, _CHUNK_ELEMENTS // scale)
+    steps = np.arange(1, scale)
+    q_t = _orthonormal_basis(scale, order)
+    chord = np.arange(scale) / (scale - 1)
+    for lo in range(0, len(positions), per_chunk):
+        where = slice(lo, lo + per_chunk)
+        changes = rows[positions[where, np.newaxis] + steps, columns[where, np.newaxis]]
+        profile = np.zeros((len(changes), scale))
+        np.cumsum(changes, axis=1, out=profile[:, 1:])
+        profile -= profile[:, -1:] * chord
+        residual = profile.copy()
+        for basis in q_t:
+            residual -= np.sum(profile * basis, axis=1, keepdims=True) * basis
+        rss = np.sum(residual * residual, axis=1)
+        rss[rss <= _ROUNDING_FLOOR * np.sum(profile * profile, axis=1)] = 0.0
+        result[where] = rss
+    return result
+
+
+@functools.lru_cache(maxsize=512)
+def _orthonormal_basis(scale: int, order: int) -> np.ndarray:
+    """Rows: an orthonormal basis of the polynomials of degree <= order on 0..scale-1."""
+    t = (np.arange(scale, dtype=np.float64) - (scale - 1) / 2) / scale
+    q, _ = np.linalg.qr(t[:, np.newaxis] ** np.arange(order + 1))
+    basis = np.ascontiguousarray(q.T)
+    basis.setflags(write=False)
+    return basis
 
 
 def _windowed_alpha(

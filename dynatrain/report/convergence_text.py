@@ -99,7 +99,8 @@ def convergence_headline(
     """One line on the convergence and what it says about the accuracy plateau."""
     epoch = convergence.get("epoch")
     if epoch is None:
-        return "the stability index did not converge"
+        missing = "" if metric is not None else "; no accuracy metric to compare with"
+        return "the stability index did not converge" + missing
     decided = convergence["decided_epoch"]
     p_text = convergence_p_text(convergence, settings)
     head = f"stability index converged at epoch {epoch:g} (decided at {decided:g}"
