@@ -7,14 +7,13 @@ naive per-window Kuramoto.
 
 from __future__ import annotations
 
+import measures_refs as refs
 import numpy as np
 import pytest
 
 from dynatrain.measures import dfa, dfa_scales, kuramoto, window_count, window_starts
 from dynatrain.measures import windows as kernel
 from dynatrain.measures.stability import windowed_measures
-
-import measures_refs as refs
 
 # --- geometry ------------------------------------------------------------------------------
 
