@@ -209,15 +209,14 @@ class Monitor:
             )
         self.plan = plan_windows(self.settings, expected_checkpoints)
         try:
-            self._scales = m.dfa_scales(
+            self._scales = m.window_scales(
                 self.plan.window,
                 min_scale=self.settings.min_scale,
-                max_scale=self.plan.window // 2,
                 n_scales=self.settings.n_scales,
                 order=self.settings.dfa_order,
             )
         except ValueError as exc:
-            raise InputError(f"window {self.plan.window}: {exc}") from exc
+            raise InputError(str(exc)) from exc
         self.metric = metric
         self.checkpoints = 0
         self.epoch: float | None = None

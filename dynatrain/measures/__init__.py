@@ -33,6 +33,7 @@ from dynatrain.measures.stability import (
     spearman,
     stability_index,
     training_style,
+    window_scales,
     windowed_measures,
 )
 from dynatrain.measures.surrogates import (
@@ -79,6 +80,7 @@ __all__ = [
     "surrogate_p_value",
     "training_style",
     "window_count",
+    "window_scales",
     "window_starts",
     "windowed_measures",
 ]

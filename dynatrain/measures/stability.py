@@ -52,6 +52,7 @@ __all__ = [
     "spearman",
     "stability_index",
     "training_style",
+    "window_scales",
     "windowed_measures",
 ]
 
@@ -154,24 +155,57 @@ def windowed_measures(
     check_layers(x)
     window = check_int(window, "window", minimum=1)
     step = check_int(step, "step", minimum=1)
-    min_scale, n_scales, order = _check_scale_options(min_scale, n_scales, order)
     n_points = x.shape[-1]
     if window > n_points:
         raise ValueError(
             f"window={window} is longer than the series: x.shape={x.shape} has {n_points} points"
         )
+    scales = window_scales(window, min_scale=min_scale, n_scales=n_scales, order=order)
+    starts = window_starts(n_points, window, step)
+    integration, metastability = window_measures(x, starts, window, scales, order)
+    return Windowed(integration, metastability)
+
+
+def window_scales(
+    window: int, *, min_scale: int = MIN_SCALE, n_scales: int = N_SCALES, order: int = DFA_ORDER
+) -> np.ndarray:
+    """DFA scales of a window: ``min_scale .. window // 2``.
+
+    Parameters
+    ----------
+    window : int
+        Window length, in points.
+    min_scale, n_scales, order : int, optional
+        DFA settings, as in :func:`~dynatrain.measures.dfa.dfa_scales`.
+
+    Returns
+    -------
+    ndarray of int64
+        The scales, as :func:`~dynatrain.measures.dfa.dfa_scales` gives them with
+        ``max_scale = window // 2``.
+
+    Raises
+    ------
+    ValueError
+        On bad options, or a window too short for the scales (the message gives the
+        shortest usable window).
+
+    Examples
+    --------
+    >>> window_scales(25)
+    array([ 4,  5,  6,  7,  8,  9, 10, 11, 12])
+    """
+    window = check_int(window, "window", minimum=1)
+    min_scale, n_scales, order = _check_scale_options(min_scale, n_scales, order)
     shortest = _smallest_length(_half_length, min_scale, n_scales)
     if window < shortest:
         raise ValueError(
             f"window={window} is too short for DFA scales {min_scale}..window // 2: "
             f"windows need at least {shortest} points"
         )
-    scales = dfa_scales(
+    return dfa_scales(
         window, min_scale=min_scale, max_scale=_half_length(window), n_scales=n_scales, order=order
     )
-    starts = window_starts(n_points, window, step)
-    integration, metastability = window_measures(x, starts, window, scales, order)
-    return Windowed(integration, metastability)
 
 
 def stability_index(integration: Any, metastability: Any) -> np.ndarray:

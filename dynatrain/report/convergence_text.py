@@ -44,9 +44,7 @@ def relapse_text(convergence: Mapping[str, Any]) -> str:
     return "" if relapse is None else f"relapse {relapse:.0%}"
 
 
-def converged_text(
-    convergence: Mapping[str, Any], settings: Mapping[str, Any]
-) -> tuple[str, str]:
+def converged_text(convergence: Mapping[str, Any], settings: Mapping[str, Any]) -> tuple[str, str]:
     """``(value, uncertainty)`` of the "DSI converged" row.
 
     The value is the converged epoch; the uncertainty says when it was decided, its

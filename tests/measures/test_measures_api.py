@@ -84,6 +84,7 @@ CALLS = {
     ),
     "window_starts": lambda x: measures.window_starts(x.shape[-1], 32, 4),
     "window_count": lambda x: measures.window_count(x.shape[-1], 32, 4),
+    "window_scales": lambda x: measures.window_scales(x.shape[-1] // 2),
     "accuracy_plateau": lambda x: measures.accuracy_plateau(x[0]),
     "training_style": lambda x: measures.training_style(x[0], x[1]),
 }
