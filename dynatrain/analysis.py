@@ -42,7 +42,7 @@ class Settings:
     resolved from the length of the analysed series (``T // 4``, ``max(16, T // 4)``
     and :func:`dynatrain.defaults.default_window_step`), and the resolved values are
     what :meth:`AnalysisResult.to_dict` reports.  ``convergence_surrogates`` ``None``
-    means as many as ``surrogates``.
+    means ``min(surrogates, defaults.CONVERGENCE_SURROGATES)``.
     """
 
     reduce: str = defaults.REDUCE
@@ -412,7 +412,7 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         "style_threshold": settings.style_threshold,
         "surrogates": settings.surrogates,
         "convergence_surrogates": _convergence_surrogates(settings),
-        "convergence_null_stop": defaults.CONVERGENCE_NULL_STOP,
+        "convergence_null_stop": defaults.convergence_null_stop(_convergence_surrogates(settings)),
         "bootstrap_resamples": settings.bootstrap_resamples,
         "seed": settings.seed,
         "layers": list(settings.layers) if settings.layers else None,
@@ -536,7 +536,7 @@ def _windows(
 def _convergence_surrogates(settings: Settings) -> int:
     """Most surrogate runs for the convergence p-value."""
     if settings.convergence_surrogates is None:
-        return settings.surrogates
+        return min(settings.surrogates, defaults.CONVERGENCE_SURROGATES)
     return settings.convergence_surrogates
 
 
@@ -584,6 +584,7 @@ def convergence_significance(
         min_scale=settings.min_scale,
         n_scales=settings.n_scales,
         order=settings.dfa_order,
+        stop_after=defaults.convergence_null_stop(n_surrogates),
     )
 
 

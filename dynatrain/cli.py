@@ -333,7 +333,8 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--window",
             type=click.IntRange(min=4),
             default=None,
-            help="Sliding window, in checkpoints.  [default: max(16, points // 4)]",
+            help="Sliding window, in checkpoints.  [default: max(16, points // 4), above 64"
+            " rounded down to a length whose prime factors are at most 11 (fast FFTs)]",
         ),
         click.option(
             "--window-step",
@@ -390,8 +391,9 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--convergence-surrogates",
             type=click.IntRange(min=0),
             default=None,
-            help="Most surrogate runs for the convergence p-value (drawing stops once"
-            f" {defaults.CONVERGENCE_NULL_STOP} converged as early).  [default: --surrogates]",
+            help="Most surrogate runs for the convergence p-value; drawing stops once the"
+            f" p-value cannot fall below {defaults.SIGNIFICANCE_LEVEL:g}.  [default: the"
+            f" smaller of --surrogates and {defaults.CONVERGENCE_SURROGATES}]",
         ),
         click.option(
             "--seed",

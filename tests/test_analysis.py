@@ -257,13 +257,14 @@ def synthetic_signals(n_checkpoints, n_layers=4, seed=0):
     [
         (101, 25, 1, 76),
         (201, 50, 1, 151),
-        (341, 85, 1, 256),
-        (342, 85, 2, 129),
+        (340, 84, 1, 256),
+        (341, 84, 2, 129),
+        (1000, 245, 3, 252),
         (1001, 250, 3, 251),
     ],
 )
 def test_default_window_step_keeps_the_windows_bounded(n_checkpoints, window, step, n_windows):
-    """Stride 1 up to 256 windows (every run of up to 341 checkpoints), larger beyond."""
+    """Stride 1 up to 256 windows (every run of up to 340 checkpoints), larger beyond."""
     result = analyze(synthetic_signals(n_checkpoints), Settings(surrogates=0))
     assert (result.settings["window"], result.settings["window_step"]) == (window, step)
     assert len(result.window_end_epoch) == n_windows

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dynatrain.defaults import (
-    CONVERGENCE_NULL_STOP,
     CONVERGENCE_RULES,
     DFA_ORDER,
     MIN_SCALE,
@@ -248,7 +247,7 @@ def convergence_null(
     min_scale: int = MIN_SCALE,
     n_scales: int = N_SCALES,
     order: int = DFA_ORDER,
-    stop_after: int | None = CONVERGENCE_NULL_STOP,
+    stop_after: int | None = None,
 ) -> ConvergenceNull:
     r"""How often time-shuffled copies of a run converge as early as the run did.
 
@@ -275,7 +274,8 @@ def convergence_null(
         DFA settings of the windows.
     stop_after : int or None, optional
         Stop once this many surrogates have converged as early (the sequential test of
-        Besag and Clifford); None draws all `n_surrogates`.
+        Besag and Clifford; the analysis uses
+        :func:`dynatrain.defaults.convergence_null_stop`); None draws all `n_surrogates`.
 
     Returns
     -------
