@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_analyze_scale.py            # every size below
     python benchmarks/bench_analyze_scale.py --quick    # the small ones only
+    python benchmarks/bench_analyze_scale.py --live-only   # the live monitor's update cost
 
 Each archive is written directly with h5py in the format of version 1 (activations of
 2 values per layer and checkpoint, float32: a learning-like transition shared by the
@@ -19,6 +20,10 @@ Targets (issue "Scale with the number of checkpoints"):
 * 5 layers x T = 100,000 in < 20 s;
 * 500 layers x T = 1,000 in < 10 s and < 1 GB;
 * a shipped sample archive, 199 surrogates: < 1 s of analysis after start-up.
+
+Last, a live monitor is fed a 50-layer run of 10,000 checkpoints and the cost of one
+update is printed (median, 99th percentile, maximum; the update that decides the
+convergence, which runs its surrogate null, apart).
 
 Ratios are measured in the same run; seconds depend on the machine and its load.
 """
@@ -122,10 +127,59 @@ def measure(path: Path) -> dict:
     return json.loads(process.stderr.strip().splitlines()[-1])
 
 
+def measure_live(n_layers: int, n_checkpoints: int) -> None:
+    """Feed a run to a live monitor; print the cost of one update (the watch target)."""
+    import time
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from dynatrain.analysis import Settings
+    from dynatrain.live import Monitor
+
+    rng = np.random.default_rng(1)
+    t = np.arange(n_checkpoints, dtype=np.float64)
+    learning = np.tanh(t / (n_checkpoints / 6))
+    walks = 0.05 * rng.standard_normal((n_checkpoints, n_layers)).cumsum(axis=0)
+    levels = rng.uniform(0.5, 2.0, n_layers) * learning[:, np.newaxis] + walks
+    monitor = Monitor(
+        [f"layer{i}" for i in range(n_layers)],
+        Settings(),
+        expected_checkpoints=n_checkpoints,
+    )
+    seconds, decided_at = [], None
+    for k in range(n_checkpoints):
+        start = time.perf_counter()
+        status = monitor.update(t[k], levels[k])
+        seconds.append(time.perf_counter() - start)
+        if decided_at is None and status["convergence"]["decided_epoch"] is not None:
+            decided_at = k
+    seconds = np.array(seconds)
+    tail = seconds[n_checkpoints // 2 :]  # the second half: long history, every kind of update
+    if decided_at is not None and decided_at >= n_checkpoints // 2:
+        tail = np.delete(tail, decided_at - n_checkpoints // 2)
+    print(
+        f"\nlive monitor, {n_layers} layers x {n_checkpoints} checkpoints (window"
+        f" {monitor.plan.window}, step {monitor.plan.step}), one update over the second half:"
+        f" median {1e3 * np.median(tail):.2f} ms, mean {1e3 * tail.mean():.2f} ms,"
+        f" 99th percentile {1e3 * np.quantile(tail, 0.99):.1f} ms, max {1e3 * tail.max():.0f} ms"
+        " (target < 20 ms per checkpoint at T = 10,000)"
+    )
+    if decided_at is not None:
+        print(
+            f"  the update that decided the convergence (checkpoint {decided_at}, with its"
+            f" surrogate null): {seconds[decided_at]:.2f} s"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the small sizes")
+    parser.add_argument(
+        "--live-only", action="store_true", help="only the live monitor's update cost"
+    )
     args = parser.parse_args(argv)
+    if args.live_only:
+        measure_live(50, 2_000 if args.quick else 10_000)
+        return 0
     sizes = QUICK_SIZES if args.quick else SIZES
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     print(
@@ -167,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             f"500 layers x T = 1,000: {wide['wall']:.1f} s (target < 10 s),"
             f" {wide['peak_rss_mib']:.0f} MiB (target < 1024)"
         )
+    measure_live(50, 2_000 if args.quick else 10_000)
     return 0
 
 
