@@ -382,3 +382,21 @@ def test_names_from_the_archive_are_drawn_as_they_are(result, tmp_path):
     assert not any(cbook.is_math_text(label) for label in legend)
     figure, _ = drawn(plots.plot_stability, data, nrows=3)
     assert not cbook.is_math_text(figure.get_suptitle())
+
+
+def test_a_result_saved_by_version_0_1_still_plots(result):
+    """No decided epoch, p-value, relapse, window step or rule: the whole-run peak is drawn."""
+    data = json_ready(result)
+    data["convergence"] = {
+        key: data["convergence"][key]
+        for key in ("epoch", "accuracy_plateau_epoch", "lead_epochs", "metric")
+    }
+    data["settings"] = {
+        key: value
+        for key, value in data["settings"].items()
+        if key not in ("window_step", "convergence_rule", "convergence_surrogates")
+    }
+    figure, axes = drawn(plots.plot_stability, data, nrows=3)
+    assert "untested" in figure.get_suptitle()
+    labels = [line.get_label() for line in axes[1].get_lines()]
+    assert "peak volatility" in labels

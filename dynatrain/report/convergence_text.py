@@ -53,7 +53,8 @@ def converged_text(convergence: Mapping[str, Any], settings: Mapping[str, Any]) 
     epoch = convergence.get("epoch")
     if epoch is None:
         return "not converged", ""
-    parts = [f"decided {convergence['decided_epoch']:g}"]
+    decided = convergence.get("decided_epoch")
+    parts = [] if decided is None else [f"decided {decided:g}"]
     p_text = convergence_p_text(convergence, settings)
     verdict = distinguishable(convergence)
     if verdict is None:
@@ -99,14 +100,12 @@ def convergence_headline(
     if epoch is None:
         missing = "" if metric is not None else "; no accuracy metric to compare with"
         return "the stability index did not converge" + missing
-    decided = convergence["decided_epoch"]
-    p_text = convergence_p_text(convergence, settings)
-    head = f"stability index converged at epoch {epoch:g} (decided at {decided:g}"
+    # .get: a result saved by version 0.1 has no decision and no p-value.
+    decided = convergence.get("decided_epoch")
     verdict = distinguishable(convergence)
-    if verdict is None:
-        head += ", untested)"
-    else:
-        head += f", {p_text})"
+    about = [] if decided is None else [f"decided at {decided:g}"]
+    about.append("untested" if verdict is None else convergence_p_text(convergence, settings))
+    head = f"stability index converged at epoch {epoch:g} ({', '.join(about)})"
     if verdict is False:
         return head + ", but its time-shuffled surrogates converge as early: no early warning"
     lead = convergence.get("lead_epochs")
