@@ -173,6 +173,12 @@ class Monitor:
     metric : str, optional
         The accuracy metric named in the status (default: the first of
         ``defaults.METRIC_CANDIDATES`` given to :meth:`update`).
+    null_on_decision : bool, optional
+        Compute the convergence p-value inside the :meth:`update` that decides the
+        convergence (the default).  With False that update returns at once with
+        ``p`` None, and :meth:`compute_null` computes it when called (e.g. from a worker
+        thread, so that a watcher can print the decision before its test); the p-value
+        is the same either way.
 
     Raises
     ------
@@ -197,8 +203,10 @@ class Monitor:
         *,
         expected_checkpoints: int | None = None,
         metric: str | None = None,
+        null_on_decision: bool = True,
     ) -> None:
         self.settings = settings or Settings()
+        self.null_on_decision = null_on_decision
         self.layer_names = tuple(str(name) for name in layer_names)
         if len(self.layer_names) < 2:
             raise InputError(f"a monitor needs at least 2 layers, got {len(self.layer_names)}")
@@ -235,6 +243,7 @@ class Monitor:
             threshold=self.settings.vol_threshold, patience=self.settings.vol_patience
         )
         self._null: m.ConvergenceNull | None = None
+        self._decided_points: int | None = None  # analysed points when the rule decided
         self._running: tuple[float | None, float | None] = (None, None)
         self._running_checkpoints: int | None = None
         self._next_refresh = 1
@@ -327,13 +336,25 @@ class Monitor:
             volatility = float(m.rolling_volatility(self._dsi.values[-vol_window:], vol_window)[-1])
         self._volatility.append(volatility)
         if self._convergence.update(volatility):
+            self._decided_points = self._points.size
+            if self.null_on_decision:
+                self.compute_null()
+
+    def compute_null(self) -> m.ConvergenceNull | None:
+        """The convergence's surrogate test, computed once (None before a decision).
+
+        Uses the points up to the decision only, so it gives the same p-value whenever
+        it is called (and the same as ``analyze``).
+        """
+        if self._null is None and self._decided_points is not None:
             self._null = convergence_significance(
-                self._points.values,
-                window=window,
+                self._points.values[:, : self._decided_points],
+                window=self.plan.window,
                 step=self.plan.step,
                 decided_window=self._convergence.decided_window,
                 settings=self.settings,
             )
+        return self._null
 
     def _refresh_running(self, n_points: int) -> None:
         """Run-level integration and metastability over every point so far."""

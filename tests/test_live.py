@@ -262,3 +262,19 @@ def test_update_errors():
     with pytest.raises(InputError, match="epoch nan must be finite"):
         monitor.update(float("nan"), [1.0, 2.0])
     assert monitor.checkpoints == 1
+
+
+def test_the_null_can_wait_and_gives_the_same_p_value():
+    for seed in range(40):
+        signals = random_run(160, 4, seed=seed, constant_stretch=False)
+        if analyze(signals, Settings(surrogates=19)).decided_epoch is not None:
+            break
+    settings = Settings(surrogates=19)
+    now = Monitor(signals.layer_names, settings, expected_checkpoints=160)
+    later = Monitor(signals.layer_names, settings, expected_checkpoints=160, null_on_decision=False)
+    feed(now, signals)
+    statuses = feed(later, signals)
+    assert statuses[-1]["convergence"]["decided_epoch"] is not None
+    assert statuses[-1]["convergence"]["p"] is None  # not computed yet
+    assert later.compute_null() == now.compute_null()
+    assert later.status()["convergence"] == now.status()["convergence"]
