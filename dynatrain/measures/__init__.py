@@ -7,6 +7,13 @@ printing or plotting.  Only NumPy is imported.
 
 from __future__ import annotations
 
+from dynatrain.measures.convergence import (
+    CausalConvergence,
+    Convergence,
+    ConvergenceNull,
+    convergence_null,
+    find_convergence,
+)
 from dynatrain.measures.dfa import (
     DFAFit,
     dfa,
@@ -26,6 +33,7 @@ from dynatrain.measures.stability import (
     spearman,
     stability_index,
     training_style,
+    window_scales,
     windowed_measures,
 )
 from dynatrain.measures.surrogates import (
@@ -37,20 +45,26 @@ from dynatrain.measures.surrogates import (
     shuffle_surrogates,
     surrogate_p_value,
 )
+from dynatrain.measures.windows import window_count, window_starts
 
 __all__ = [
     "ALTERNATIVES",
     "STYLE_LABELS",
+    "CausalConvergence",
+    "Convergence",
+    "ConvergenceNull",
     "DFAFit",
     "Kuramoto",
     "Style",
     "Windowed",
     "accuracy_plateau",
     "bootstrap_ci",
+    "convergence_null",
     "convergence_window",
     "dfa",
     "dfa_fit",
     "dfa_scales",
+    "find_convergence",
     "fluctuation_function",
     "hilbert_phase",
     "integration_null",
@@ -65,5 +79,8 @@ __all__ = [
     "stability_index",
     "surrogate_p_value",
     "training_style",
+    "window_count",
+    "window_scales",
+    "window_starts",
     "windowed_measures",
 ]

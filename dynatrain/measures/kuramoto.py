@@ -73,7 +73,9 @@ def _order_parameter(x: np.ndarray) -> np.ndarray:
     """R(t) of x (..., n_layers, n_points), unchecked float64."""
     real = _detrended_zscore(x)
     imag = _hilbert_transform(real)
-    magnitude = np.hypot(real, imag)
+    # |z| as the root of the squares: np.hypot is about 8x slower, and z-scored values
+    # (|z| <= sqrt(n_points)) cannot overflow.
+    magnitude = np.sqrt(real * real + imag * imag)
     has_phase = magnitude > 0
     # Unit phasor z/|z|: exp(i angle z) costs three times as much.
     cos = np.divide(real, magnitude, out=np.zeros_like(real), where=has_phase)
