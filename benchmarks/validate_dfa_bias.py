@@ -166,6 +166,35 @@ def main() -> None:
         ["n", "ms", "SE"],
         timing_rows,
     )
+    analyze_cost()
+
+
+def analyze_cost(rounds: int = 15) -> None:
+    """``analyze`` on a sample run with and without a fresh calibration, interleaved."""
+    from dynatrain.analysis import analyze_signals
+    from dynatrain.signals import read_signals
+
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "mlp-digits-seed0.h5"
+    signals = read_signals(sample, reduce="mean")
+    analyze_signals(signals)  # warm up
+    plain, corrected = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        analyze_signals(signals)
+        plain.append(time.perf_counter() - start)
+        fs._bias_curve.cache_clear()
+        start = time.perf_counter()
+        result = analyze_signals(signals)
+        fs.corrected_alpha(result.layer_alpha, result.zscored.shape[1])
+        corrected.append(time.perf_counter() - start)
+    ratio = np.median(np.array(corrected) / np.array(plain))
+    print(
+        f"\nanalyze of {sample.name} ({signals.values.shape[0]} layers x "
+        f"{signals.values.shape[1]} checkpoints, default settings, 199 surrogates): "
+        f"median {1e3 * np.median(plain):.1f} ms; with a first-time calibration "
+        f"{1e3 * np.median(corrected):.1f} ms; ratio {ratio:.2f} (median of {rounds} "
+        "interleaved pairs)"
+    )
 
 
 if __name__ == "__main__":

@@ -107,11 +107,15 @@ def _circulant_scale(n_points: int, hurst: float) -> np.ndarray:
     return full
 
 
-def _fgn_from_normals(normals: np.ndarray, n_points: int, hurst: float) -> np.ndarray:
-    """Two fGn series per row of complex standard normals (..., 2 n_points), unchecked."""
-    spectrum = np.fft.fft(_circulant_scale(n_points, hurst) * normals, axis=-1)[..., :n_points]
-    # Real and imaginary parts are independent, each with the fGn covariance.
-    return np.concatenate([spectrum.real, spectrum.imag], axis=0)
+def _fgn_from_normals(normals: np.ndarray, n_points: int, hurst: np.ndarray) -> np.ndarray:
+    """Fractional Gaussian noise for every H from complex normals (n_rows, 2 n_points).
+
+    Returns shape (n_hurst, 2 n_rows, n_points): every row of normals gives two
+    independent series (the real and imaginary parts of one FFT).
+    """
+    scale = np.array([_circulant_scale(n_points, float(h)) for h in hurst])
+    spectrum = np.fft.fft(scale[:, np.newaxis, :] * normals, axis=-1)[..., :n_points]
+    return np.concatenate([spectrum.real, spectrum.imag], axis=1)
 
 
 def _complex_normals(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -119,25 +123,30 @@ def _complex_normals(rng: np.random.Generator, shape: tuple[int, ...]) -> np.nda
     return normals.view(np.complex128)[..., 0]
 
 
-def expected_squared_fluctuation(
-    scales: Any, hurst: float, *, order: int = DFA_ORDER
-) -> np.ndarray:
+def expected_squared_fluctuation(scales: Any, hurst: Any, *, order: int = DFA_ORDER) -> np.ndarray:
     r"""Exact E[F(s)^2] of DFA on unit-variance fGn, for each scale.
 
     Parameters
     ----------
     scales : array_like of int, shape (n_scales,)
         Segment lengths s, each at least ``order + 2``.
-    hurst : float
-        Hurst exponent, strictly between 0 and 1.
+    hurst : float or array_like, shape (...)
+        Hurst exponent(s), strictly between 0 and 1.
     order : int, optional
         Order q >= 1 of the detrending polynomial.
 
     Returns
     -------
-    ndarray, shape (n_scales,)
-        :math:`E[F^2(s)]`, in squared units of the profile (points^2 for
-        unit-variance input); the same for every series length.
+    ndarray, shape (..., n_scales)
+        :math:`E[F^2(s)]` for each H and scale, in squared units of the
+        profile (points^2 for unit-variance input); the same for every series
+        length.
+
+    Raises
+    ------
+    ValueError
+        On a Hurst exponent outside (0, 1), a bad order or a scale below
+        ``order + 2``.
 
     Notes
     -----
@@ -151,15 +160,20 @@ def expected_squared_fluctuation(
     and :math:`E[F^2(s)] = -\operatorname{tr}(Q^\top D Q) / s`, independent
     of the series length and of where the segment starts.
     """
-    scales = np.asarray(scales, dtype=np.int64)
-    hurst = float(hurst)
     order = check_int(order, "order", minimum=1)
-    out = np.empty(len(scales))
+    scales = np.asarray(scales, dtype=np.int64)
+    if scales.ndim != 1 or np.any(scales < order + 2):
+        raise ValueError(f"scales must be a 1-D array of integers >= order + 2, got {scales}")
+    hurst = as_float_array(hurst, "hurst", min_ndim=0)
+    if np.any((hurst <= 0.0) | (hurst >= 1.0)):
+        raise ValueError(f"hurst must be strictly between 0 and 1, got {hurst}")
+    twice_h = 2.0 * hurst[..., np.newaxis, np.newaxis]
+    out = np.empty((*hurst.shape, len(scales)))
     for i, scale in enumerate(scales):
         lag = np.arange(scale, dtype=np.float64)
-        distance = np.abs(lag[:, np.newaxis] - lag)
+        distance = np.abs(lag[:, np.newaxis] - lag) ** twice_h  # (..., s, s)
         q, _ = _basis(int(scale), order)
-        out[i] = 0.5 * np.einsum("ji,jk,ki->", q, distance ** (2.0 * hurst), q) / scale
+        out[..., i] = 0.5 * np.einsum("ji,...jk,ki->...", q, distance, q) / scale
     return out
 
 
@@ -169,24 +183,24 @@ def _bias_curve(n_points: int, scales: tuple[int, ...], order: int) -> BiasCurve
     log_scales = np.log(scale_array.astype(np.float64))
     weights = (log_scales - log_scales.mean()) / np.sum((log_scales - log_scales.mean()) ** 2)
     hurst = np.asarray(CALIBRATION_HURST)
-    expected_f2 = np.array([expected_squared_fluctuation(scales, h, order=order) for h in hurst])
+    expected_f2 = expected_squared_fluctuation(scale_array, hurst, order=order)
     n_replicates = max(_MIN_REPLICATES, -(-_CALIBRATION_POINTS // n_points))
     n_replicates += n_replicates % 2  # two series per complex row
-    rows_per_batch = max(1, min(n_replicates // 2, _BATCH_ELEMENTS // (2 * n_points)))
+    per_row = 2 * n_points * len(hurst)
+    rows_per_batch = max(1, min(n_replicates // 2, _BATCH_ELEMENTS // per_row))
     rng = np.random.default_rng(_CALIBRATION_SEED)
     sums = np.zeros((2, len(hurst)))  # sum and sum of squares of the per-replicate values
     for start in range(0, n_replicates // 2, rows_per_batch):
         rows = min(rows_per_batch, n_replicates // 2 - start)
         # The same normals for every H (common random numbers): the curve is smooth in H.
-        normals = _complex_normals(rng, (rows, 2 * n_points))
-        for j, h in enumerate(hurst):
-            fluct, _ = _fluctuations(_fgn_from_normals(normals, n_points, h), scale_array, order)
-            # Control variate: ln r - (r - 1), r = F^2 / E[F^2], has the same mean as
-            # ln r less the known E[r - 1] = 0, and a fraction of its variance.
-            ratio = fluct**2 / expected_f2[j]
-            values = 0.5 * (np.log(ratio) - (ratio - 1.0)) @ weights
-            sums[0, j] += values.sum()
-            sums[1, j] += np.sum(values**2)
+        series = _fgn_from_normals(_complex_normals(rng, (rows, 2 * n_points)), n_points, hurst)
+        fluct, _ = _fluctuations(series, scale_array, order)  # (n_hurst, 2 rows, n_scales)
+        # Control variate: ln r - (r - 1), r = F^2 / E[F^2], has the mean of ln r (E[r] = 1)
+        # and a fraction of its variance.
+        ratio = fluct**2 / expected_f2[:, np.newaxis, :]
+        values = 0.5 * (np.log(ratio) - (ratio - 1.0)) @ weights
+        sums[0] += values.sum(axis=1)
+        sums[1] += np.sum(values**2, axis=1)
     mean = sums[0] / n_replicates
     spread = np.sqrt(np.maximum(sums[1] / n_replicates - mean**2, 0.0) / (n_replicates - 1))
     simulated = mean + 0.5 * np.log(expected_f2) @ weights
