@@ -38,10 +38,12 @@ CALIBRATION_HURST = (0.02, 0.2, 0.4, 0.6, 0.8, 0.98)
 #: smooth, and the fit also averages out some Monte Carlo noise.
 _CURVE_DEGREE = 3
 #: Simulated points per Hurst exponent (replicates x length), with at least
-#: ``_MIN_REPLICATES`` replicates.  With the control variate the fitted curve is
-#: within about 0.006 of the exact one at 32 points, 0.002 from 100 points on
-#: (measured against 2**18 points per H), for about 5 ms at 100 points.
+#: ``_MIN_REPLICATES`` replicates, and at least ``_SHORT_POINTS / length**2``
+#: replicates: one exponent's variance grows fast below 64 points.  With the
+#: control variate the Monte Carlo standard error of the curve is below 0.008
+#: at every length (0.003 from 64 points on), for about 5-8 ms below 256 points.
 _CALIBRATION_POINTS = 1 << 13
+_SHORT_POINTS = 1 << 19
 _MIN_REPLICATES = 32
 #: Points of the fitted curve between which an exponent is inverted linearly.
 _INVERSION_POINTS = 481
@@ -184,7 +186,11 @@ def _bias_curve(n_points: int, scales: tuple[int, ...], order: int) -> BiasCurve
     weights = (log_scales - log_scales.mean()) / np.sum((log_scales - log_scales.mean()) ** 2)
     hurst = np.asarray(CALIBRATION_HURST)
     expected_f2 = expected_squared_fluctuation(scale_array, hurst, order=order)
-    n_replicates = max(_MIN_REPLICATES, -(-_CALIBRATION_POINTS // n_points))
+    n_replicates = max(
+        _MIN_REPLICATES,
+        -(-_CALIBRATION_POINTS // n_points),
+        -(-_SHORT_POINTS // n_points**2),
+    )
     n_replicates += n_replicates % 2  # two series per complex row
     per_row = 2 * n_points * len(hurst)
     rows_per_batch = max(1, min(n_replicates // 2, _BATCH_ELEMENTS // per_row))
@@ -250,10 +256,11 @@ def dfa_bias_curve(
     control variate :math:`r_s - 1`, whose mean is known to be 0: the
     estimate is the mean of :math:`\ln r_s - (r_s - 1)`, whose standard
     error is 4-10 times smaller than that of :math:`\hat\alpha`.  About
-    8,192 simulated points per H (at least 32 replicates), then a cubic in H
+    8,192 simulated points per H (more below 64 points, at least 32
+    replicates), then a cubic in H
     fitted by least squares.  The curve is cached per (length, scales,
     order); computing it costs about as much as DFA on ``6 * 8,192`` points
-    (about 5 ms at 100 points).
+    (5-8 ms below 256 points).
     """
     n_points = check_int(n_points, "n_points", minimum=1)
     scales = dfa_scales(
