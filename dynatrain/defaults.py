@@ -16,6 +16,8 @@ __all__ = [
     "MIN_N_SCALES",
     "MIN_SCALE",
     "N_SCALES",
+    "PHASE_EDGE",
+    "PHASE_EDGES",
     "PLATEAU_SMOOTHING",
     "PLATEAU_TOLERANCE",
     "REDUCE",
@@ -48,6 +50,13 @@ N_SCALES: Final = 16
 DFA_ORDER: Final = 1
 #: DFA needs at least this many distinct scales to fit a slope.
 MIN_N_SCALES: Final = 3
+
+# --- phases ------------------------------------------------------------------------------
+#: Edge handling of the Hilbert transform: "ar" extends each series at both ends with a
+#: Burg AR forecast before the transform (validated: benchmarks/validate_hilbert_edges.py);
+#: "none" transforms the series as it is (circular, distorted near the ends).
+PHASE_EDGES: Final = ("ar", "none")
+PHASE_EDGE: Final = "ar"
 
 # --- windows, stability index, convergence -------------------------------------------------
 WINDOW_MIN: Final = 16
