@@ -23,6 +23,7 @@ __all__ = [
     "REDUCE",
     "REDUCTIONS",
     "SEED",
+    "STYLE_LEVEL",
     "STYLE_THRESHOLD",
     "SURROGATES",
     "TRANSFORM",
@@ -69,6 +70,8 @@ METRIC_CANDIDATES: Final = ("val_accuracy", "val_acc", "accuracy", "train_accura
 PLATEAU_SMOOTHING: Final = 3  # points in the moving average of the accuracy
 PLATEAU_TOLERANCE: Final = 0.02  # fraction of the total gain
 STYLE_THRESHOLD: Final = 0.3  # |Spearman rho| for "coupled" / "antagonistic"
+#: Surrogate p-value at or below which the style gets a label other than "independent".
+STYLE_LEVEL: Final = 0.05
 
 # --- uncertainty ---------------------------------------------------------------------------
 SURROGATES: Final = 199
