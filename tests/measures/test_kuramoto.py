@@ -59,10 +59,10 @@ def test_edge_extension_recovers_the_phase_of_a_cosine_cut_mid_period(n_points):
 
     Without edge handling the FFT wraps the end onto the start: the phase near
     the ends is off by up to 0.9-1.8 rad.  The AR extension continues the
-    oscillation: the worst error is 0.04-0.2 rad (what is left comes from the
+    oscillation: the worst error is 0.06-0.33 rad (part of it comes from the
     detrending, which removes the line fitted to a cosine cut mid-period, and
-    is as large in the middle), and the mean error in the outer 10% falls by
-    a factor of 3-7.
+    is there in the middle too), and the mean error in the outer 10% falls by
+    a factor of 3.5-6.
     """
     t = np.arange(n_points)
     omega, offset = 2 * np.pi / 10.7, 0.4
@@ -72,8 +72,8 @@ def test_edge_extension_recovers_the_phase_of_a_cosine_cut_mid_period(n_points):
         edge: np.abs(np.angle(np.exp(1j * (hilbert_phase(np.cos(truth), edge=edge) - truth))))
         for edge in ("ar", "none")
     }
-    assert errors["ar"].max() < 0.25 and errors["none"].max() > 0.9
-    assert errors["ar"][edge_points].mean() < errors["none"][edge_points].mean() / 2.5
+    assert errors["ar"].max() < 0.35 and errors["none"].max() > 0.9
+    assert errors["ar"][edge_points].mean() < errors["none"][edge_points].mean() / 3
 
 
 def test_phase_of_constant_and_straight_line_is_zero():
@@ -267,26 +267,27 @@ def test_windowed_metastability_uses_the_edge_extension():
 
 
 def test_ar_extension_continues_a_known_process():
-    """Burg on an AR(2) series of 4000 points recovers its coefficients (SE ~0.015);
-    on 40 points of a clean sinusoid its forecast follows the wave (within 0.15
-    over 20 points: Burg's estimate of a pure tone is slightly biased)."""
-    from dynatrain.measures.kuramoto import _ar_forecast, _burg_coefficients
+    """Yule-Walker on an AR(2) series of 4000 points recovers its coefficients (SE ~0.015);
+    on 40 points of a clean sinusoid its forecast keeps the wave's phase (correlation
+    > 0.98 over 20 points) while its amplitude decays (Yule-Walker damps pure tones)."""
+    from dynatrain.measures.kuramoto import _ar_coefficients, _ar_forecast
 
     rng = np.random.default_rng(8)
     x = np.zeros(4000)
     for t in range(2, 4000):
         x[t] = 1.2 * x[t - 1] - 0.6 * x[t - 2] + rng.standard_normal()
-    np.testing.assert_allclose(_burg_coefficients(x, 2), [1.0, -1.2, 0.6], atol=0.05)
+    np.testing.assert_allclose(_ar_coefficients(x, 2), [1.0, -1.2, 0.6], atol=0.05)
     t = np.arange(60)
     wave = np.sin(0.7 * t + 0.3)
-    forecast = _ar_forecast(wave[:40], _burg_coefficients(wave[:40], 4), 20)
-    np.testing.assert_allclose(forecast, wave[40:], atol=0.15)
+    forecast = _ar_forecast(wave[:40], _ar_coefficients(wave[:40], 4), 20)
+    assert np.corrcoef(forecast, wave[40:])[0, 1] > 0.98
+    assert np.abs(forecast).max() <= 1.0
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.integers(3, 80), st.integers(0, 2**32 - 1))
 def test_ar_extension_is_bounded_and_r_in_unit_interval(n_points, seed):
-    """Any input: R stays in [0, 1] and the phases are finite (Burg's model never diverges)."""
+    """Any input: R stays in [0, 1] and the phases are finite (the AR model never diverges)."""
     x = np.random.default_rng(seed).standard_normal((3, n_points)).cumsum(axis=1)
     r = kuramoto_r(x)
     assert np.all((r >= 0) & (r <= 1))
