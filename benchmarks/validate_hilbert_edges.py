@@ -13,11 +13,12 @@ measured one comes from ``kuramoto`` on the observed signals.  Coupling K = 0
 (incoherent), 1.5 K_c (partly synchronised) and 3 K_c (locked, where
 metastability is small and edge errors matter most); T = 25, 50, 100, 200.
 
-Compared: ``edge="none"`` (the FFT as it is), ``edge="ar"`` (Burg AR
+Compared: ``edge="none"`` (the FFT as it is), ``edge="ar"`` (AR forecast
 extension, the default), and "trim": ``none`` with the outer 10% of R(t) at
 each end dropped before metastability is taken (the truth trimmed alike).
 Other candidates tried while choosing (mirror padding, odd mirror, Tukey
-taper) were worse than ``none``; they are not repeated here.  Then the cost.
+taper) were worse than ``none``, and a Burg AR fit no better than the
+Yule-Walker one used; they are not repeated here.  Then the cost.
 """
 
 from __future__ import annotations

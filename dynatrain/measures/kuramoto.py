@@ -34,8 +34,9 @@ _FLAT = 1e-10
 #: Orders 4 to 16 gave the same accuracy on the validation oscillators; the cost
 #: grows with the order.
 _AR_ORDER = 4
-#: Points forecast at each end: half the series, at least 8 and at most 16 (16, 32,
-#: a quarter or half of the series gave the same accuracy; the cost grows with it).
+#: Points forecast at each end: a quarter of the series, at least 8 and at most 16
+#: (16 or 32 points, a quarter or half of the series gave the same accuracy on the
+#: validation oscillators; the cost grows with it).
 _MIN_EDGE_PAD, _MAX_EDGE_PAD = 8, 16
 
 
@@ -123,7 +124,7 @@ def _ar_forecast(x: np.ndarray, coefficients: np.ndarray, n_ahead: int) -> np.nd
 
 
 def _edge_pad(n_points: int) -> int:
-    return min(max(n_points // 2, _MIN_EDGE_PAD), _MAX_EDGE_PAD)
+    return min(max(n_points // 4, _MIN_EDGE_PAD), _MAX_EDGE_PAD)
 
 
 def _quadrature(real: np.ndarray, edge: str) -> np.ndarray:
@@ -194,7 +195,7 @@ def hilbert_phase(x: Any, *, axis: int = -1, edge: str = PHASE_EDGE) -> np.ndarr
     zeroed).  With ``edge="none"`` that is all (the result equals
     ``np.angle(scipy.signal.hilbert(z))``).  With ``edge="ar"`` an AR model of
     order ``min(4, n // 3)`` is fitted to z (Yule-Walker equations, solved by
-    the Levinson-Durbin recursion), z is extended by ``min(max(n // 2, 8),
+    the Levinson-Durbin recursion), z is extended by ``min(max(n // 4, 8),
     16)`` forecast points at each end (the start by forecasting the reversed
     series: the model of a stationary series predicts both ways), and
     :math:`\mathcal{H}` of the extended series is cut back to the n original
