@@ -53,7 +53,7 @@ DFA_ORDER: Final = 1
 MIN_N_SCALES: Final = 3
 
 # --- phases ------------------------------------------------------------------------------
-#: Edge handling of the Hilbert transform: "ar" extends each series at both ends with a
+#: Edge handling of the Hilbert transform: "ar" extends each series at both ends with an
 #: AR forecast before the transform (validated: benchmarks/validate_hilbert_edges.py);
 #: "none" transforms the series as it is (circular, distorted near the ends).
 PHASE_EDGES: Final = ("ar", "none")
