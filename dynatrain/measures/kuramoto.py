@@ -10,8 +10,9 @@ The FFT treats a series as periodic, so phases near its two ends are distorted
 extended at both ends by a forecast from an autoregressive model fitted to it
 (Yule-Walker), and the transform of the extended series is cut back to the
 original points.  On simulated Kuramoto oscillators with known phases this
-makes R(t) as accurate in the outer 10% as in the middle and halves the error
-of metastability at 25-200 points (``benchmarks/validate_hilbert_edges.py``).
+makes R(t) about as accurate in the outer 10% as in the middle and cuts the
+bias of metastability by 40-80% at 25-200 points
+(``benchmarks/validate_hilbert_edges.py``).
 """
 
 from __future__ import annotations
