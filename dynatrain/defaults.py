@@ -23,12 +23,15 @@ __all__ = [
     "MIN_N_SCALES",
     "MIN_SCALE",
     "N_SCALES",
+    "PHASE_EDGE",
+    "PHASE_EDGES",
     "PLATEAU_SMOOTHING",
     "PLATEAU_TOLERANCE",
     "REDUCE",
     "REDUCTIONS",
     "SEED",
     "SIGNIFICANCE_LEVEL",
+    "STYLE_LEVEL",
     "STYLE_THRESHOLD",
     "SURROGATES",
     "TRANSFORM",
@@ -59,6 +62,13 @@ DFA_ORDER: Final = 1
 #: DFA needs at least this many distinct scales to fit a slope.
 MIN_N_SCALES: Final = 3
 
+# --- phases ------------------------------------------------------------------------------
+#: Edge handling of the Hilbert transform: "ar" extends each series at both ends with an
+#: AR forecast before the transform (validated: benchmarks/validate_hilbert_edges.py);
+#: "none" transforms the series as it is (circular, distorted near the ends).
+PHASE_EDGES: Final = ("ar", "none")
+PHASE_EDGE: Final = "ar"
+
 # --- windows, stability index, convergence -------------------------------------------------
 WINDOW_MIN: Final = 16
 WINDOW_FRACTION: Final = 4  # window = max(WINDOW_MIN, T // WINDOW_FRACTION)
@@ -88,6 +98,8 @@ METRIC_CANDIDATES: Final = ("val_accuracy", "val_acc", "accuracy", "train_accura
 PLATEAU_SMOOTHING: Final = 3  # points in the moving average of the accuracy
 PLATEAU_TOLERANCE: Final = 0.02  # fraction of the total gain
 STYLE_THRESHOLD: Final = 0.3  # |Spearman rho| for "coupled" / "antagonistic"
+#: Surrogate p-value at or below which the style gets a label other than "independent".
+STYLE_LEVEL: Final = 0.05
 
 # --- uncertainty ---------------------------------------------------------------------------
 SURROGATES: Final = 199
