@@ -118,8 +118,8 @@ def main() -> None:
         print(f"{kind}: done", file=sys.stderr)
 
     print(
-        f"\nPower: share of pairs with p <= {SIGNIFICANCE_LEVEL} (and labelled), {n_runs // 2} pairs "
-        "per cell, pairs of smooth series with correlation r\n"
+        f"\nPower: share of pairs with p <= {SIGNIFICANCE_LEVEL} (and labelled),"
+        f" {n_runs // 2} pairs per cell, pairs of smooth series with correlation r\n"
     )
     correlations = (0.0, 0.5, 0.8, 0.95)
     print(row(["T (windows)", *(f"r = {r}" for r in correlations)]))
