@@ -49,6 +49,8 @@ __all__ = [
 
 #: Surrogate elements (float64) shuffled and windowed at once (~8 MiB).
 _NULL_CHUNK_ELEMENTS = 1 << 20
+#: Surrogates in the first batch of a sequential null, per early surrogate that stops it.
+_FIRST_BATCH = 2
 
 
 class Convergence(NamedTuple):
@@ -328,10 +330,15 @@ def convergence_null(
     if stop_after is not None:
         stop_after = check_int(stop_after, "stop_after", minimum=1)
     per_chunk = max(1, _NULL_CHUNK_ELEMENTS // x.size)
+    # With a stop, the first batches are small and double: a run whose surrogates converge
+    # as early stops after about stop_after / p of them, which would otherwise be a full
+    # batch of n_surrogates windowed passes.
+    batch = per_chunk if stop_after is None else min(per_chunk, _FIRST_BATCH * stop_after)
     options = {"min_scale": min_scale, "n_scales": n_scales, "order": order, "edge": edge}
     drawn = as_early = 0
     while drawn < n_surrogates:
-        size = min(per_chunk, n_surrogates - drawn)
+        size = min(batch, n_surrogates - drawn)
+        batch = min(per_chunk, 2 * batch)
         shuffled = shuffle_surrogates(x, size, rng=rng)
         windowed = windowed_measures(shuffled, window, step=step, **options)
         dsi = stability_index(windowed.integration, windowed.metastability)

@@ -215,9 +215,13 @@ def test_whole_run_rule_null(run):
     assert null.as_early == sum(by_hand(run, 12, 8, 20, rule="whole-run"))
 
 
-def test_null_is_the_same_in_any_batches(run, monkeypatch):
-    options = {"window": WINDOW, "step": STEP, "decided_window": 25, "n_surrogates": 15}
+@pytest.mark.parametrize("stop_after", [None, 1, 2])
+def test_null_is_the_same_in_any_batches(run, monkeypatch, stop_after):
+    options = {"window": WINDOW, "step": STEP, "decided_window": 33, "n_surrogates": 40}
+    options["stop_after"] = stop_after
     whole = convergence_null(run, rng=np.random.default_rng(9), **options)
+    if stop_after is not None:  # the sequential stop is reached
+        assert whole.as_early == stop_after and whole.drawn < 40
     monkeypatch.setattr(convergence_module, "_NULL_CHUNK_ELEMENTS", 1)  # one at a time
     assert convergence_null(run, rng=np.random.default_rng(9), **options) == whole
 
