@@ -127,7 +127,7 @@ WIDE_TERMINAL = 110
 #: One-line explanations shown next to each measure, for readers new to the method.
 EXPLAIN = {
     "integration": "memory of layer activity: 0.5 none, 1 strong",
-    "integration_corrected": "less the bias of DFA at this length: compare across lengths",
+    "integration_corrected": "without the bias of DFA at this length: compare runs",
     "integration_global": "the same, for the mean of all layers",
     "integration_global_corrected": "the same, corrected",
     "synchrony": "phase alignment of the layers, 0 to 1",
