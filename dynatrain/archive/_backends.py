@@ -10,9 +10,11 @@ Zarr store lives in :mod:`dynatrain.archive._zarr`.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat
 import sys
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -486,6 +488,11 @@ class HDF5Store(Store):
         return [decode_member_name(self.path, raw, where) for raw in raw_names]
 
     def read(self, array: Any, selection: Any) -> np.ndarray:
+        if isinstance(selection, slice) and len(array.shape) == 1 and inflates(array):
+            start, stop, _ = selection.indices(int(array.shape[0]))
+            out = np.empty(max(stop - start, 0), dtype=array.dtype)
+            read_inflating(array, (start,), out, self.path)
+            return out
         return np.asarray(array[selection])
 
     def read_error(self, exc: BaseException) -> str:
@@ -570,6 +577,106 @@ class HDF5Store(Store):
 
     def close(self) -> None:
         self._file.close()
+
+
+_H5Z_FILTER_DEFLATE = 1
+_H5Z_FILTER_SHUFFLE = 2
+
+
+def inflates(dataset: Any) -> bool:
+    """Whether dynatrain inflates this dataset's chunks itself (see :func:`read_inflating`).
+
+    True for chunked datasets compressed with deflate (gzip), shuffled or not, and
+    nothing else (other pipelines are left to HDF5).
+    """
+    if dataset.chunks is None:
+        return False
+    plist = dataset.id.get_create_plist()
+    codes = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    return _H5Z_FILTER_DEFLATE in codes and set(codes) <= {
+        _H5Z_FILTER_DEFLATE,
+        _H5Z_FILTER_SHUFFLE,
+    }
+
+
+def read_inflating(dataset: Any, origin: tuple[int, ...], out: np.ndarray, path: str) -> None:
+    """Read ``dataset[origin : origin + out.shape]`` into ``out``, inflating chunks here.
+
+    HDF5's deflate filter inflates a chunk as far as its stream goes, growing its
+    buffer as needed, and then keeps the chunk's first bytes: 500 KB of deflated
+    zeros stored as a 96-byte chunk cost 512 MB of memory and are read without a
+    word. Here each chunk's stored bytes are read as they are
+    (``read_direct_chunk``) and inflated with the output bounded by the chunk's
+    size; a stream that inflates to more is refused with :class:`ArchiveError`
+    (it cannot be a valid chunk), one that inflates to less is corrupt
+    (``ValueError``). Each chunk is inflated once. A chunk that was never written
+    reads as the fill value.
+    """
+    chunks = tuple(int(n) for n in dataset.chunks)
+    dtype = np.dtype(dataset.dtype)
+    chunk_bytes = int(np.prod(chunks, dtype=np.int64)) * dtype.itemsize
+    plist = dataset.id.get_create_plist()
+    codes = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    fill = dataset.fillvalue
+    stops = [start + size for start, size in zip(origin, out.shape, strict=True)]
+    if out.size == 0:
+        return
+    grid = [
+        range(start // step, (stop - 1) // step + 1)
+        for start, stop, step in zip(origin, stops, chunks, strict=True)
+    ]
+    for index in itertools.product(*grid):
+        offset = tuple(i * step for i, step in zip(index, chunks, strict=True))
+        try:
+            mask, stored = dataset.id.read_direct_chunk(offset)
+        except (OSError, RuntimeError, KeyError, ValueError):
+            chunk = None  # never written: the fill value
+        else:
+            chunk = _decode_chunk(stored, mask, codes, chunk_bytes, dtype, chunks, offset, path)
+        source, target = [], []
+        for first, stop, start, step in zip(offset, stops, origin, chunks, strict=True):
+            lo, hi = max(first, start), min(first + step, stop)
+            source.append(slice(lo - first, hi - first))
+            target.append(slice(lo - start, hi - start))
+        out[tuple(target)] = fill if chunk is None else chunk[tuple(source)]
+
+
+def _decode_chunk(
+    stored: bytes,
+    mask: int,
+    codes: list[int],
+    chunk_bytes: int,
+    dtype: np.dtype,
+    chunks: tuple[int, ...],
+    offset: tuple[int, ...],
+    path: str,
+) -> np.ndarray:
+    """Undo the filters of one chunk (in reverse order, skipping those its mask skips)."""
+    data: bytes | np.ndarray = stored
+    for i in reversed(range(len(codes))):
+        if mask & (1 << i):
+            continue
+        if codes[i] == _H5Z_FILTER_DEFLATE:
+            inflater = zlib.decompressobj()
+            try:
+                data = inflater.decompress(bytes(data), chunk_bytes + 1)
+            except zlib.error as exc:
+                raise ValueError(f"chunk at {list(offset)}: {exc}") from None
+            if len(data) > chunk_bytes:
+                raise ArchiveError(
+                    path,
+                    f"the chunk at {list(offset)} inflates to more than the {chunk_bytes}"
+                    " bytes of a chunk (a decompression bomb, or corrupt)",
+                )
+        else:  # shuffle: bytes were grouped by position within the item
+            raw = np.frombuffer(bytes(data), dtype=np.uint8)
+            whole = raw.size - raw.size % dtype.itemsize
+            items = raw[:whole].reshape(dtype.itemsize, -1).T.reshape(-1)
+            data = np.concatenate([items, raw[whole:]])
+    raw = np.frombuffer(bytes(data), dtype=np.uint8)
+    if raw.size != chunk_bytes:
+        raise ValueError(f"chunk at {list(offset)} has {raw.size} bytes, expected {chunk_bytes}")
+    return raw.view(dtype).reshape(chunks)
 
 
 def _attribute_names(node: Any) -> list[bytes]:

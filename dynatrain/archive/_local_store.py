@@ -217,14 +217,19 @@ class NoFollowStore(Store):
         entries = []
         with os.scandir(fd) as listing:
             for entry in listing:
-                key = f"{base}/{entry.name}" if base else entry.name
-                try:
-                    mode = entry.stat(follow_symlinks=False).st_mode
-                except FileNotFoundError:
-                    continue
-                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                # The entry's type comes with the listing (d_type): no system call per
+                # entry, except on file systems that do not report it.
+                if entry.is_file(follow_symlinks=False):
+                    entries.append((entry.name, stat.S_IFREG))
+                elif entry.is_dir(follow_symlinks=False):
+                    entries.append((entry.name, stat.S_IFDIR))
+                else:
+                    try:
+                        mode = entry.stat(follow_symlinks=False).st_mode
+                    except FileNotFoundError:
+                        continue
+                    key = f"{base}/{entry.name}" if base else entry.name
                     raise self._refuse(key, describe_mode(mode))
-                entries.append((entry.name, mode))
         return entries
 
     def names(self, prefix: str = "") -> list[str]:

@@ -464,8 +464,8 @@ class ZarrStore(Store):
             return None
         try:
             return self._local.size()
-        except (ArchiveError, OSError):
-            return None
+        except OSError:
+            return None  # a link or special file inside is refused (ArchiveError), not hidden
 
 
 def _guarded_store_class() -> type:

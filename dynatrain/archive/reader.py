@@ -686,9 +686,10 @@ class Archive:
             raise ArchiveError(self.path, lost)
         absent = _clip_ranges(self._absent_checkpoints(array, what), start, stop)
         fill = self._store.fill_value(array)
-        rows, samples_per_block = _block_shape(
-            info, self._store.chunk_shape(array), max_block_bytes
-        )
+        chunk_shape = self._store.chunk_shape(array)
+        rows, samples_per_block = _block_shape(info, chunk_shape, max_block_bytes)
+        # No block (nor buffer) longer than the rows asked for, rounded to whole chunks.
+        rows = min(rows, -(-max(stop - start, 1) // chunk_shape[0]) * chunk_shape[0])
         n_samples = info.sample_shape[0]
         selections = [
             (t0, t1, n0, n1)
@@ -753,8 +754,11 @@ class Archive:
             return lambda slot, t0, t1, n0, n1: read(array, (slice(t0, t1), slice(n0, n1)))
         import h5py
 
+        from dynatrain.archive._backends import inflates, read_inflating
+
         feature_shape = info.sample_shape[1:]
         buffers: dict[int, np.ndarray] = {}
+        by_hand = inflates(array)
 
         def read_hdf5(slot: int, t0: int, t1: int, n0: int, n1: int) -> np.ndarray:
             buffer = buffers.get(slot)
@@ -764,9 +768,13 @@ class Archive:
             out = buffer[: t1 - t0, : n1 - n0] if n1 - n0 < samples else buffer[: t1 - t0]
             if out.size == 0:
                 return out
-            file_space = array.id.get_space()
-            file_space.select_hyperslab((t0, n0, *(0 for _ in feature_shape)), shape)
             out = np.ascontiguousarray(out)  # a partial-sample view is not contiguous
+            origin = (t0, n0, *(0 for _ in feature_shape))
+            if by_hand:  # deflate: inflated here, bounded (see read_inflating)
+                read_inflating(array, origin, out, self.path)
+                return out
+            file_space = array.id.get_space()
+            file_space.select_hyperslab(origin, shape)
             array.id.read(h5py.h5s.create_simple(shape), file_space, out)
             return out
 

@@ -73,6 +73,8 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
         report.problems.extend(getattr(exc, "problems", [exc.problem]))
     except (MemoryError, RecursionError) as exc:
         report.problems.append(f"cannot read it: {type(exc).__name__} ({first_line(exc)})")
+    # The same refusal can be met twice (listing the chunks, then reading them).
+    report.problems = list(dict.fromkeys(report.problems))
     return report
 
 
