@@ -314,13 +314,15 @@ class _RowReduction:
       exact in float64 whenever x and K are within a factor of two. One pass over
       the piece per sum, as for ``rms``.
 
-    **Huge values.** A diverging run can store float64 values of 1e155 and more,
-    whose squares (or sums) overflow float64 although the mean, rms and std are
-    finite. Where a row's partial sums of one piece come out non-finite while its
-    values are all finite, that piece of the row is summed again scaled by a power
-    of two (exact), and the row's sums are kept from then on in units of
-    ``2 ** exponent`` (squares in ``4 ** exponent``); the result is scaled back at
-    the end. Rows that never overflow are computed exactly as without this.
+    **Huge and tiny values.** A diverging run can store float64 values of 1e155 and
+    more, whose squares (or sums) overflow float64 although the mean, rms and std
+    are finite; subnormal values (1e-310) have squares that vanish. Where a row's
+    partial sums of one piece overflow while its values are all finite, or its sum
+    of squares underflows while its values are not all zero, that piece of the row
+    is summed again scaled by a power of two (exact), and the row's sums are kept
+    from then on in units of ``2 ** exponent`` (squares in ``4 ** exponent``); the
+    result is scaled back at the end. Rows that need none of this are computed
+    exactly as without it.
     Non-finite values (inf, NaN) propagate to the row's result (the analysis deals
     with them); no NumPy warning is printed for them.
     """
@@ -386,14 +388,13 @@ class _RowReduction:
         """Add ``count`` elements equal to ``value`` to each row of ``rows``."""
         if self.reduce == "mean-abs":
             value = abs(value)
-        n = rows.stop - rows.start
-        x = np.full(n, value)
+        x = np.full(rows.stop - rows.start, value)
         if self.reduce == "std":
             self.shift[rows] = np.where(np.isnan(self.shift[rows]), value, self.shift[rows])
             x = x - self.shift[rows]
-        exponent = np.zeros(n, dtype=np.int64)
-        if not np.isfinite(x * x * count).all() and np.isfinite(x).all():
-            exponent[:] = np.frexp(np.abs(x))[1]
+        exponent = None
+        if _needs_scaling(x * count, x * x * count).any() and np.isfinite(x).all():
+            exponent = np.frexp(np.abs(x))[1].astype(np.int64)
             x = np.ldexp(x, -exponent)
         sums = x * count if self.reduce != "rms" else None
         squares = x * x * count if self.reduce in ("rms", "std") else None
@@ -406,7 +407,12 @@ class _RowReduction:
         squares: np.ndarray | None,
         exponent: np.ndarray | None,
     ) -> None:
-        """Add sums (in units of ``2 ** exponent``) and squares (``4 ** exponent``) to ``at``."""
+        """Add sums (in units of ``2 ** exponent``) and squares (``4 ** exponent``) to ``at``.
+
+        Each row keeps the larger of its exponent and the new one (the smaller part is
+        then scaled down, exactly, or to what float64 can hold of it); a row with
+        nothing yet, or a contribution of zero, takes the other's exponent.
+        """
         if exponent is None and not self._scaled:
             if sums is not None:
                 self.sums[at] += sums
@@ -414,8 +420,15 @@ class _RowReduction:
                 self.sums_of_squares[at] += squares
             return
         self._scaled = True
-        exponent = np.zeros(at.stop - at.start, np.int64) if exponent is None else exponent
         old = self.exponent[at]
+        exponent = old.copy() if exponent is None else exponent
+        nothing_new = np.ones(old.shape, dtype=bool)
+        for part in (sums, squares):
+            if part is not None:
+                nothing_new &= part == 0
+        nothing_yet = (self.sums[at] == 0) & (self.sums_of_squares[at] == 0)
+        exponent = np.where(nothing_new, old, exponent)
+        old = np.where(nothing_yet, exponent, old)
         new = np.maximum(old, exponent)
         if sums is not None:
             self.sums[at] = np.ldexp(self.sums[at], old - new) + np.ldexp(sums, exponent - new)
@@ -439,31 +452,56 @@ class _RowReduction:
         return np.ldexp(value, self.exponent) if self._scaled else value
 
 
+#: Below this, a sum of squares has lost precision to underflow (its terms were
+#: subnormal, or flushed to zero): squares of values under 2**-484.
+_TINY_SQUARES = 2.0**-968
+
+
+def _needs_scaling(sums: np.ndarray | None, squares: np.ndarray | None) -> np.ndarray:
+    """Rows whose sums overflowed (non-finite) or whose squares underflowed (tiny)."""
+    bad = np.zeros(len(sums if sums is not None else squares), dtype=bool)
+    for part in (sums, squares):
+        if part is not None:
+            bad |= ~np.isfinite(part)
+    if squares is not None:
+        bad |= squares < _TINY_SQUARES
+    return bad
+
+
 def _rescale(
     values: np.ndarray,
     sums: np.ndarray | None,
     squares: np.ndarray | None,
     shift: np.ndarray | None,
 ) -> np.ndarray | None:
-    """Redo, scaled, the rows whose sums overflowed although their values are finite.
+    """Redo, scaled, the rows whose sums overflowed or whose squares underflowed.
 
     ``sums`` (of ``values - shift``, or of ``values``) and ``squares`` are the rows'
-    plain float64 sums; the rows where one is not finite and every value (and the
-    shift) is are summed again from ``values / 2**e``, ``e`` the binary exponent of
-    the largest magnitude, in place. Returns the exponents (``None`` when no row
-    needed it: the common case costs one ``isfinite`` over a vector per piece).
+    plain float64 sums. Rows where one overflowed (not finite) while every value
+    (and the shift) is finite, or where the squares fell below ``_TINY_SQUARES``
+    while the values are not all zero (subnormal values: their squares vanish),
+    are summed again from ``values / 2**e``, ``e`` the binary exponent of the
+    largest magnitude, in place. Returns the exponents (``None`` when no row needed
+    it: the common case costs a comparison over a vector per piece).
     """
-    total = squares if sums is None else sums if squares is None else sums + squares
-    bad = ~np.isfinite(total)
-    if not bad.any():
+    candidates = np.flatnonzero(_needs_scaling(sums, squares))
+    if candidates.size == 0:
         return None
-    exponent = np.zeros(total.shape[0], dtype=np.int64)
-    for i in np.flatnonzero(bad):
+    # Vectorised first: rows of zeros (a dead layer) and non-finite rows need nothing.
+    largest = np.max(np.abs(values[candidates]), axis=1).astype(np.float64)
+    if shift is not None:
+        largest = np.maximum(largest, np.abs(shift[candidates]))
+    candidates = candidates[np.isfinite(largest) & (largest > 0)]
+    if candidates.size == 0:
+        return None
+    exponent = np.zeros(len(sums if sums is not None else squares), dtype=np.int64)
+    for i in candidates:
         row = np.asarray(values[i], dtype=np.float64)
         k = 0.0 if shift is None else float(shift[i])
         if not (np.isfinite(row).all() and np.isfinite(k)):
             continue  # non-finite data: the result is non-finite, as it should be
-        e = int(np.frexp(max(float(np.max(np.abs(row))), abs(k)))[1])
+        largest_i = max(float(np.max(np.abs(row))), abs(k))
+        e = int(np.frexp(largest_i)[1])
         scaled = np.ldexp(row, -e) - np.ldexp(k, -e)
         if sums is not None:
             sums[i] = np.sum(scaled)

@@ -104,7 +104,8 @@ def show_name(name: Any) -> str:
     )
     if len(text) > _MAX_NAME_CHARS:
         text = text[: _MAX_NAME_CHARS - 3] + "..."
-    return repr(text)
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return f"'{escaped}'"
 
 
 def names_phrase(names: Sequence[Any], limit: int = _MAX_NAMES_SHOWN) -> str:
@@ -267,6 +268,90 @@ def _fd_path(fd: int) -> str | None:
     return path if os.path.exists(path) else None
 
 
+#: Seconds the HDF5 library gets to read an archive's metadata in the probe process.
+PROBE_SECONDS = 60
+#: Threads that never call h5py: a process running only these may fork the probe.
+_PROBE_SAFE_THREADS = ("dynatrain-zarr", "asyncio")
+#: Set in the probe process itself (it must not probe again).
+_in_probe = False
+
+
+def probe_hdf5(path: str) -> str | None:
+    """Read an HDF5 archive's metadata in a forked child first; say if that crashed or hung.
+
+    The HDF5 library can crash (segmentation fault) or loop forever on a corrupt
+    file: a flipped byte in an attribute's datatype or in the global heap is enough.
+    No exception can be caught then, so the parts of the archive that dynatrain
+    reads through HDF5's metadata code (the structure, the attributes, the chunk
+    indexes) are first read by a child process; if it dies from a signal or does
+    not finish in ``PROBE_SECONDS``, the archive is refused in one line and this
+    process never touches it.
+
+    Returns ``None`` (go on) when the child finished, whatever it found (this
+    process then finds the same problems itself), and also where no child can be
+    forked safely: no ``fork`` (Windows), or other threads running that might hold
+    h5py's lock.
+    """
+    if _in_probe or not hasattr(os, "fork"):
+        return None
+    import threading
+
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if any(not t.name.startswith(_PROBE_SAFE_THREADS) for t in others):
+        return None
+    import warnings
+
+    with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: read, then leave without running any exit handler
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            _probe_child(path)
+        finally:
+            os._exit(0)
+    return _wait_probe(pid)
+
+
+def _probe_child(path: str) -> None:
+    global _in_probe
+    _in_probe = True
+    try:
+        from dynatrain.archive.reader import Archive
+
+        with Archive(path) as archive:
+            archive.chunk_gaps()
+    except BaseException:  # the parent finds and reports the same problem itself
+        pass
+
+
+def _wait_probe(pid: int) -> str | None:
+    import signal
+    import time
+
+    deadline = time.monotonic() + PROBE_SECONDS
+    pause = 0.0005
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return (
+                f"the HDF5 library did not finish reading its metadata in {PROBE_SECONDS} s"
+                " (a corrupt file)"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        return f"the HDF5 library crashed ({name}) reading its metadata: the file is corrupt"
+    return None
+
+
 class HDF5Store(Store):
     """An HDF5 file opened read-only in SWMR mode (reads files still being written).
 
@@ -292,6 +377,9 @@ class HDF5Store(Store):
                 raise ArchiveError(path, "empty file, not an HDF5 archive")
             same_file = _fd_path(fd)
             opened = same_file or path
+            crashed = probe_hdf5(opened)
+            if crashed is not None:
+                raise ArchiveError(path, crashed)
             try:
                 if not h5py.is_hdf5(opened):
                     raise ArchiveError(path, "not an HDF5 file (no HDF5 signature)")
@@ -784,6 +872,8 @@ def json_value(value: Any, lossy: list[str] | None = None, _depth: int = 0) -> A
     lossy : list of str, optional
         Receives the type name of every value replaced by its text.
     """
+    if type(value) is str:
+        return _clean_text(value)
     if type(value) in _JSON_SCALARS:
         return value
     if _depth > _MAX_DEPTH:
@@ -792,7 +882,8 @@ def json_value(value: Any, lossy: list[str] | None = None, _depth: int = 0) -> A
         return "(nested too deeply)"
     if isinstance(value, _JSON_SCALARS) and not isinstance(value, np.generic):
         # A subclass (an IntEnum, a str subclass): its plain value.
-        return next(base(value) for base in (bool, int, float, str) if isinstance(value, base))
+        plain = next(base(value) for base in (bool, int, float, str) if isinstance(value, base))
+        return _clean_text(plain) if isinstance(plain, str) else plain
     if isinstance(value, (bytes, np.bytes_)):
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray):
@@ -821,6 +912,21 @@ def json_value(value: Any, lossy: list[str] | None = None, _depth: int = 0) -> A
     text = str(value).strip()
     text = text.splitlines()[0] if text else type(value).__name__
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+def _clean_text(text: str) -> str:
+    """``text``, with undecodable bytes (lone surrogates, from HDF5) replaced by U+FFFD.
+
+    Anything printed must be encodable: a metadata value read from a damaged file
+    would otherwise stop the output (``UnicodeEncodeError``) halfway.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    return text
 
 
 def _is_h5py_empty(value: Any) -> bool:
