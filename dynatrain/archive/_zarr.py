@@ -21,7 +21,7 @@ import lzma
 import os
 import threading
 import zlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from dynatrain.archive._local_store import NoFollowStore
 from dynatrain.archive.format import is_url
 from dynatrain.errors import ArchiveError
 
-__all__ = ["DecodeGuard", "ZarrStore", "chunk_grid_indices", "run"]
+__all__ = ["DecodeGuard", "ZarrStore", "chunk_key_parser", "run"]
 
 #: Rounds of waiting for the tasks a failed zarr call left running (see _settled).
 _SETTLE_ROUNDS = 32
@@ -119,12 +119,12 @@ def _metadata_dict(array: Any) -> dict[str, Any]:
     return dict(array.metadata.to_dict())
 
 
-def chunk_grid_indices(array: Any, key: str) -> tuple[int, ...] | None:
-    """The storage-grid index a chunk key names (relative to the array), or ``None``.
+def chunk_key_parser(array: Any) -> Callable[[str], tuple[int, ...] | None]:
+    """A function from a chunk key (relative to the array) to its storage-grid index.
 
-    The key encodings are those of the Zarr specifications: format 3 ``default``
-    (``c/1/0/0``, or with ``.``: ``c.1.0.0``) and ``v2`` (``1.0.0``), format 2 with
-    its ``dimension_separator``.
+    It returns ``None`` for keys that are not chunk keys. The key encodings are those
+    of the Zarr specifications: format 3 ``default`` (``c/1/0/0``, or with ``.``:
+    ``c.1.0.0``) and ``v2`` (``1.0.0``), format 2 with its ``dimension_separator``.
     """
     metadata = _metadata_dict(array)
     ndim = len(array.shape)
@@ -136,16 +136,21 @@ def chunk_grid_indices(array: Any, key: str) -> tuple[int, ...] | None:
         separator = (spec.get("configuration") or {}).get(
             "separator", "/" if encoding == "default" else "."
         )
-    if encoding == "default":
-        if key == "c" and ndim == 0:
-            return ()
-        if not key.startswith("c" + separator):
+    prefix = "c" + separator if encoding == "default" else ""
+
+    def parse(key: str) -> tuple[int, ...] | None:
+        if encoding == "default":
+            if key == "c" and ndim == 0:
+                return ()
+            if not key.startswith(prefix):
+                return None
+            key = key[len(prefix) :]
+        fields = key.split(separator)
+        if len(fields) != max(ndim, 1) or not all(field.isdigit() for field in fields):
             return None
-        key = key[2:]
-    fields = key.split(separator)
-    if len(fields) != max(ndim, 1) or not all(field.isdigit() for field in fields):
-        return None
-    return tuple(int(field) for field in fields)
+        return tuple(int(field) for field in fields)
+
+    return parse
 
 
 # -- bounding what a chunk decodes to ----------------------------------------------------------
@@ -436,8 +441,9 @@ class ZarrStore(Store):
         grid_shape = self.chunk_shape(array)
         prefix = f"{array.path}/" if array.path else ""
         counts: dict[int, int] = {}
+        parse = chunk_key_parser(array)
         for key in self._keys(prefix):
-            index = chunk_grid_indices(array, key[len(prefix) :])
+            index = parse(key[len(prefix) :])
             if index is not None:
                 counts[index[0]] = counts.get(index[0], 0) + 1
         per_block = int(

@@ -175,7 +175,8 @@ class Archive:
         Checkpoints completely written: ``min(len(epoch), complete_checkpoints)``.
     n_rows_stored : int
         Length of ``checkpoints/epoch``; more than ``n_checkpoints`` while a writer is
-        in the middle of a checkpoint (or was killed there).
+        in the middle of a checkpoint (or was killed there), or where it reserved
+        rows ahead. Rows beyond ``n_checkpoints`` are never read.
     epochs : ndarray of float64, shape (n_checkpoints,)
     steps : ndarray of int64, shape (n_checkpoints,), or None
     layer_names : tuple of str
@@ -203,7 +204,17 @@ class Archive:
       as the fill value, and ``validate`` notes it.
 
     Only chunks inside the complete checkpoints count (those beyond are a writer
-    still at work). With sharding, whole shards are checked.
+    still at work, or rows it reserved). With sharding, whole shards are checked.
+
+    **HDF5 chunks never written.** In an HDF5 file a chunk exists from its first
+    write on, so a complete checkpoint in a chunk that does not exist was never
+    written, whatever the fill value: lost data, reported like a lost Zarr chunk.
+    The chunk index is queried for this; no data is read to find it.
+
+    **Hostile archives.** Nothing outside the archive is read (see
+    :mod:`dynatrain.archive._local_store` for Zarr stores), only the complete
+    checkpoints are read, no storage chunk may decode to more than
+    ``MAX_CHUNK_BYTES``, and every message is one line of bounded length.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

@@ -20,6 +20,7 @@ from conftest import FORMAT, write_plain_archive
 
 from dynatrain import open_archive
 from dynatrain.archive.validate import validate_archive
+from dynatrain.errors import ArchiveError
 from dynatrain.signals import read_signals
 
 T = 30
@@ -168,3 +169,39 @@ def test_missing_chunk_found_in_every_key_encoding(tmp_path, zarr_format, encodi
         "layer 'a' activations: the chunk of checkpoint 12 (epoch 13) is missing from the"
         " store (lost data: a read would give the fill value NaN, as if the run had diverged)"
     ]
+
+
+def test_url_stores_are_read_through_fsspec_with_the_same_checks():
+    """A Zarr URL (here fsspec's in-memory file system) is read through zarr's public
+    FsspecStore: the same values, the same missing-chunk report, the same bound on
+    what a chunk may decompress to."""
+    import fsspec
+    from numcodecs import Zstd
+
+    url = "memory://dynatrain-test/url-run.zarr"
+    fs = fsspec.filesystem("memory")
+    try:
+        root = zarr.open_group(url, mode="w")
+        root.attrs.update(FORMAT)
+        root.require_group("layers").attrs["order"] = ["a"]
+        root.create_array("checkpoints/epoch", shape=(T,), dtype="f8")[:] = np.arange(1.0, T + 1)
+        values = np.random.default_rng(6).normal(size=(T, 4, 3))
+        root.create_array(
+            "layers/a/activations", shape=(T, 4, 3), chunks=(1, 4, 3), dtype="f8", fill_value=np.nan
+        )[...] = values
+        signals = read_signals(url)
+        np.testing.assert_allclose(signals.values[0], values.reshape(T, -1).mean(axis=1))
+        fs.rm("/dynatrain-test/url-run.zarr/layers/a/activations/c/4/0/0")
+        assert validate_archive(url).problems == [
+            "layer 'a' activations: the chunk of checkpoint 4 (epoch 5) is missing from the"
+            " store (lost data: a read would give the fill value NaN, as if the run had diverged)"
+        ]
+        fs.pipe(
+            "/dynatrain-test/url-run.zarr/layers/a/activations/c/5/0/0",
+            Zstd(level=1).encode(bytes(2**22)),
+        )
+        with pytest.raises(ArchiveError, match="would decompress to 4194304 bytes"):
+            read_signals(url, epochs=(6, 7))
+    finally:
+        if fs.exists("/dynatrain-test"):
+            fs.rm("/dynatrain-test", recursive=True)
