@@ -765,7 +765,7 @@ class Archive:
             return lambda slot, t0, t1, n0, n1: read(array, (slice(t0, t1), slice(n0, n1)))
         import h5py
 
-        from dynatrain.archive._backends import inflates, read_inflating
+        from dynatrain.archive._hdf5 import inflates, read_inflating
 
         feature_shape = info.sample_shape[1:]
         buffers: dict[int, np.ndarray] = {}

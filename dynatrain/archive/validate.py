@@ -75,8 +75,7 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
         report.problems.append(f"cannot read it: {type(exc).__name__} ({first_line(exc)})")
     except Exception as exc:  # a bug, not the archive's fault: say so, and let the caller go on
         report.problems.append(
-            f"cannot read it: unexpected {type(exc).__name__} ({first_line(exc)});"
-            " please report it"
+            f"cannot read it: unexpected {type(exc).__name__} ({first_line(exc)}); please report it"
         )
     # The same refusal can be met twice (listing the chunks, then reading them).
     report.problems = list(dict.fromkeys(report.problems))

@@ -27,7 +27,7 @@ from cli_checks import assert_one_line_error, assert_validate_lists
 from conftest import FORMAT, write_plain_archive
 
 from dynatrain import open_archive
-from dynatrain.archive import _backends
+from dynatrain.archive import _backends, _hdf5
 from dynatrain.archive.reader import MAX_CHUNK_BYTES
 from dynatrain.archive.validate import validate_archive
 from dynatrain.errors import ArchiveError
@@ -147,13 +147,13 @@ def test_each_chunk_is_decoded_once_whatever_the_budget(tmp_path, monkeypatch):
             "layers/a/activations", data=values, chunks=(2, 16, 32), compression="gzip"
         )
     decoded: Counter[tuple[int, ...]] = Counter()
-    original = _backends._decode_chunk
+    original = _hdf5._decode_chunk
 
     def counting(stored, mask, codes, chunk_bytes, dtype, chunks, offset, path):
         decoded[offset] += 1
         return original(stored, mask, codes, chunk_bytes, dtype, chunks, offset, path)
 
-    monkeypatch.setattr(_backends, "_decode_chunk", counting)
+    monkeypatch.setattr(_hdf5, "_decode_chunk", counting)
     for budget in (1000, 9000, 40_000, 10**7):  # below, at, above one chunk (8 KiB)
         decoded.clear()
         signals = read_signals(path, reduce="rms", max_block_bytes=budget)

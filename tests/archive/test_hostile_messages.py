@@ -182,10 +182,10 @@ FLIP_SCRIPT = textwrap.dedent(
     import json, os, sys
     from click.testing import CliRunner
     import h5py  # imported before forking
-    import dynatrain.archive._backends as backends
+    import dynatrain.archive._hdf5 as hdf5
     from dynatrain.cli import main
 
-    backends.PROBE_SECONDS = 2
+    hdf5.PROBE_SECONDS = 2
     data = open(sys.argv[1], "rb").read()
     for offset in map(int, sys.argv[3].split(",")):
         flipped = bytearray(data)
