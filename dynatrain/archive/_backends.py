@@ -36,6 +36,12 @@ _MAX_NAME_CHARS = 60
 _MAX_NAMES_SHOWN = 5
 
 
+# Flags some platforms lack (Windows has no FIFOs to guard against, and no O_NONBLOCK).
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
 def describe_mode(mode: int) -> str:
     """What a file of this ``st_mode`` is, in words (``"a FIFO"``, ``"a symbolic link"``)."""
     kinds = [
@@ -65,7 +71,7 @@ def open_regular_file(path: str) -> int:
         If the file cannot be opened (missing, permission denied).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # opening a socket
             raise ArchiveError(path, "is a socket, not an archive file") from None

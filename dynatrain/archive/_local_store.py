@@ -40,10 +40,25 @@ from dynatrain.errors import ArchiveError
 if TYPE_CHECKING:
     from zarr.abc.buffer import Buffer, BufferPrototype
 
-__all__ = ["NoFollowStore"]
+__all__ = ["SUPPORTED", "NoFollowStore"]
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+#: Whether this platform can walk a store without following links (POSIX: ``openat``
+#: with ``O_NOFOLLOW``). Elsewhere (Windows) zarr's own ``LocalStore`` is used.
+SUPPORTED = (
+    hasattr(os, "O_NOFOLLOW")
+    and hasattr(os, "O_DIRECTORY")
+    and os.open in os.supports_dir_fd
+    and os.stat in os.supports_dir_fd
+    and os.scandir in os.supports_fd
+)
+_DIR_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_FILE_FLAGS = _DIR_FLAGS & ~getattr(os, "O_DIRECTORY", 0)
 
 
 class NoFollowStore(Store):
@@ -83,9 +98,8 @@ class NoFollowStore(Store):
         self.root = root
         self.max_file_bytes = max_file_bytes
         self.check = check
-        self._root_fd: int | None = os.open(
-            root, os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK | os.O_CLOEXEC
-        )
+        # The root itself may be a link (the user named it): no O_NOFOLLOW here.
+        self._root_fd: int | None = os.open(root, _DIR_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))
 
     # -- the walk ----------------------------------------------------------------------------
 

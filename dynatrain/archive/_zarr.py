@@ -34,6 +34,7 @@ from dynatrain.archive._backends import (
     first_line,
     gaps,
 )
+from dynatrain.archive._local_store import SUPPORTED as NO_FOLLOW_SUPPORTED
 from dynatrain.archive._local_store import NoFollowStore
 from dynatrain.archive.format import is_url
 from dynatrain.errors import ArchiveError
@@ -309,11 +310,15 @@ class ZarrStore(Store):
                 self._store: Any = _GuardedStore(
                     FsspecStore.from_url(path, read_only=True), self.guard
                 )
-            else:
+            elif NO_FOLLOW_SUPPORTED:
                 self._local = NoFollowStore(
                     path, max_file_bytes=MAX_CHUNK_BYTES + 2**20, check=self.guard.check
                 )
                 self._store = self._local
+            else:  # no openat/O_NOFOLLOW (Windows): zarr's own local store
+                from zarr.storage import LocalStore
+
+                self._store = _GuardedStore(LocalStore(path, read_only=True), self.guard)
             self._root = run(
                 zarr_async.open_group(store=self._store, mode="r", use_consolidated=False)
             )

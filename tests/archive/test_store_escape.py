@@ -220,3 +220,21 @@ def test_link_to_the_archive_itself_is_followed(tmp_path, name):
     np.testing.assert_array_equal(
         read_signals(link).values, read_signals(real).values
     )  # same data, through the link
+
+
+def test_platforms_without_openat_read_through_zarrs_local_store(tmp_path, monkeypatch):
+    """Where links cannot be refused race-free (no ``openat``/``O_NOFOLLOW``, i.e.
+    Windows), stores are still read, through zarr's LocalStore, with the same bound on
+    what a chunk may decompress to."""
+    from numcodecs import Zstd
+
+    from dynatrain.archive import _zarr
+
+    monkeypatch.setattr(_zarr, "NO_FOLLOW_SUPPORTED", False)
+    path = _store(tmp_path, "plain.zarr")
+    signals = read_signals(path)
+    np.testing.assert_allclose(signals.values[1], _layers()["b"].mean(axis=1))
+    assert validate_archive(path).valid
+    (path / "layers/a/activations/c/2/0/0").write_bytes(Zstd(level=1).encode(bytes(2**22)))
+    with pytest.raises(ArchiveError, match="would decompress to 4194304 bytes"):
+        read_signals(path)
