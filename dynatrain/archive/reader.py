@@ -251,7 +251,8 @@ class Archive:
                 f" expected {fmt.FORMAT_NAME!r})"
             ]
         version = as_python(root_attrs.get(fmt.VERSION_ATTR))
-        if not _is_int(version) or version not in fmt.SUPPORTED_VERSIONS:
+        whole = _is_int(version) or (isinstance(version, float) and version.is_integer())
+        if not whole or version not in fmt.SUPPORTED_VERSIONS:
             supported = ", ".join(map(str, fmt.SUPPORTED_VERSIONS))
             found = _short(version)
             return [f"unsupported format_version {found} (this dynatrain reads {supported})"]
