@@ -27,10 +27,12 @@ __all__ = [
     "LayerSignals",
     "checkpoint_range",
     "finite_prefix_length",
+    "flush_tiny",
     "parse_epoch_range",
     "read_signals",
     "reduce_layer",
     "select_layers",
+    "usable_signal",
 ]
 
 #: Elements converted to float64 at a time (2 MiB): few enough to stay in the CPU's
@@ -533,6 +535,30 @@ def _pieces(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def finite_prefix_length(values: np.ndarray) -> int:
-    """Length of the longest prefix of columns where every row is finite."""
-    bad = ~np.all(np.isfinite(values), axis=0)
+    """Length of the longest prefix of columns where every row is usable.
+
+    Usable: finite and at most :data:`~dynatrain.defaults.HUGE_SIGNAL` in magnitude
+    (a run whose signals grow past it is diverging, and the measures would overflow).
+    """
+    bad = ~np.all(usable_signal(values), axis=0)
     return int(np.argmax(bad)) if bad.any() else values.shape[-1]
+
+
+def usable_signal(values: np.ndarray) -> np.ndarray:
+    """Where layer signals are finite and not beyond :data:`~dynatrain.defaults.HUGE_SIGNAL`."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(values) <= defaults.HUGE_SIGNAL
+
+
+def flush_tiny(values: np.ndarray) -> np.ndarray:
+    """``values`` with magnitudes below :data:`~dynatrain.defaults.TINY_SIGNAL` set to 0.
+
+    Elementwise, so an analysis of the finished run and a live monitor fed one
+    checkpoint at a time see the same numbers. Returns ``values`` itself when
+    nothing is that small (the common case: no copy).
+    """
+    with np.errstate(invalid="ignore"):
+        tiny = (np.abs(values) < defaults.TINY_SIGNAL) & (values != 0)
+    if not tiny.any():
+        return values
+    return np.where(tiny, 0.0, values)
