@@ -329,7 +329,13 @@ class Monitor:
         origin = kernel_origin(start, self._scales)
         tail = self._points.values[:, origin:]
         integration, metastability = window_measures(
-            tail, np.array([start]), window, self._scales, self.settings.dfa_order, origin=origin
+            tail,
+            np.array([start]),
+            window,
+            self._scales,
+            self.settings.dfa_order,
+            origin=origin,
+            edge=self.settings.phase_edge,
         )
         dsi = m.stability_index(integration, metastability)
         self._window_end.append(self.epoch)
@@ -387,7 +393,8 @@ class Monitor:
             n_scales=settings.n_scales,
             order=settings.dfa_order,
         )
-        self._running = (float(np.mean(alpha)), float(m.kuramoto(series).metastability))
+        metastability = m.kuramoto(series, edge=settings.phase_edge).metastability
+        self._running = (float(np.mean(alpha)), float(metastability))
         self._running_checkpoints = self.checkpoints
 
     # -- reading ----------------------------------------------------------------------------

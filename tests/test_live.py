@@ -86,8 +86,9 @@ def random_run(n_checkpoints, n_layers, seed, *, constant_stretch=True):
         (300, 3, {"transform": "level", "dfa_order": 2, "min_scale": 5, "surrogates": 19}),
         (260, 4, {"window": 60, "window_step": 7, "vol_window": 9, "surrogates": 19}),
         (200, 6, {"vol_threshold": 0.6, "vol_patience": 1, "seed": 3, "surrogates": 29}),
+        (180, 4, {"phase_edge": "none", "vol_threshold": 0.6, "surrogates": 19}),
     ],
-    ids=["short", "step-3", "level-order-2", "custom-windows", "loose-rule"],
+    ids=["short", "step-3", "level-order-2", "custom-windows", "loose-rule", "phase-edge-none"],
 )
 def test_random_runs_live_equal_analyze(n_checkpoints, n_layers, options):
     signals = random_run(n_checkpoints, n_layers, seed=n_checkpoints)
@@ -95,6 +96,22 @@ def test_random_runs_live_equal_analyze(n_checkpoints, n_layers, options):
     monitor = Monitor(signals.layer_names, settings, expected_checkpoints=n_checkpoints)
     statuses = feed(monitor, signals)
     assert_same_as_analyze(monitor, statuses, signals, settings)
+
+
+def test_the_monitor_honours_the_phase_edge():
+    """Live with ``phase_edge="none"`` is analyze with it, and differs from the default."""
+    signals = random_run(140, 4, seed=8)
+    plain = Settings(phase_edge="none", surrogates=0)
+    monitors = {}
+    for settings in (plain, Settings(surrogates=0)):
+        monitors[settings.phase_edge] = Monitor(
+            signals.layer_names, settings, expected_checkpoints=140
+        )
+        statuses = feed(monitors[settings.phase_edge], signals)
+        assert_same_as_analyze(monitors[settings.phase_edge], statuses, signals, settings)
+    ar, none = (monitors[edge].timeseries()["metastability"] for edge in ("ar", "none"))
+    assert not np.allclose(ar, none)
+    assert monitors["none"].status()["metastability"] != monitors["ar"].status()["metastability"]
 
 
 def test_a_decision_is_reached_and_matches_on_a_converging_run():
@@ -229,9 +246,9 @@ def test_each_window_reads_at_most_one_window_of_history(monkeypatch):
     seen = []
     real = live.window_measures
 
-    def spy(x, starts, window, scales, order, *, origin):
+    def spy(x, starts, window, scales, order, *, origin, edge):
         seen.append((x.shape[-1], int(starts[0]), origin))
-        return real(x, starts, window, scales, order, origin=origin)
+        return real(x, starts, window, scales, order, origin=origin, edge=edge)
 
     monkeypatch.setattr(live, "window_measures", spy)
     signals = random_run(600, 3, seed=3)

@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from dynatrain.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, DFA_ORDER, MIN_SCALE, N_SCALES
+from dynatrain.defaults import (
+    BOOTSTRAP_RESAMPLES,
+    CI_LEVEL,
+    DFA_ORDER,
+    MIN_SCALE,
+    N_SCALES,
+    PHASE_EDGE,
+    PHASE_EDGES,
+)
 from dynatrain.measures._checks import (
     as_float_array,
     check_choice,
@@ -318,7 +326,9 @@ def integration_null(
     return integration
 
 
-def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kuramoto:
+def kuramoto_null(
+    x: Any, n_surrogates: int, *, rng: np.random.Generator, edge: str = PHASE_EDGE
+) -> Kuramoto:
     """Synchrony and metastability of phase-randomised surrogates.
 
     Parameters
@@ -329,6 +339,9 @@ def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kur
         Number of surrogates, at least 1.
     rng : numpy.random.Generator
         Source of randomness.
+    edge : {"ar", "none"}, optional
+        Edge handling of the Hilbert transform, as for the run
+        (:func:`~dynatrain.measures.kuramoto.kuramoto`).
 
     Returns
     -------
@@ -339,7 +352,8 @@ def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kur
     Raises
     ------
     ValueError
-        On non-finite input, fewer than 2 layers or fewer than 3 points.
+        On non-finite input, fewer than 2 layers, fewer than 3 points or an
+        unknown `edge`.
     TypeError
         If `rng` is not a :class:`numpy.random.Generator`.
 
@@ -354,8 +368,9 @@ def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kur
     """
     x, n_surrogates = _check_surrogate_input(x, n_surrogates, rng)
     check_layers(x, min_points=MIN_PHASE_POINTS)
+    edge = check_choice(edge, "edge", PHASE_EDGES)
     r = np.empty((n_surrogates, *x.shape[:-2], x.shape[-1]))
     for lo, size in _chunks(n_surrogates, x.size):
         # The phases are drawn in order, so chunks give the draws of one big call.
-        r[lo : lo + size] = _order_parameter(phase_randomized_surrogates(x, size, rng=rng))
+        r[lo : lo + size] = _order_parameter(phase_randomized_surrogates(x, size, rng=rng), edge)
     return Kuramoto(r, r.mean(axis=-1), r.std(axis=-1))

@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from dynatrain.defaults import PHASE_EDGE
 from dynatrain.measures._checks import check_int
 from dynatrain.measures.kuramoto import _order_parameter
 
@@ -366,7 +367,9 @@ def _windowed_integration(
     return _layer_mean(by_layer)
 
 
-def _windowed_metastability(x: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+def _windowed_metastability(
+    x: np.ndarray, starts: np.ndarray, window: int, edge: str = PHASE_EDGE
+) -> np.ndarray:
     """Population std of R(t) in every window: x (batch, L, n) -> (batch, n_windows).
 
     Each batch of windows is copied into one contiguous (batch, windows, L, window) array,
@@ -379,7 +382,7 @@ def _windowed_metastability(x: np.ndarray, starts: np.ndarray, window: int) -> n
     for lo in range(0, len(starts), per_chunk):
         index = starts[lo : lo + per_chunk, np.newaxis] + offsets
         part = np.ascontiguousarray(np.moveaxis(x[:, :, index], 2, 1))
-        metastability[:, lo : lo + per_chunk] = _order_parameter(part).std(axis=-1)
+        metastability[:, lo : lo + per_chunk] = _order_parameter(part, edge).std(axis=-1)
     return metastability
 
 
@@ -403,6 +406,7 @@ def window_measures(
     order: int,
     *,
     origin: int = 0,
+    edge: str = PHASE_EDGE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integration and metastability of the windows starting at `starts` (unchecked).
 
@@ -424,6 +428,9 @@ def window_measures(
     origin : int, optional
         The point of the run at which `x` starts (a live monitor passes only the tail
         of its history: :func:`kernel_origin` of its newest window).
+    edge : {"ar", "none"}, optional
+        Edge handling of the Hilbert transform in each window (see
+        :func:`~dynatrain.measures.kuramoto.hilbert_phase`).
 
     Returns
     -------
@@ -437,7 +444,7 @@ def window_measures(
         empty = np.empty((*lead_shape, 0))
         return empty, empty.copy()
     integration = _windowed_integration(x3, starts, window, scales, order, origin)
-    metastability = _windowed_metastability(x3, starts - origin, window)
+    metastability = _windowed_metastability(x3, starts - origin, window, edge)
     n_windows = len(starts)
     return integration.reshape(*lead_shape, n_windows), metastability.reshape(
         *lead_shape, n_windows
