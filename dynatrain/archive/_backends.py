@@ -9,11 +9,12 @@ exceptions into one-line :class:`~dynatrain.errors.ArchiveError` messages.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,23 @@ class Store(ABC):
     def size_on_disk(self) -> int | None:
         """Bytes the archive occupies, or ``None`` when it cannot be told (URLs)."""
         return None
+
+    def refresh(self) -> bool:
+        """Look again at a store a writer is still filling: :meth:`attrs` then reads anew.
+
+        Returns True if the arrays handed out before stay usable (bring each up to
+        date with :meth:`refresh_array`), False if the store had to be opened again
+        and they must be fetched again with :meth:`array`.
+        """
+        return True
+
+    def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
+        """``array`` (from :meth:`array`) as the writer has left it now: length, chunks.
+
+        ``n_rows`` is the number of rows the caller is about to read (None: it needs
+        the current length).
+        """
+        return array
 
     @abstractmethod
     def close(self) -> None:
@@ -308,8 +326,52 @@ class HDF5Store(Store):
     def size_on_disk(self) -> int | None:
         return os.path.getsize(self.path)
 
+    def refresh(self) -> bool:
+        # A SWMR reader caches object headers: the root's attributes (the count of
+        # complete checkpoints) stay as first read until the root is refreshed. h5py
+        # wraps only H5Drefresh, so H5Orefresh is called from the library h5py loaded;
+        # where it cannot be found, the file is opened again.
+        refresh_object = _h5orefresh()
+        if refresh_object is not None and refresh_object(self._file["/"].id.id) >= 0:
+            return True
+        self._file.close()
+        self._file = self._h5py.File(self.path, "r", swmr=True, rdcc_nbytes=0)
+        return False
+
+    def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
+        array.refresh()  # H5Drefresh: its extent and chunk index as flushed by the writer
+        return array
+
     def close(self) -> None:
         self._file.close()
+
+
+@functools.cache
+def _h5orefresh() -> Callable[[int], int] | None:
+    """``H5Orefresh`` of the HDF5 library h5py uses, or None where it cannot be found.
+
+    Looked up by path in the process's mapped libraries (Linux): another copy of the
+    library would not know h5py's identifiers.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split()[-1] for line in maps if "/libhdf5" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        name = os.path.basename(path)
+        if not name.startswith("libhdf5.") and not name.startswith("libhdf5-"):
+            continue  # libhdf5_hl, the high-level library, has no H5Orefresh
+        try:
+            function = ctypes.CDLL(path).H5Orefresh
+        except (OSError, AttributeError):
+            continue
+        function.argtypes = [ctypes.c_int64]  # hid_t since HDF5 1.10
+        function.restype = ctypes.c_int
+        return function
+    return None
 
 
 class ZarrStore(Store):
@@ -337,6 +399,7 @@ class ZarrStore(Store):
                 from zarr.storage import LocalStore
 
                 store = LocalStore(path, read_only=True)
+            self._zarr_store = store
             self._root = self._run(zarr_async.open_group(store=store, mode="r"))
         except (zarr.errors.GroupNotFoundError, FileNotFoundError) as exc:
             raise ArchiveError(
@@ -452,6 +515,27 @@ class ZarrStore(Store):
 
     def read_error(self, exc: BaseException) -> str:
         return f"corrupt or missing chunk ({_first_line(exc)})"
+
+    def refresh(self) -> bool:
+        from zarr.api import asynchronous as zarr_async
+
+        try:  # the root's zarr.json again (zarr keeps the attributes it first read)
+            self._root = self._run(zarr_async.open_group(store=self._zarr_store, mode="r"))
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            raise ArchiveError(
+                self.path, f"cannot read the store again ({_first_line(exc)})"
+            ) from exc
+        return True
+
+    def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
+        # An array's metadata (its length) is read when it is opened: open it again
+        # when the writer may have made it longer (or shorter, trimming at close).
+        if n_rows is not None and array.shape[0] >= n_rows:
+            return array
+        fresh = self.array(parts)
+        if fresh is None:
+            raise ArchiveError(self.path, f"/{'/'.join(parts)} has gone")
+        return fresh
 
     def close(self) -> None:
         """Nothing to release: zarr holds no open file between reads."""
