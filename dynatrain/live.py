@@ -41,13 +41,14 @@ import numpy as np
 from dynatrain import defaults
 from dynatrain import measures as m
 from dynatrain.analysis import Settings, convergence_significance
+from dynatrain.archive import format as fmt
 from dynatrain.errors import InputError
 from dynatrain.measures.windows import kernel_origin, window_measures
 
 __all__ = ["EXPECTED_CHECKPOINTS_ATTR", "Monitor", "WindowPlan", "plan_windows"]
 
 #: Root attribute in which a training job states how many checkpoints it plans.
-EXPECTED_CHECKPOINTS_ATTR = "expected_checkpoints"
+EXPECTED_CHECKPOINTS_ATTR = fmt.EXPECTED_ATTR
 #: The run-level measures are refreshed once the run has grown by this fraction.
 _REFRESH_GROWTH = 1 / 8
 

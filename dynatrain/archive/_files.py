@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - Windows: no lock, see lock_file
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "archive_writer_present",
     "directory_locked_elsewhere",
     "file_locked_elsewhere",
     "lock_directory",
@@ -128,6 +129,20 @@ def directory_locked_elsewhere(path: str) -> bool | None:
         if "FLOCK" in fields and here in fields and "->" not in fields:  # "->": a waiter
             return True
     return False
+
+
+def archive_writer_present(path: str) -> bool | None:
+    """Whether a writer holds the archive at ``path`` open (its one-writer lock), by looking.
+
+    A Zarr store (a directory) is checked with :func:`directory_locked_elsewhere`, an
+    HDF5 file with :func:`file_locked_elsewhere`. None where the lock cannot be seen
+    (not Linux, or the path is gone).
+    """
+    if os.path.isdir(path):
+        return directory_locked_elsewhere(path)
+    if not _HAVE_OFD or not os.path.exists(path):  # pragma: no cover - not Linux
+        return None
+    return file_locked_elsewhere(path)
 
 
 def lock_directory(fd: int, path: str) -> bool:
