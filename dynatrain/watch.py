@@ -329,6 +329,11 @@ class RunFollower:
             else:
                 what = "signal" if settings.reduce == "signal" else "activations"
                 self.warnings.append(f"layer {name!r} left out: no stored {what}")
+        if not layers and self.warnings:
+            reasons = "; ".join(self.warnings)
+            raise InputError(
+                f"{self.path}: no layer can be reduced with --reduce {settings.reduce} ({reasons})"
+            )
         self.layers = tuple(layers)
         if settings.metric is not None and settings.metric not in archive.metric_names:
             available = ", ".join(archive.metric_names) or "none"
@@ -344,6 +349,12 @@ class RunFollower:
                 )
             expected = archive.n_checkpoints  # a finished run: its length is known
             self._windows_from_length = True
+        points = None if expected is None else expected - (settings.transform == "change")
+        if settings.window is not None and points is not None and settings.window > points:
+            raise InputError(
+                f"{self.path}: --window {settings.window} is longer than the {points} analysed"
+                f" points of the {expected} checkpoints the run expects"
+            )
         try:
             self.monitor = Monitor(
                 self.layers,

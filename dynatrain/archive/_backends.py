@@ -116,6 +116,10 @@ class Store(ABC):
         """Bytes the archive occupies, or ``None`` when it cannot be told (URLs)."""
         return None
 
+    def attr(self, key: str, parts: tuple[str, ...] = ()) -> Any:
+        """One attribute of the group at ``parts`` (None if absent)."""
+        return self.attrs(parts).get(key)
+
     def refresh(self) -> bool:
         """Look again at a store a writer is still filling: :meth:`attrs` then reads anew.
 
@@ -299,6 +303,18 @@ class HDF5Store(Store):
                 self.path, f"cannot read attributes of {where} ({_first_line(exc)})"
             ) from exc
 
+    def attr(self, key: str, parts: tuple[str, ...] = ()) -> Any:
+        node = self._node(parts)
+        if node is None or key not in node.attrs:
+            return None
+        try:
+            return node.attrs[key]
+        except OSError as exc:
+            where = "/" + "/".join(parts)
+            raise ArchiveError(
+                self.path, f"cannot read attribute {key!r} of {where} ({_first_line(exc)})"
+            ) from exc
+
     def kind(self, parts: tuple[str, ...]) -> str | None:
         node = self._node(parts)
         if node is None:
@@ -332,7 +348,8 @@ class HDF5Store(Store):
         # wraps only H5Drefresh, so H5Orefresh is called from the library h5py loaded;
         # where it cannot be found, the file is opened again.
         refresh_object = _h5orefresh()
-        if refresh_object is not None and refresh_object(self._file["/"].id.id) >= 0:
+        root = self._file["/"]  # held: its identifier must stay open during the call
+        if refresh_object is not None and refresh_object(root.id.id) >= 0:
             return True
         self._file.close()
         self._file = self._h5py.File(self.path, "r", swmr=True, rdcc_nbytes=0)

@@ -448,7 +448,7 @@ class Archive:
         if not store.refresh():  # opened again: every array handle is new
             self._arrays = {key: store.array((fmt.LAYERS, *key)) for key in self._arrays}
             self._followed = {}
-        complete = as_python(store.attrs().get(fmt.COMPLETE_ATTR))
+        complete = as_python(store.attr(fmt.COMPLETE_ATTR))
         if not self._followed:
             wanted = [(fmt.CHECKPOINTS, fmt.EPOCH)]
             wanted += [(fmt.CHECKPOINTS, fmt.STEP)] if self.steps is not None else []

@@ -53,6 +53,7 @@ def watch_panel(
     plan = event["window"]
     expected = plan.get("expected_checkpoints")
     rows: list[tuple[str, str]] = [
+        ("run", printable(event.get("run", ""))),
         (
             "checkpoint",
             f"{event['checkpoints']}"
@@ -92,7 +93,7 @@ def watch_panel(
     parts: list[RenderableType] = [table, footer]
     if event.get("event") == "end":
         parts.append(Text(printable(event["message"]), style="bold"))
-    title = Text("dynatrain watch ") + Text(printable(event.get("run", "")), style="bold")
+    title = Text("dynatrain watch")
     if writer:
         title += Text(f"  writer: {writer}", style="dim")
     return Panel(Group(*parts), title=title, title_align="left")
