@@ -348,16 +348,17 @@ def test_a_non_finite_value_with_strict_is_an_error(cli, tmp_path, sample_run):
 # -- the panel -------------------------------------------------------------------------------------
 
 
-def test_the_panel_prints_names_as_they_are_and_words_the_convergence_by_its_test(
-    cli, plain_archive
-):
+def test_the_panel_prints_names_as_they_are(cli, plain_archive, tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     hostile = plain_archive(
         "red[bold].h5",
         layers={name: rng.normal(size=(60, 3)).cumsum(axis=0) for name in ("[b]a", ":smile:")},
         metrics={"[red]val_accuracy": np.linspace(0.1, 0.9, 60)},
     )
-    result = cli("watch", hostile, "--format", "panel", "--until", "complete", "--surrogates", 19)
+    monkeypatch.chdir(tmp_path)
+    result = cli(
+        "watch", hostile.name, "--format", "panel", "--until", "complete", "--surrogates", 19
+    )
     assert result.exit_code == 0, result.stderr
     assert "red[bold].h5" in result.stdout and "[red]val_accuracy" in result.stdout
     assert "checkpoint" in result.stdout and "of 60" in result.stdout
