@@ -642,8 +642,11 @@ def watch(
 
         console = _stdout_console()
         with Live(console=console, auto_refresh=False, transient=False) as live:
+            latest_metrics: dict[str, Any] = {}
 
             def show(event: dict[str, Any]) -> None:
+                latest_metrics.update(event.get("metrics") or {})
+                event = {**event, "metrics": latest_metrics}
                 live.update(watch_panel(event, surrogates=surrogates), refresh=True)
 
             end = watch_run(
