@@ -400,7 +400,7 @@ def test_panel_wording_follows_the_p_value():
 
     assert "surrogates converge as early" in shown()
     significant = shown(convergence={**event["convergence"], "p": 0.01})
-    assert "p = 0.01" in significant and "as early" not in significant
+    assert "p ≤ 0.01" in significant and "as early" not in significant
     assert "surrogate test running" in shown(p_pending=True)
     assert "not yet" in shown(
         convergence={**event["convergence"], "epoch": None, "decided_epoch": None}
