@@ -17,20 +17,25 @@ __all__ = [
     "CONVERGENCE_SURROGATES",
     "DFA_ORDER",
     "FFT_FRIENDLY_WINDOW",
+    "HUGE_SIGNAL",
     "MAX_SURROGATES",
     "MAX_WINDOWS",
     "METRIC_CANDIDATES",
     "MIN_N_SCALES",
     "MIN_SCALE",
     "N_SCALES",
+    "PHASE_EDGE",
+    "PHASE_EDGES",
     "PLATEAU_SMOOTHING",
     "PLATEAU_TOLERANCE",
     "REDUCE",
     "REDUCTIONS",
     "SEED",
     "SIGNIFICANCE_LEVEL",
+    "STYLE_LEVEL",
     "STYLE_THRESHOLD",
     "SURROGATES",
+    "TINY_SIGNAL",
     "TRANSFORM",
     "TRANSFORMS",
     "VOL_PATIENCE",
@@ -51,6 +56,13 @@ REDUCE: Final = "mean"
 #: Transforms applied to the layer signals before every measure (``--transform``).
 TRANSFORMS: Final = ("change", "level")
 TRANSFORM: Final = "change"
+#: Layer signals larger than this in magnitude are treated like non-finite ones (a
+#: diverging run): the measures square and sum them, which would overflow float64.
+HUGE_SIGNAL: Final = 1e150
+#: Layer signals smaller than this in magnitude are read as 0: z-scores and DFA
+#: fluctuations of such values underflow (subnormal numbers), and no activation that
+#: small carries information.
+TINY_SIGNAL: Final = 1e-150
 
 # --- DFA -----------------------------------------------------------------------------------
 MIN_SCALE: Final = 4
@@ -58,6 +70,13 @@ N_SCALES: Final = 16
 DFA_ORDER: Final = 1
 #: DFA needs at least this many distinct scales to fit a slope.
 MIN_N_SCALES: Final = 3
+
+# --- phases ------------------------------------------------------------------------------
+#: Edge handling of the Hilbert transform: "ar" extends each series at both ends with an
+#: AR forecast before the transform (validated: benchmarks/validate_hilbert_edges.py);
+#: "none" transforms the series as it is (circular, distorted near the ends).
+PHASE_EDGES: Final = ("ar", "none")
+PHASE_EDGE: Final = "ar"
 
 # --- windows, stability index, convergence -------------------------------------------------
 WINDOW_MIN: Final = 16
@@ -88,6 +107,8 @@ METRIC_CANDIDATES: Final = ("val_accuracy", "val_acc", "accuracy", "train_accura
 PLATEAU_SMOOTHING: Final = 3  # points in the moving average of the accuracy
 PLATEAU_TOLERANCE: Final = 0.02  # fraction of the total gain
 STYLE_THRESHOLD: Final = 0.3  # |Spearman rho| for "coupled" / "antagonistic"
+#: Surrogate p-value at or below which the style gets a label other than "independent".
+STYLE_LEVEL: Final = 0.05
 
 # --- uncertainty ---------------------------------------------------------------------------
 SURROGATES: Final = 199

@@ -33,7 +33,17 @@ def test_all_is_explicit_and_complete():
     for name in measures.__all__:
         assert hasattr(measures, name), name
     public = {name for name in vars(measures) if not name.startswith("_")}
-    submodules = {"convergence", "dfa", "kuramoto", "stability", "surrogates", "windows"}
+    submodules = {
+        "convergence",
+        "dfa",
+        "finite_size",
+        "intervals",
+        "kuramoto",
+        "stability",
+        "style",
+        "surrogates",
+        "windows",
+    }
     assert public - set(measures.__all__) <= submodules | {"annotations"}
     assert "np" not in public
 
@@ -47,6 +57,9 @@ def test_all_is_explicit_and_complete():
         "dynatrain.measures.surrogates",
         "dynatrain.measures.windows",
         "dynatrain.measures.convergence",
+        "dynatrain.measures.finite_size",
+        "dynatrain.measures.intervals",
+        "dynatrain.measures.style",
         "dynatrain.synthetic",
     ],
 )
@@ -87,12 +100,23 @@ CALLS = {
     "window_scales": lambda x: measures.window_scales(x.shape[-1] // 2),
     "accuracy_plateau": lambda x: measures.accuracy_plateau(x[0]),
     "training_style": lambda x: measures.training_style(x[0], x[1]),
+    "corrected_alpha": lambda x: measures.corrected_alpha(x, 64),
+    "t_interval": lambda x: measures.t_interval(x)[0],
+    "style_test": lambda x: measures.style_test(x[0], x[1], 9, rng=_rng()),
+    "rank_surrogates": lambda x: measures.rank_surrogates(x, 3, rng=_rng()),
 }
 
 
 def test_every_public_function_is_covered():
     functions = {n for n in measures.__all__ if callable(getattr(measures, n)) and n[0].islower()}
-    assert functions - {"dfa_scales", "min_points_for_dfa"} == set(CALLS)
+    scalar_input = {
+        "dfa_scales",
+        "min_points_for_dfa",
+        "dfa_bias_curve",
+        "expected_squared_fluctuation",
+        "student_t_quantile",
+    }
+    assert functions - scalar_input == set(CALLS)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int32", "uint8"])
