@@ -472,7 +472,9 @@ def watch(
                 started = True
                 emit(event)
                 last_news = clock()
-                if until == "converged" and follower.monitor.converged and not converged_seen:
+                monitor = follower.monitor
+                assert monitor is not None  # made with the first checkpoint
+                if until == "converged" and monitor.converged and not converged_seen:
                     converged_seen = True
                     follower.wait_for_null()
                     end = _converged_end(follower, max_p)
