@@ -11,6 +11,7 @@ unreadable/invalid input (one line on stderr, ``--debug`` for the traceback);
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -317,8 +318,13 @@ def _single_threaded_blas() -> None:
             os.environ.setdefault(name, "1")
 
 
-def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options of one analysis, shared by ``analyze`` and ``batch``."""
+def analysis_options(
+    command: Callable[..., Any], *, leave_out: tuple[str, ...] = ()
+) -> Callable[..., Any]:
+    """The options of one analysis, shared by ``analyze``, ``batch`` and ``watch``.
+
+    ``leave_out`` names options (as spelt on the command line) a command does not take.
+    """
     options = [
         reduce_option,
         click.option(
@@ -454,7 +460,10 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
     ]
     for option in reversed(options):
-        command = option(command)
+        probe = option(lambda: None)
+        names = [param.opts[0] for param in getattr(probe, "__click_params__", [])]
+        if not set(names) & set(leave_out):
+            command = option(command)
     return command
 
 
@@ -466,7 +475,7 @@ def _settings(options: dict[str, Any]) -> Any:
         reduce=options.pop("reduce"),
         transform=options.pop("transform"),
         layers=options.pop("layer_patterns") or None,
-        epochs=options.pop("epoch_range"),
+        epochs=options.pop("epoch_range", None),
         min_scale=options.pop("min_scale"),
         max_scale=options.pop("max_scale"),
         n_scales=options.pop("n_scales"),
@@ -476,8 +485,8 @@ def _settings(options: dict[str, Any]) -> Any:
         vol_window=options.pop("vol_window"),
         vol_threshold=options.pop("vol_threshold"),
         vol_patience=options.pop("vol_patience"),
-        convergence_rule=options.pop("convergence_rule"),
-        phase_edge=options.pop("phase_edge"),
+        convergence_rule=options.pop("convergence_rule", defaults.CONVERGENCE_RULE),
+        phase_edge=options.pop("phase_edge", defaults.PHASE_EDGE),
         metric=options.pop("metric"),
         surrogates=options.pop("surrogates"),
         convergence_surrogates=options.pop("convergence_surrogates"),
@@ -553,6 +562,127 @@ def analyze(
     if fail_if_not_converged and result.convergence_epoch is None:
         _warn(f"{run}: the stability index did not converge (--fail-if-not-converged)")
         sys.exit(EXIT_CHECK_FAILED)
+
+
+#: The choices of ``watch --until`` (``dynatrain.watch.UNTIL``, not imported here: it
+#: imports NumPy; a test keeps them equal).
+WATCH_UNTIL = ("converged", "complete")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=str))
+@functools.partial(analysis_options, leave_out=("--epochs", "--convergence-rule"))
+@format_option(("panel", "jsonl"), "panel on a terminal, jsonl otherwise")
+@click.option(
+    "--until",
+    type=click.Choice(WATCH_UNTIL),
+    default=WATCH_UNTIL[0],
+    show_default=True,
+    help="Stop when the stability index has converged, or follow the run to its end.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Give up (exit 1) after SECONDS without a new checkpoint.  [default: wait as long"
+    " as the writer holds the archive]",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.01),
+    default=0.25,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between two looks at the archive.",
+)
+@click.option(
+    "--max-p",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    metavar="P",
+    help="With --until converged: count a convergence only if its surrogate p-value is at"
+    " most P.  [default: the rule's decision, its p-value reported]",
+)
+@debug_option
+def watch(
+    run: str,
+    output_format: str | None,
+    until: str,
+    timeout: float | None,
+    interval: float,
+    max_p: float | None,
+    **options: Any,
+) -> None:
+    """Follow a run while it trains: one report per new checkpoint.
+
+    RUN is an archive a training job is writing (HDF5 in SWMR mode, or Zarr) or has
+    written. Each new checkpoint updates the running integration and metastability,
+    the newest window's stability index and volatility, and the causal convergence;
+    piped, one JSON object per checkpoint (and a last one, "event": "end", that says
+    why the watch ended), at a terminal a live panel.
+
+    The windows must be known before the run ends: --window (and --window-step), else
+    the archive's expected_checkpoints, else (a writer already gone) the run's length.
+    The run is complete when it holds its expected_checkpoints or its writer closed
+    it. Exit 0 when the --until condition is met; 1 when the run ended (or the writer
+    went away, or --timeout passed) without it; 2 on bad input; 130 on Ctrl-C.
+    """
+    _single_threaded_blas()
+    from dynatrain.report import export
+    from dynatrain.watch import watch as watch_run
+
+    settings = _settings(options)
+    output_format = _output_format(output_format, terminal="panel", pipe="jsonl")
+    surrogates = min(settings.surrogates, defaults.CONVERGENCE_SURROGATES)
+    if settings.convergence_surrogates is not None:
+        surrogates = settings.convergence_surrogates
+
+    def started(follower: Any) -> None:
+        for warning in follower.warnings:
+            _warn(f"{run}: {warning}")
+
+    if output_format == "jsonl":
+        end = watch_run(
+            run,
+            settings,
+            until=until,
+            timeout=timeout,
+            interval=interval,
+            max_p=max_p,
+            on_event=lambda event: _emit(export.to_jsonl([event])),
+            on_start=started,
+        )
+        _emit(export.to_jsonl([end.to_dict()]))
+    else:
+        from rich.live import Live
+
+        from dynatrain.report.watch_panel import watch_panel
+
+        console = _stdout_console()
+        with Live(console=console, auto_refresh=False, transient=False) as live:
+            latest_metrics: dict[str, Any] = {}
+
+            def show(event: dict[str, Any]) -> None:
+                latest_metrics.update(event.get("metrics") or {})
+                event = {**event, "metrics": latest_metrics}
+                live.update(watch_panel(event, surrogates=surrogates), refresh=True)
+
+            end = watch_run(
+                run,
+                settings,
+                until=until,
+                timeout=timeout,
+                interval=interval,
+                max_p=max_p,
+                on_event=show,
+                on_start=started,
+            )
+            if end.status is not None:
+                show(end.to_dict())
+    _say(f"dynatrain: watch: {end.message}")
+    if end.exit_code:
+        sys.exit(end.exit_code)
 
 
 @main.command()

@@ -31,6 +31,7 @@ __all__ = [
     "parse_epoch_range",
     "read_signals",
     "reduce_layer",
+    "reduce_rows",
     "select_layers",
     "usable_signal",
 ]
@@ -262,6 +263,30 @@ def reduce_layer(
     with closing(blocks):
         for block in blocks:
             reduction.add(block.start - start, block.values)
+    return reduction.result()
+
+
+def reduce_rows(values: np.ndarray, reduce: str) -> np.ndarray:
+    """Reduce each row of ``values`` (checkpoints x elements) as :func:`reduce_layer` does.
+
+    For activations still in memory (a training loop's monitor): the result is bit
+    for bit what ``read_signals`` reads back from the archive the same rows went to.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_checkpoints, n_elements)
+        Activations in their stored type.
+    reduce : {"mean", "rms", "mean-abs", "std"}
+
+    Returns
+    -------
+    ndarray of float64, shape (n_checkpoints,)
+    """
+    if reduce not in defaults.REDUCTIONS or reduce == "signal":
+        choices = ", ".join(r for r in defaults.REDUCTIONS if r != "signal")
+        raise InputError(f"invalid reduce {reduce!r} for activations: use one of {choices}")
+    reduction = _RowReduction(reduce, values.shape[0])
+    reduction.add(0, values)
     return reduction.result()
 
 

@@ -359,6 +359,31 @@ class ZarrStore(Store):
         node = self._node(parts)
         return dict(node.attrs) if node is not None else {}
 
+    def refresh(self) -> bool:
+        from zarr.api import asynchronous as zarr_async
+
+        try:  # the root's document again (zarr keeps the attributes it first read)
+            self._root = run(
+                zarr_async.open_group(store=self._store, mode="r", use_consolidated=False)
+            )
+        except ArchiveError:
+            raise
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            raise ArchiveError(
+                self.path, f"cannot read the store again ({first_line(exc)})"
+            ) from exc
+        return True
+
+    def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
+        # An array's metadata (its length) is read when it is opened: open it again
+        # when the writer may have made it longer (or shorter, trimming at close).
+        if n_rows is not None and array.shape[0] >= n_rows:
+            return array
+        fresh = self.array(parts)
+        if fresh is None:
+            raise ArchiveError(self.path, f"/{'/'.join(parts)} has gone")
+        return fresh
+
     def kind(self, parts: tuple[str, ...]) -> str | None:
         node = self._node(parts)
         if node is None:
