@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 from scipy import stats
 
 from dynatrain import measures
+from dynatrain._format import format_number, p_value_text
 from dynatrain.analysis import (
     AnalysisResult,
     Settings,
@@ -38,7 +38,6 @@ from dynatrain.analysis import (
     uncertainty_generators,
 )
 from dynatrain.batch import GroupSummary, group_summary
-from dynatrain.report._format import p_value_text
 from dynatrain.report.export import json_ready
 from dynatrain.signals import LayerSignals
 
@@ -92,15 +91,13 @@ def analyse_runs(transform: str) -> list[RunFindings]:
 
 
 def num(value: float | None, digits: int = 3) -> str:
-    """A number with `digits` decimals; an en dash for a missing value."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.{digits}f}"
+    """A number with `digits` decimals (dynatrain's one rule); an en dash for a missing value."""
+    return format_number(value, digits, missing="–")
 
 
 def p_text(value: float | None) -> str:
     """A p-value, at the resolution the surrogates give."""
-    return "–" if value is None else f"{value:.3f}"
+    return format_number(value, 3, missing="–")
 
 
 def surrogate_p(record: Mapping[str, Any], key: str) -> str:
@@ -111,7 +108,7 @@ def surrogate_p(record: Mapping[str, Any], key: str) -> str:
 
 def epoch_text(value: float | None) -> str:
     """An epoch (or a lead in epochs), signed leads keep their sign."""
-    return "never" if value is None else f"{value:g}"
+    return "never" if value is None else format_number(value, None)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:

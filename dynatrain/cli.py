@@ -50,7 +50,7 @@ debug_option = click.option(
 
 def _say(message: str) -> None:
     """One line on stderr, control characters from the data shown as escapes."""
-    from dynatrain.report._format import printable
+    from dynatrain._format import printable
 
     click.echo(printable(message), err=True)
 

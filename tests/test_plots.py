@@ -175,7 +175,7 @@ def test_dfa_legend_gives_alpha_per_layer_and_reference_slopes(result):
     _, ax = drawn(plots.plot_dfa, result)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     first = result["layers"][0]
-    assert f"{first['name']}  α = {first['alpha']:.2f}" in labels  # noqa: RUF001
+    assert f"{first['name']}  α = {first['alpha']:.3f}" in labels  # noqa: RUF001
     assert "slope 0.5 (white noise)" in labels and "slope 1 (1/f noise)" in labels
 
 

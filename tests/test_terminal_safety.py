@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ElementTree
 import numpy as np
 import pytest
 
-from dynatrain.report._format import printable, spreadsheet_safe
+from dynatrain._format import printable, spreadsheet_safe
 from dynatrain.report.export import to_csv, to_json, to_markdown
 
 #: What must never reach a terminal raw: C0 controls but newline, DEL, C1 controls.

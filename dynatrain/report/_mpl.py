@@ -20,7 +20,7 @@ matplotlib.use("Agg", force=False)  # no display needed; a no-op if a back end i
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from dynatrain.report._format import printable
+from dynatrain._format import printable
 from dynatrain.report.outputs import write_file
 
 __all__ = [
@@ -69,7 +69,7 @@ def plain_text(text: str) -> str:
 
     Matplotlib reads text between two ``$`` as mathtext (``$\oops$`` fails the whole
     figure); an escaped ``\$`` is drawn as a dollar sign. Control characters are
-    written as escapes (:func:`~dynatrain.report._format.printable`): one in an SVG is
+    written as escapes (:func:`~dynatrain._format.printable`): one in an SVG is
     not valid XML. Run ids, layer, metric and group names come from archives: every one
     goes through here before it is drawn.
     """

@@ -39,9 +39,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dynatrain._format import cell_text, format_interval, format_number, printable
 from dynatrain.batch import GroupSummary
 from dynatrain.errors import InputError
-from dynatrain.report._format import printable
 from dynatrain.report.export import scalar_row, to_csv, to_json, to_markdown
 from dynatrain.report.outputs import check_output_dir, is_inside, write_file, writing
 
@@ -69,29 +69,26 @@ _DEFAULT_METADATA = ("dataset", "model", "seed")
 _MAX_STEM = 100
 
 
-def _text(value: Any, digits: int = 4) -> str:
-    """A cell for people: ``digits`` significant digits, ``-`` for null or NaN.
-
-    Text is shown with its control characters escaped (:func:`printable`).
-    """
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return printable(value)
-
-
-def _interval(interval: Sequence[float | None] | None) -> str:
-    if not interval or None in interval:
-        return "-"
-    return f"[{_text(float(interval[0]), 3)}, {_text(float(interval[1]), 3)}]"
-
-
 def _with_interval(value: float | None, interval: Sequence[float | None] | None) -> str | None:
-    """``"0.812 [0.771, 0.85]"``; ``None`` without a value."""
+    """``"0.812 [0.771, 0.850]"``; ``None`` without a value."""
     if value is None or value != value:
         return None
-    return _text(float(value), 3) + ("" if interval is None else f" {_interval(interval)}")
+    return format_number(value) + ("" if interval is None else f" {format_interval(interval)}")
+
+
+def _epoch(value: float | None) -> str | None:
+    return None if value is None else format_number(value, None)
+
+
+def _numeric(value: Any) -> bool:
+    """A number, a missing value, or a number already written as text (``"53"``)."""
+    if isinstance(value, str):
+        return _NUMBER_TEXT.match(value) is not None
+    return isinstance(value, (int, float, type(None)))
+
+
+#: Text that starts as a number does: right-justified like numbers.
+_NUMBER_TEXT = re.compile(r"[-+]?(\d|\.\d|inf)")
 
 
 # -- rows ------------------------------------------------------------------------------------------
@@ -122,9 +119,10 @@ def run_table_rows(records: Records, summary: GroupSummary) -> list[dict[str, An
             "metastability": record.get("metastability"),
             "DSI": record.get("stability_index"),
             "style": style["label"] if style else None,
-            "converged": convergence.get("epoch"),
-            "plateau": convergence.get("accuracy_plateau_epoch"),
-            "lead": convergence.get("lead_epochs"),
+            # Epochs as they are (53, not 53.000): they are not measures.
+            "converged": _epoch(convergence.get("epoch")),
+            "plateau": _epoch(convergence.get("accuracy_plateau_epoch")),
+            "lead": _epoch(convergence.get("lead_epochs")),
         }
         if failed:
             row["error"] = record.get("error")
@@ -143,7 +141,7 @@ def group_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
             "mean": row["mean"],
             "sd": row["sd"],
             "median": row["median"],
-            "95% CI (t)": _interval((row["ci95_low"], row["ci95_high"])),
+            "95% CI (t)": format_interval((row["ci95_low"], row["ci95_high"])),
         }
         for row in rows
     ]
@@ -200,7 +198,7 @@ def _cell(value: Any) -> str | Text:
 
     Rich would read a string cell as markup, and strings here come from the data.
     """
-    text = _text(value, 3)
+    text = cell_text(value)
     return Text(text) if isinstance(value, str) else text
 
 
@@ -217,9 +215,9 @@ def _rich_table(title: str, rows: Sequence[Mapping[str, Any]], note: str | None 
     )
     columns = list(rows[0]) if rows else []
     for position, column in enumerate(columns):
-        numeric = all(isinstance(row[column], (int, float, type(None))) for row in rows)
+        numeric = all(_numeric(row[column]) for row in rows)
         # The first column names the row (a run, a measure): other columns wrap before it.
-        name_width = max(len(_text(row[column])) for row in rows) if position == 0 else None
+        name_width = max(len(cell_text(row[column])) for row in rows) if position == 0 else None
         justify = "right" if numeric else "left"
         table.add_column(Text(printable(column)), justify=justify, min_width=name_width)
     for row in rows:
@@ -460,7 +458,7 @@ def _html_table(rows: Sequence[Mapping[str, Any]]) -> str:
     columns = list(rows[0])
     head = "".join(f"<th>{html.escape(printable(c))}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_text(row[c]))}</td>" for c in columns) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(cell_text(row[c]))}</td>" for c in columns) + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

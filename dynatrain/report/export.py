@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dynatrain.report._format import printable, spreadsheet_safe
+from dynatrain._format import cell_text, printable, spreadsheet_safe
 
 __all__ = [
     "flatten",
@@ -115,13 +115,11 @@ def _markdown_cell(value: Any) -> str:
     value = json_ready(value)
     if value is None:
         return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return printable(value).replace("|", "\\|")
+    return cell_text(value).replace("|", "\\|")
 
 
 def to_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """A GitHub-flavoured Markdown table (floats to 4 significant digits)."""
+    """A GitHub-flavoured Markdown table (numbers by :func:`~dynatrain._format.format_number`)."""
     if columns is None:
         columns = list(dict.fromkeys(key for row in rows for key in row))
     lines = [

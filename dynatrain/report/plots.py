@@ -38,8 +38,8 @@ from matplotlib.ticker import (
     NullFormatter,
 )
 
+from dynatrain._format import format_interval, format_number, p_value_text
 from dynatrain.errors import InputError
-from dynatrain.report._format import p_value_text
 from dynatrain.report._mpl import (
     OKABE_ITO,
     PLOT_FORMATS,
@@ -169,8 +169,8 @@ def _index_formatter(names: Sequence[str]) -> FuncFormatter:
     return FuncFormatter(name_at)
 
 
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "n/a" if value is None or value != value else format(value, spec)
+def _fmt(value: float | None, decimals: int | None = 3) -> str:
+    return format_number(value, decimals, missing="n/a")
 
 
 def _p_text(result: Mapping[str, Any], key: str, sep: str = ", ") -> str:
@@ -260,7 +260,7 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
             linewidth=1.3 if few else 0.7,
         )
         handles.append(line)
-        labels.append(f"{name}  α = {_fmt(alpha, '.2f')}")  # noqa: RUF001
+        labels.append(f"{name}  α = {_fmt(alpha)}")  # noqa: RUF001
     # Reference slopes start just below the lowest first point (placement only).
     anchor = np.nanmin(fluctuations[:, 0]) / 1.6
     references, reference_labels = [], []
@@ -274,7 +274,7 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
             zorder=1.5,
         )
         references.append(line)
-        reference_labels.append(f"slope {slope:g} ({DFA_MEANING[slope]})")
+        reference_labels.append(f"slope {_fmt(slope, None)} ({DFA_MEANING[slope]})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     # Plain numbers at round values (4, 6, 8, 12 ... and 0.2, 0.3, 0.5, 1 ...): the
@@ -287,10 +287,10 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
     ax.set_xlabel("scale s (points of the analysed series)")
     ax.set_ylabel("fluctuation F(s)")
     ci = result.get("integration_ci95")
-    ci_text = f", 95% CI [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+    ci_text = f", 95% CI {format_interval(ci)}" if ci else ""
     ax.set_title(
         f"{run_label(result)}: detrended fluctuation analysis per layer\n"
-        f"integration (mean α) = {_fmt(result['integration'], '.2f')}{ci_text}"  # noqa: RUF001
+        f"integration (mean α) = {_fmt(result['integration'])}{ci_text}"  # noqa: RUF001
         f"{_p_text(result, 'integration_p')}",
     )
     if mappable is None:  # beside the axes: a flat layer can run through any corner
@@ -404,7 +404,9 @@ def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
             continue
         for ax in axes:
             ax.axvline(epoch, color=color, linestyle=style, linewidth=1.3)
-        axes[0].plot([], [], color=color, linestyle=style, label=f"{what}: epoch {epoch:g}")
+        axes[0].plot(
+            [], [], color=color, linestyle=style, label=f"{what}: epoch {_fmt(epoch, None)}"
+        )
     # One legend for every panel, in rows above them: it hides no data.
     handles, labels = axes[0].get_legend_handles_labels()
     more_handles, more_labels = volatility_ax.get_legend_handles_labels()
@@ -448,7 +450,7 @@ def _convergence_rule(
         color="0.35",
         linestyle=":",
         linewidth=1.2,
-        label=f"convergence threshold: {settings['vol_threshold']:g} × peak",  # noqa: RUF001
+        label=f"convergence threshold: {_fmt(settings['vol_threshold'], None)} × peak",  # noqa: RUF001
     )
 
 
@@ -461,7 +463,7 @@ def _lead_text(convergence: Mapping[str, Any]) -> str:
             return f"stability index converged at the epoch {metric} plateaued"
         unit = "epoch" if abs(lead) == 1 else "epochs"
         when = "before" if lead > 0 else "after"
-        return f"stability index converged {abs(lead):g} {unit} {when} {metric} plateaued"
+        return f"stability index converged {_fmt(abs(lead), None)} {unit} {when} {metric} plateaued"
     missing = []
     if convergence["epoch"] is None:
         missing.append("the stability index did not converge")
@@ -503,7 +505,7 @@ def plot_style_map(ax: Axes, result: Mapping[str, Any]) -> None:
     ax.set_ylabel("metastability M (SD of R in the window)")
     style = result["style"]
     style_text = (
-        f"style {style['label']} (Spearman ρ = {_fmt(style['spearman'], '.2f')})"  # noqa: RUF001
+        f"style {style['label']} (Spearman ρ = {_fmt(style['spearman'])})"  # noqa: RUF001
         if style
         else "no training style (too few windows)"
     )

@@ -8,7 +8,7 @@ comes from the data (paths, run ids, layer, metric and metadata names and values
 problems) is passed as :class:`rich.text.Text`, which is printed as it is: a layer named
 ``[/oops]`` is shown, not parsed (and cannot fail the rendering). Rich passes most
 control characters through (an ESC in a run id would reach the terminal), so the same
-strings first go through :func:`~dynatrain.report._format.printable` (:func:`data_text`).
+strings first go through :func:`~dynatrain._format.printable` (:func:`data_text`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dynatrain.report._format import p_value_text, printable
+from dynatrain._format import format_interval, format_number, p_value_text, printable
 
 __all__ = [
     "analysis_markdown",
@@ -63,7 +63,11 @@ def _key_values(pairs: Mapping[str, Any]) -> Table:
 def render_inspect(summary: Mapping[str, Any], console: Console) -> None:
     """Print an archive summary (:meth:`dynatrain.archive.reader.Archive.summary`)."""
     epochs = summary["epochs"]
-    span = f"epochs {epochs[0]:g} to {epochs[1]:g}" if epochs else "no complete checkpoint"
+    span = (
+        f"epochs {format_number(epochs[0], None)} to {format_number(epochs[1], None)}"
+        if epochs
+        else "no complete checkpoint"
+    )
     facts = {
         "back end": f"{summary['backend']} (format {summary['format_version']})",
         "checkpoints": f"{summary['checkpoints']} ({span})",
@@ -132,22 +136,14 @@ EXPLAIN = {
 }
 
 
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def _epoch(value: float | None) -> str:
-    return "-" if value is None else f"epoch {value:g}"
+    return "-" if value is None else f"epoch {format_number(value, None)}"
 
 
 def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     """``(measure, value, uncertainty, meaning)`` rows summarising one analysis."""
     ci = result["integration_ci95"]
-    ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    ci_text = format_interval(ci) if ci else ""
     surrogates = result["settings"].get("surrogates")
     integration_p = p_value_text(result["integration_p"], surrogates)
     style = result["style"]
@@ -156,28 +152,38 @@ def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     return [
         (
             "integration",
-            _num(result["integration"]),
+            format_number(result["integration"]),
             " ".join(x for x in (ci_text, integration_p) if x),
             EXPLAIN["integration"],
         ),
-        ("  mean field", _num(result["integration_global"]), "", EXPLAIN["integration_global"]),
+        (
+            "  mean field",
+            format_number(result["integration_global"]),
+            "",
+            EXPLAIN["integration_global"],
+        ),
         (
             "synchrony",
-            _num(result["synchrony"]),
+            format_number(result["synchrony"]),
             p_value_text(result.get("synchrony_p"), surrogates),
             EXPLAIN["synchrony"],
         ),
         (
             "metastability",
-            _num(result["metastability"]),
+            format_number(result["metastability"]),
             p_value_text(result["metastability_p"], surrogates),
             EXPLAIN["metastability"],
         ),
-        ("stability index", _num(result["stability_index"]), "", EXPLAIN["stability_index"]),
+        (
+            "stability index",
+            format_number(result["stability_index"]),
+            "",
+            EXPLAIN["stability_index"],
+        ),
         (
             "training style",
             style["label"] if style else "-",
-            f"rho = {style['spearman']:.2f}" if style else "",
+            f"rho = {format_number(style['spearman'])}" if style else "",
             EXPLAIN["style"],
         ),
         ("DSI converged", _epoch(convergence["epoch"]), "", EXPLAIN["convergence"]),
@@ -187,7 +193,12 @@ def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             convergence["metric"] or "no metric",
             EXPLAIN["plateau"],
         ),
-        ("early warning", "-" if lead is None else f"{lead:g} epochs", "", EXPLAIN["lead"]),
+        (
+            "early warning",
+            "-" if lead is None else f"{format_number(lead, None)} epochs",
+            "",
+            EXPLAIN["lead"],
+        ),
     ]
 
 
@@ -203,8 +214,9 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
             str(v) for v in (result["run_id"], meta.get("model"), meta.get("dataset")) if v
         )
         or result["run"],
-        "checkpoints": f"{result['checkpoints']} (epochs {result['epochs'][0]:g} to"
-        f" {result['epochs'][1]:g})",
+        "checkpoints": f"{result['checkpoints']} (epochs"
+        f" {format_number(result['epochs'][0], None)} to"
+        f" {format_number(result['epochs'][1], None)})",
         "layers": f"{result['layers_analysed']} analysed"
         + (f", {len(result['excluded_layers'])} excluded" if result["excluded_layers"] else ""),
     }
@@ -233,9 +245,9 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     for layer in result["layers"]:
         layers.add_row(
             data_text(layer["name"]),
-            _num(layer["alpha"]),
-            f"{layer['mean']:.4g}",
-            f"{layer['std']:.4g}",
+            format_number(layer["alpha"]),
+            format_number(layer["mean"]),
+            format_number(layer["std"]),
         )
     for excluded in result["excluded_layers"]:
         layers.add_row(
