@@ -473,7 +473,10 @@ def analyze(
     elif output_format == "jsonl":
         _emit(export.to_jsonl([data]))
     elif output_format == "csv":
-        _emit(export.to_csv([export.scalar_row(data)]))
+        from dynatrain._plain import run_columns
+
+        row = export.scalar_row(data)
+        _emit(export.to_csv([row], run_columns([row])))
     elif output_format == "markdown":
         from dynatrain.report.tables import analysis_markdown
 

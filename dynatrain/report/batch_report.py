@@ -40,9 +40,10 @@ from rich.table import Table
 from rich.text import Text
 
 from dynatrain._format import cell_text, format_interval, format_number, printable
+from dynatrain._plain import run_columns, scalar_row
 from dynatrain.batch import GroupSummary
 from dynatrain.errors import InputError
-from dynatrain.report.export import scalar_row, to_csv, to_json, to_markdown
+from dynatrain.report.export import to_csv, to_json, to_markdown
 from dynatrain.report.outputs import check_output_dir, is_inside, write_file, writing
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "report_entries",
     "report_html",
     "run_file_stems",
+    "run_rows",
     "run_table_rows",
     "runs_csv",
     "write_groups_json",
@@ -163,22 +165,35 @@ def comparison_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
     ]
 
 
-def runs_csv(records: Records, summary: GroupSummary | None = None) -> str:
-    """CSV of the runs: ``run, run_id, error``, the metadata, then every scalar field.
+def run_rows(records: Records, summary: GroupSummary | None = None) -> list[dict[str, Any]]:
+    """One flat row per run (:func:`~dynatrain._plain.scalar_row`), with its group.
 
-    With a ``summary`` grouped by metadata keys, a ``group`` column follows ``error``:
-    the label of the run's group (empty for a failed run).
+    With a ``summary`` grouped by metadata keys, each row gets a ``group``: the label of
+    the run's group (none for a failed run).
     """
     rows = [scalar_row(record) for record in records]
-    first = ["run", "run_id", "error"]
     if summary is not None and summary.keys:
-        first.append("group")
+        for row in rows:
+            row.setdefault("group", None)
         for group in summary.groups:
             for index in group.members:
                 rows[index]["group"] = group.label
-    seen = list(dict.fromkeys(key for row in rows for key in row))
-    first += [key for key in seen if key.startswith("metadata.")]
-    return to_csv(rows, [*first, *(key for key in seen if key not in first)])
+    for row in rows:
+        row.setdefault("error", None)
+    return rows
+
+
+def runs_csv(
+    records: Records, summary: GroupSummary | None = None, columns: Sequence[str] | None = None
+) -> str:
+    """CSV of the runs: ``run, run_id, error``, the metadata, the measures, then the settings.
+
+    With a ``summary`` grouped by metadata keys, a ``group`` column follows ``error``:
+    the label of the run's group (empty for a failed run). ``columns`` chooses the
+    columns (default: all, in the order of :func:`~dynatrain._plain.run_columns`).
+    """
+    rows = run_rows(records, summary)
+    return to_csv(rows, run_columns(rows) if columns is None else columns)
 
 
 # -- terminal and Markdown -------------------------------------------------------------------------
