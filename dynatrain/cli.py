@@ -315,16 +315,17 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
         epochs_option,
         click.option(
             "--min-scale",
-            type=click.IntRange(min=2),
+            type=click.IntRange(min=3),
             default=defaults.MIN_SCALE,
             show_default=True,
-            help="Smallest DFA scale, in checkpoints.",
+            help="Smallest DFA scale, in checkpoints (at least --dfa-order + 2).",
         ),
         click.option(
             "--max-scale",
-            type=click.IntRange(min=3),
+            type=click.IntRange(min=5),
             default=None,
-            help="Largest DFA scale, in checkpoints.  [default: points // 4]",
+            help="Largest DFA scale, in checkpoints (at least --min-scale + 2)."
+            "  [default: points // 4]",
         ),
         click.option(
             "--n-scales",
