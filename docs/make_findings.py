@@ -37,7 +37,7 @@ from dynatrain.analysis import (
     analyze_signals,
     uncertainty_generators,
 )
-from dynatrain.batch import GroupSummary, group_summary
+from dynatrain.batch import GroupSummary, group_summary, smallest_p_value
 from dynatrain.report.export import json_ready
 from dynatrain.signals import LayerSignals
 
@@ -253,14 +253,9 @@ def claim_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
             f"* Within the {model.upper()} runs ({item.n_a} against {item.n_b}): {said_here}, "
             f"AUROC {num(auroc_here, 2)}, Cohen's d {num(item.cohens_d, 2)}, "
             f"p = {p_text(item.p_value)} (the smallest two-sided p that {item.n_a} runs "
-            f"against {item.n_b} can give is {p_text(smallest_mwu_p(item.n_a, item.n_b))})."
+            f"against {item.n_b} can give is {p_text(smallest_p_value(item.n_a, item.n_b))})."
         )
     return "\n".join(lines) + "\n"
-
-
-def smallest_mwu_p(n_a: int, n_b: int) -> float:
-    """Smallest two-sided exact Mann-Whitney p for complete separation of n_a and n_b runs."""
-    return float(stats.mannwhitneyu(np.arange(n_a), np.arange(n_b) + n_a).pvalue)
 
 
 @dataclass
@@ -744,7 +739,7 @@ def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
         f"{model.upper()} AUROC {num(auroc_here, 2)} ({said_here})"
         for model, _, said_here, auroc_here in comparisons
     )
-    floor = max(smallest_mwu_p(item.n_a, item.n_b) for _, item, _, _ in comparisons)
+    floor = max(smallest_p_value(item.n_a, item.n_b) for _, item, _, _ in comparisons)
     limit = (
         f"within a network no test of so few seeds can reach p < {ALPHA}: {within}. "
         "More seeds would decide it."

@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RUN_COLUMNS_FIRST", "flatten", "json_ready", "run_columns", "scalar_row"]
+__all__ = [
+    "RUN_COLUMNS_FIRST",
+    "flatten",
+    "json_ready",
+    "run_columns",
+    "run_rows",
+    "scalar_row",
+]
 
 
 def json_ready(value: Any) -> Any:
@@ -115,3 +122,28 @@ def run_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         return len(_MEASURE_PREFIXES)
 
     return [*first, *metadata, *sorted(rest, key=rank)]  # sorted is stable: order kept within
+
+
+def run_rows(records: Sequence[Mapping[str, Any]], summary: Any = None) -> list[dict[str, Any]]:
+    """One flat row per run (:func:`scalar_row`), with its ``error`` and its ``group``.
+
+    ``error`` is ``None`` for a run analysed; ``group`` is there when ``summary`` groups by
+    metadata keys (``None`` for a failed run).
+
+    Parameters
+    ----------
+    records : sequence of dict
+        Run records: ``AnalysisResult.to_dict()`` or ``{"run": ..., "error": ...}``.
+    summary : dynatrain.batch.GroupSummary, optional
+        Its ``keys`` and ``groups`` (each with a ``label`` and the ``members`` indices).
+    """
+    rows = [scalar_row(record) for record in records]
+    for row in rows:
+        row.setdefault("error", None)
+    if summary is not None and summary.keys:
+        for row in rows:
+            row.setdefault("group", None)
+        for group in summary.groups:
+            for index in group.members:
+                rows[index]["group"] = group.label
+    return rows

@@ -20,6 +20,7 @@ import numpy as np
 
 from dynatrain import defaults
 from dynatrain import measures as m
+from dynatrain._plain import json_ready
 from dynatrain.archive.reader import Archive, open_archive
 from dynatrain.errors import InputError
 from dynatrain.signals import LayerSignals, finite_prefix_length, parse_epoch_range, read_signals
@@ -179,13 +180,18 @@ _CLI_SETTINGS = frozenset(
 )  # fmt: skip
 
 
-@dataclass
+@dataclass(repr=False)
 class AnalysisResult:
     """Everything measured on one run (plain data; see :meth:`to_dict`).
 
     Series are NumPy arrays; scalars are floats (NaN where not computable).
-    ``analysed`` holds the z-scored analysed series and the DFA fluctuation
-    functions, so that every plot can be drawn from the result alone.
+    ``zscored`` and the ``dfa_*`` arrays hold the analysed series and the DFA
+    fluctuation functions, so that every plot can be drawn from the result alone.
+
+    In a REPL the result prints as a few lines; in Jupyter, as a small table.
+    :meth:`to_dict` gives the JSON of ``dynatrain analyze --format json``;
+    :meth:`to_frame`, :meth:`layers_frame` and :meth:`windows_frame` give pandas
+    data frames (``pip install 'dynatrain[pandas]'``).
     """
 
     run: str
@@ -234,8 +240,43 @@ class AnalysisResult:
             return None
         return self.plateau_epoch - self.convergence_epoch
 
-    def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
-        """The JSON object of the output contract (NaN still NaN: export makes it null).
+    def __repr__(self) -> str:
+        from dynatrain._repr import result_text
+
+        return result_text(self.to_dict(json_safe=False))
+
+    def _repr_html_(self) -> str:
+        from dynatrain._repr import result_html
+
+        return result_html(self.to_dict(json_safe=False))
+
+    def to_frame(self) -> Any:
+        """One row with the columns of ``dynatrain analyze --format csv`` (a pandas DataFrame)."""
+        from dynatrain.frames import runs_frame
+
+        return runs_frame([self], error_column=False)
+
+    def layers_frame(self) -> Any:
+        """One row per layer (a pandas DataFrame indexed by layer name).
+
+        ``alpha``, the signal's ``mean`` and ``std``, and ``excluded`` (why a layer was left
+        out, ``None`` for the analysed layers, which come first).
+        """
+        from dynatrain.frames import layers_frame
+
+        return layers_frame(self)
+
+    def windows_frame(self) -> Any:
+        """One row per sliding window (a pandas DataFrame indexed by the epoch ending it).
+
+        The windowed integration, metastability, stability index and volatility.
+        """
+        from dynatrain.frames import windows_frame
+
+        return windows_frame(self)
+
+    def to_dict(self, *, detail: bool = False, json_safe: bool = True) -> dict[str, Any]:
+        """The JSON object of the output contract.
 
         Parameters
         ----------
@@ -243,6 +284,10 @@ class AnalysisResult:
             Also include ``detail``: the z-scored analysed series, the DFA
             fluctuation functions with the intercepts of their fitted lines (ln F at
             s = 1) and the accuracy curve, which the plots need.
+        json_safe : bool
+            Plain Python data, as ``dynatrain analyze --format json`` prints it: lists,
+            and ``None`` for NaN, so ``json.dumps(result.to_dict())`` works. False: NumPy
+            arrays and NaN as they are (faster, for computing on).
         """
         style = None
         if self.style is not None:
@@ -306,7 +351,7 @@ class AnalysisResult:
                 },
                 "metric": {"epoch": self.metric_epoch, "values": self.metric_values},
             }
-        return out
+        return json_ready(out) if json_safe else out
 
 
 def analyze(

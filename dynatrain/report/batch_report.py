@@ -40,9 +40,10 @@ from rich.table import Table
 from rich.text import Text
 
 from dynatrain._format import cell_text, format_interval, format_number, printable
-from dynatrain._plain import run_columns, scalar_row
+from dynatrain._plain import run_columns, run_rows
 from dynatrain.batch import GroupSummary
 from dynatrain.errors import InputError
+from dynatrain.frames import comparison_columns, group_columns
 from dynatrain.report.export import to_csv, to_json, to_markdown
 from dynatrain.report.outputs import check_output_dir, is_inside, write_file, writing
 
@@ -56,7 +57,6 @@ __all__ = [
     "report_entries",
     "report_html",
     "run_file_stems",
-    "run_rows",
     "run_table_rows",
     "runs_csv",
     "write_groups_json",
@@ -163,24 +163,6 @@ def comparison_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
         }
         for row in summary.comparison_rows()
     ]
-
-
-def run_rows(records: Records, summary: GroupSummary | None = None) -> list[dict[str, Any]]:
-    """One flat row per run (:func:`~dynatrain._plain.scalar_row`), with its group.
-
-    With a ``summary`` grouped by metadata keys, each row gets a ``group``: the label of
-    the run's group (none for a failed run).
-    """
-    rows = [scalar_row(record) for record in records]
-    if summary is not None and summary.keys:
-        for row in rows:
-            row.setdefault("group", None)
-        for group in summary.groups:
-            for index in group.members:
-                rows[index]["group"] = group.label
-    for row in rows:
-        row.setdefault("error", None)
-    return rows
 
 
 def runs_csv(
@@ -423,8 +405,14 @@ def write_report(
         os.makedirs(directory, exist_ok=True)
         written = [
             _write_inside(directory, "runs.csv", runs_csv(records, summary)),
-            _write_inside(directory, "groups.csv", to_csv(summary.group_rows())),
-            _write_inside(directory, "comparisons.csv", to_csv(summary.comparison_rows())),
+            _write_inside(
+                directory, "groups.csv", to_csv(summary.group_rows(), group_columns(summary))
+            ),
+            _write_inside(
+                directory,
+                "comparisons.csv",
+                to_csv(summary.comparison_rows(), comparison_columns()),
+            ),
             _write_inside(directory, "groups.json", to_json(summary.to_dict()) + "\n"),
         ]
         for stem, record in zip(run_file_stems(records), records, strict=True):

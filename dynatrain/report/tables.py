@@ -21,7 +21,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dynatrain._format import format_interval, format_number, p_value_text, printable
+from dynatrain._format import format_number, printable
+from dynatrain._repr import measure_rows
 
 __all__ = [
     "analysis_markdown",
@@ -122,84 +123,6 @@ def render_validation(report: Any, console: Console) -> None:
 
 #: Terminal width from which the explanations fit beside the measures.
 WIDE_TERMINAL = 110
-#: One-line explanations shown next to each measure, for readers new to the method.
-EXPLAIN = {
-    "integration": "memory of layer activity: 0.5 none, 1 strong",
-    "integration_global": "the same, for the mean of all layers",
-    "synchrony": "phase alignment of the layers, 0 to 1",
-    "metastability": "how much that alignment varies",
-    "stability_index": "integration x (1 - metastability)",
-    "style": "windowed integration vs metastability",
-    "convergence": "stability index stops fluctuating",
-    "plateau": "accuracy close to its best",
-    "lead": "plateau minus convergence epoch",
-}
-
-
-def _epoch(value: float | None) -> str:
-    return "-" if value is None else f"epoch {format_number(value, None)}"
-
-
-def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    """``(measure, value, uncertainty, meaning)`` rows summarising one analysis."""
-    ci = result["integration_ci95"]
-    ci_text = format_interval(ci) if ci else ""
-    surrogates = result["settings"].get("surrogates")
-    integration_p = p_value_text(result["integration_p"], surrogates)
-    style = result["style"]
-    convergence = result["convergence"]
-    lead = convergence["lead_epochs"]
-    return [
-        (
-            "integration",
-            format_number(result["integration"]),
-            " ".join(x for x in (ci_text, integration_p) if x),
-            EXPLAIN["integration"],
-        ),
-        (
-            "  mean field",
-            format_number(result["integration_global"]),
-            "",
-            EXPLAIN["integration_global"],
-        ),
-        (
-            "synchrony",
-            format_number(result["synchrony"]),
-            p_value_text(result.get("synchrony_p"), surrogates),
-            EXPLAIN["synchrony"],
-        ),
-        (
-            "metastability",
-            format_number(result["metastability"]),
-            p_value_text(result["metastability_p"], surrogates),
-            EXPLAIN["metastability"],
-        ),
-        (
-            "stability index",
-            format_number(result["stability_index"]),
-            "",
-            EXPLAIN["stability_index"],
-        ),
-        (
-            "training style",
-            style["label"] if style else "-",
-            f"rho = {format_number(style['spearman'])}" if style else "",
-            EXPLAIN["style"],
-        ),
-        ("DSI converged", _epoch(convergence["epoch"]), "", EXPLAIN["convergence"]),
-        (
-            "accuracy plateau",
-            _epoch(convergence["accuracy_plateau_epoch"]),
-            convergence["metric"] or "no metric",
-            EXPLAIN["plateau"],
-        ),
-        (
-            "early warning",
-            "-" if lead is None else f"{format_number(lead, None)} epochs",
-            "",
-            EXPLAIN["lead"],
-        ),
-    ]
 
 
 def render_analysis(result: Mapping[str, Any], console: Console) -> None:

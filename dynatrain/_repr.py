@@ -1,0 +1,225 @@
+"""Short renderings of results for people: a few lines in a REPL, a small table in Jupyter.
+
+Everything here takes the plain data of :meth:`AnalysisResult.to_dict` (arrays or lists,
+NaN or ``None``) and returns text; :mod:`dynatrain.report.tables` draws the same rows
+in the terminal panel, so a measure reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dynatrain._format import format_interval, format_number, p_value_text, printable
+
+__all__ = ["EXPLAIN", "batch_html", "batch_text", "measure_rows", "result_html", "result_text"]
+
+#: One-line explanations shown next to each measure, for readers new to the method.
+EXPLAIN = {
+    "integration": "memory of layer activity: 0.5 none, 1 strong",
+    "integration_global": "the same, for the mean of all layers",
+    "synchrony": "phase alignment of the layers, 0 to 1",
+    "metastability": "how much that alignment varies",
+    "stability_index": "integration x (1 - metastability)",
+    "style": "windowed integration vs metastability",
+    "convergence": "stability index stops fluctuating",
+    "plateau": "accuracy close to its best",
+    "lead": "plateau minus convergence epoch",
+}
+
+
+def _epoch(value: float | None) -> str:
+    return "-" if value is None else f"epoch {format_number(value, None)}"
+
+
+def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """``(measure, value, uncertainty, meaning)`` rows summarising one analysis."""
+    ci = result["integration_ci95"]
+    ci_text = format_interval(ci) if ci else ""
+    surrogates = result["settings"].get("surrogates")
+    integration_p = p_value_text(result["integration_p"], surrogates)
+    style = result["style"]
+    convergence = result["convergence"]
+    lead = convergence["lead_epochs"]
+    return [
+        (
+            "integration",
+            format_number(result["integration"]),
+            " ".join(x for x in (ci_text, integration_p) if x),
+            EXPLAIN["integration"],
+        ),
+        (
+            "  mean field",
+            format_number(result["integration_global"]),
+            "",
+            EXPLAIN["integration_global"],
+        ),
+        (
+            "synchrony",
+            format_number(result["synchrony"]),
+            p_value_text(result.get("synchrony_p"), surrogates),
+            EXPLAIN["synchrony"],
+        ),
+        (
+            "metastability",
+            format_number(result["metastability"]),
+            p_value_text(result["metastability_p"], surrogates),
+            EXPLAIN["metastability"],
+        ),
+        (
+            "stability index",
+            format_number(result["stability_index"]),
+            "",
+            EXPLAIN["stability_index"],
+        ),
+        (
+            "training style",
+            style["label"] if style else "-",
+            f"rho = {format_number(style['spearman'])}" if style else "",
+            EXPLAIN["style"],
+        ),
+        ("DSI converged", _epoch(convergence["epoch"]), "", EXPLAIN["convergence"]),
+        (
+            "accuracy plateau",
+            _epoch(convergence["accuracy_plateau_epoch"]),
+            convergence["metric"] or "no metric",
+            EXPLAIN["plateau"],
+        ),
+        (
+            "early warning",
+            "-" if lead is None else f"{format_number(lead, None)} epochs",
+            "",
+            EXPLAIN["lead"],
+        ),
+    ]
+
+
+#: Longest warning shown in full in a REPL repr (the rest is in ``result.warnings``).
+_WARNING_CHARACTERS = 110
+
+
+def run_name(result: Mapping[str, Any]) -> str:
+    """The run's id, else its archive's file name (control characters escaped)."""
+    return printable(result.get("run_id") or os.path.basename(str(result["run"]).rstrip("/\\")))
+
+
+def _span(result: Mapping[str, Any]) -> str:
+    first, last = result["epochs"]
+    excluded = len(result.get("excluded_layers") or ())
+    return (
+        f"{result['checkpoints']} checkpoints (epochs {format_number(first, None)} to"
+        f" {format_number(last, None)}), {result['layers_analysed']} layers analysed"
+        + (f", {excluded} excluded" if excluded else "")
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def result_text(result: Mapping[str, Any]) -> str:
+    """A few lines: the run, its size, the measures and their uncertainty, convergence.
+
+    Each warning follows on a line of its own (shortened; ``result.warnings`` has them whole).
+    """
+    rows = {
+        name.strip(): (value, uncertainty) for name, value, uncertainty, _ in measure_rows(result)
+    }
+
+    def measure(name: str, label: str | None = None) -> str:
+        value, uncertainty = rows[name]
+        return f"{label or name} {value}" + (f" {uncertainty}" if uncertainty else "")
+
+    style, plateau = rows["training style"], rows["accuracy plateau"]
+    lines = [
+        f"<AnalysisResult {run_name(result)}: {_span(result)}>",
+        "  " + "   ".join(measure(name) for name in ("integration", "metastability")),
+        "  " + "   ".join(measure(name) for name in ("synchrony", "stability index")),
+        f"  style {style[0]}"
+        + (f" ({style[1]})" if style[1] else "")
+        + f"; stability index converged: {rows['DSI converged'][0]};"
+        + f" {plateau[1]} plateau: {plateau[0]}"
+        + (f"; lead {rows['early warning'][0]}" if rows["early warning"][0] != "-" else ""),
+    ]
+    warnings = list(result.get("warnings") or ())
+    for warning in warnings:
+        lines.append("  warning: " + _clip(printable(warning), _WARNING_CHARACTERS))
+    return "\n".join(lines)
+
+
+_TABLE_STYLE = "border-collapse:collapse;font-size:0.9em"
+_CELL_STYLE = "padding:0.15em 0.6em;text-align:left;border-bottom:1px solid #ddd"
+
+
+def _html_rows(rows: Sequence[Sequence[str]], header: Sequence[str] = ()) -> str:
+    cells = "".join(f"<th style='{_CELL_STYLE}'>{html.escape(c)}</th>" for c in header)
+    head = f"<thead><tr>{cells}</tr></thead>" if header else ""
+    body = "".join(
+        "<tr>" + "".join(f"<td style='{_CELL_STYLE}'>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table style='{_TABLE_STYLE}'>{head}<tbody>{body}</tbody></table>"
+
+
+def result_html(result: Mapping[str, Any]) -> str:
+    """A small HTML table for Jupyter: the run, the measures, the warnings."""
+    rows = [
+        (name.strip(), value, uncertainty, meaning)
+        for name, value, uncertainty, meaning in measure_rows(result)
+    ]
+    parts = [
+        f"<div><strong>AnalysisResult {html.escape(run_name(result))}</strong>"
+        f" &middot; {html.escape(_span(result))}",
+        _html_rows(rows, ("measure", "value", "uncertainty", "meaning")),
+    ]
+    warnings = list(result.get("warnings") or ())
+    if warnings:
+        items = "".join(f"<li>{html.escape(printable(w))}</li>" for w in warnings)
+        parts.append(f"<p style='margin:0.3em 0'>Warnings:</p><ul style='margin:0'>{items}</ul>")
+    return "\n".join(parts) + "</div>"
+
+
+def batch_text(records: Sequence[Mapping[str, Any]]) -> str:
+    """A few lines about many runs: how many, how many failed, and the first few."""
+    failed = [r for r in records if "error" in r]
+    lines = [f"<BatchResult: {len(records)} runs, {len(failed)} failed>"]
+    shown = 5
+    for record in records[:shown]:
+        if "error" in record:
+            lines.append(f"  {run_name(record)}: failed: {_clip(printable(record['error']), 80)}")
+        else:
+            lines.append(
+                f"  {run_name(record)}: integration {format_number(record['integration'])},"
+                f" metastability {format_number(record['metastability'])},"
+                f" converged {_epoch(record['convergence']['epoch'])}"
+            )
+    if len(records) > shown:
+        lines.append(f"  ... {len(records) - shown} more (.to_frame() for all)")
+    return "\n".join(lines)
+
+
+def batch_html(records: Sequence[Mapping[str, Any]]) -> str:
+    """An HTML table of many runs for Jupyter: one row per run."""
+    rows = []
+    for record in records:
+        if "error" in record:
+            rows.append((run_name(record), "failed", printable(record["error"]), "", ""))
+            continue
+        rows.append(
+            (
+                run_name(record),
+                format_number(record["integration"]),
+                format_interval(record.get("integration_ci95")),
+                format_number(record["metastability"]),
+                _epoch(record["convergence"]["epoch"]),
+            )
+        )
+    failed = sum("error" in r for r in records)
+    header = ("run", "integration", "95% CI", "metastability", "converged")
+    return (
+        f"<div><strong>BatchResult</strong> &middot; {len(records)} runs, {failed} failed"
+        + _html_rows(rows, header)
+        + "</div>"
+    )
