@@ -794,9 +794,10 @@ def draw_figures(findings: Sequence[RunFindings]) -> None:
     plot_batch(records, group_summary(records, ["model", "dataset"]), FIGURES)
     showcase = next(f for f in findings if f.record["run_id"] == SHOWCASE_RUN)
     with tempfile.TemporaryDirectory() as scratch:
-        plot_analysis(json_ready(showcase.result.to_dict(detail=True)), scratch)
+        plot_analysis(showcase.result, scratch)  # <run id>-<figure>.png
         for name in ("signals", "stability", "style"):
-            shutil.copyfile(Path(scratch) / f"{name}.png", FIGURES / f"{SHOWCASE_RUN}-{name}.png")
+            figure = f"{SHOWCASE_RUN}-{name}.png"
+            shutil.copyfile(Path(scratch) / figure, FIGURES / figure)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -289,11 +289,19 @@ plot_format_option = click.option(
 )
 
 
-def _write_plots(data: dict[str, Any], directory: str, plot_format: str) -> None:
-    """Draw the figures of an analysis result (with ``detail``) into ``directory``."""
-    from dynatrain.report.outputs import writing
+def _write_plots(
+    data: dict[str, Any], directory: str, plot_format: str, *, inputs: list[str], option: str
+) -> None:
+    """Draw the figures of an analysis result (with ``detail``) into ``directory``.
+
+    The figures' names come from the run (``<run id>-signals.png``): checked here, once
+    the run id is known, against ``inputs`` as every output is.
+    """
+    from dynatrain.report.outputs import check_plot_dir, writing
     from dynatrain.report.plots import plot_analysis
 
+    if isinstance(data, dict) and isinstance(data.get("run"), str):
+        check_plot_dir(directory, inputs=inputs, fmt=plot_format, option=option, result=data)
     with writing(directory):
         paths = plot_analysis(data, directory, fmt=plot_format)
     names = ", ".join(os.path.basename(path) for path in paths)
@@ -488,7 +496,9 @@ def analyze(
         render_analysis(export.json_ready(data), _stdout_console())
     if plot_dir is not None:
         # Plot the JSON form, so `dynatrain plot` on saved JSON draws the same bytes.
-        _write_plots(export.json_ready(result.to_dict(detail=True)), plot_dir, plot_format)
+        _write_plots(
+            result.to_dict(detail=True), plot_dir, plot_format, inputs=[run], option="--plot"
+        )
     if fail_if_not_converged and result.convergence_epoch is None:
         _warn(f"{run}: the stability index did not converge (--fail-if-not-converged)")
         sys.exit(EXIT_CHECK_FAILED)
@@ -533,12 +543,26 @@ def plot(result_file: str, out_dir: str, plot_format: str) -> None:
 
     # Neither the JSON nor the archive it was measured on is written over.
     archive = data.get("run") if isinstance(data, dict) else None
+    named = data if isinstance(archive, str) else None
     if result_file != "-":
-        check_plot_dir(out_dir, inputs=[result_file], fmt=plot_format, option="--out", kind="file")
+        check_plot_dir(
+            out_dir,
+            inputs=[result_file],
+            fmt=plot_format,
+            option="--out",
+            kind="file",
+            result=named,
+        )
     if isinstance(archive, str):
-        check_plot_dir(out_dir, inputs=[archive], fmt=plot_format, option="--out")
+        check_plot_dir(out_dir, inputs=[archive], fmt=plot_format, option="--out", result=named)
     try:
-        _write_plots(data, out_dir, plot_format)
+        _write_plots(
+            data,
+            out_dir,
+            plot_format,
+            inputs=[archive] if isinstance(archive, str) else [],
+            option="--out",
+        )
     except InputError as exc:
         raise InputError(f"{result_file}: {exc}") from exc
 

@@ -106,12 +106,18 @@ def new_figure(
         return plt.subplots(nrows, ncols, figsize=tuple(figsize), **kwargs)
 
 
-def save_figure(figure: Figure, directory: str | os.PathLike[str], name: str, fmt: str) -> str:
+def save_figure(
+    figure: Figure, directory: str | os.PathLike[str], name: str, fmt: str | None = None
+) -> str:
     """Save ``figure`` as ``<directory>/<name>.<fmt>``, close it, return the path.
+
+    ``fmt=None``: ``name`` is the whole file name, and its suffix the format.
 
     The file is written as every output is (:func:`~dynatrain.report.outputs.write_file`):
     whatever is at that name, a link included, is replaced, never written through.
     """
+    if fmt is None:
+        name, _, fmt = name.rpartition(".")
     if fmt not in PLOT_FORMATS:
         raise ValueError(f"invalid plot format {fmt!r}: use one of {', '.join(PLOT_FORMATS)}")
     os.makedirs(directory, exist_ok=True)

@@ -45,7 +45,13 @@ from dynatrain.batch import GroupSummary
 from dynatrain.errors import InputError
 from dynatrain.frames import comparison_columns, group_columns
 from dynatrain.report.export import to_csv, to_json, to_markdown
-from dynatrain.report.outputs import check_output_dir, is_inside, write_file, writing
+from dynatrain.report.outputs import (
+    check_output_dir,
+    is_inside,
+    run_stem,
+    write_file,
+    writing,
+)
 
 __all__ = [
     "batch_markdown",
@@ -67,8 +73,6 @@ Records = Sequence[Mapping[str, Any]]
 
 #: Metadata shown in the runs table when no ``--group-by`` key is given.
 _DEFAULT_METADATA = ("dataset", "model", "seed")
-#: Longest file-name stem derived from a run id.
-_MAX_STEM = 100
 
 
 def _with_interval(value: float | None, interval: Sequence[float | None] | None) -> str | None:
@@ -332,18 +336,14 @@ def check_report_dir(
 
 
 def run_file_stems(records: Records) -> list[str]:
-    """A safe, unique file-name stem per run: its run id, else its file name without suffix.
+    """A safe, unique file-name stem per run (:func:`~dynatrain.report.outputs.run_stem`).
 
-    Anything but ASCII letters, digits, ``.``, ``_`` and ``-`` becomes ``_``; leading
-    and trailing dots, underscores and dashes go, so ``../../x`` gives ``x`` and
-    ``/etc/passwd`` gives ``etc_passwd``. Stems equal but for case get ``-2``, ``-3``...
+    Stems equal but for case get ``-2``, ``-3``... (in input order).
     """
     stems: list[str] = []
     taken: set[str] = set()
     for record in records:
-        file_name = os.path.basename(str(record["run"]).rstrip("/\\"))
-        name = record.get("run_id") or os.path.splitext(file_name)[0]
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._-")[:_MAX_STEM] or "run"
+        stem = run_stem(record)
         unique, suffix = stem, 2
         while unique.lower() in taken:
             unique, suffix = f"{stem}-{suffix}", suffix + 1
