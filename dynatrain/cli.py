@@ -612,6 +612,13 @@ def _split_keys(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @click.option("--force", is_flag=True, help="Write the report into a non-empty DIR.")
 @click.option(
+    "--columns",
+    metavar="all|summary|NAME,...",
+    default=None,
+    help="--format csv: every field (all), the summary (run id, group keys, measures,"
+    " convergence), or the columns named.  [default: all]",
+)
+@click.option(
     "--groups-json",
     type=click.Path(dir_okay=False, path_type=str),
     metavar="FILE",
@@ -639,6 +646,7 @@ def batch(
     report_dir: str | None,
     force: bool,
     groups_json: str | None,
+    columns: str | None,
     fail_if_not_converged: bool,
     null: bool,
     **options: Any,
@@ -651,6 +659,7 @@ def batch(
     --detail and figures, use analyze). A run that fails keeps its row with its error and the
     others go on; the exit code is then 2. No output may be, or lie inside, an input.
     """
+    import functools
     from dataclasses import asdict
 
     from rich.console import Console
@@ -662,13 +671,21 @@ def batch(
 
     settings = _settings(options)
     paths = batch_lib.collect_runs(runs, stdin=sys.stdin, null=null)
-    # Every output is checked before any run is analysed.
+    # Every output and the grouping keys are checked before any run is analysed.
     if groups_json is not None:
         check_output_file(groups_json, inputs=paths, option="--groups-json")
     if report_dir is not None:
         batch_report.check_report_dir(report_dir, force=force, inputs=paths)
+    if group_by:
+        batch_lib.check_group_keys(paths, group_by)
     output_format = _output_format(output_format, terminal="table", pipe="jsonl")
+    if columns is not None and output_format != "csv":
+        raise click.UsageError("--columns chooses the columns of --format csv")
     records = []
+    # With a report folder, each run's JSON keeps the detail its figures are drawn from
+    # (`dynatrain plot DIR/runs/<run>.json`): written as it comes, then dropped.
+    run_files = batch_report.RunFiles(report_dir) if report_dir is not None else None
+    task = functools.partial(batch_lib.analyze_or_error, detail=run_files is not None)
     progress_console = Console(stderr=True) if sys.stderr.isatty() else None
     with batch_report.batch_progress(len(paths), progress_console) as advance:
         for record in batch_lib.iter_analyses(
@@ -678,7 +695,11 @@ def batch(
             scheduler=scheduler or ("dask" if dask_address else "local"),
             dask_address=dask_address,
             on_done=advance,
+            task=task,
         ):
+            if run_files is not None:
+                run_files.write(record)
+                record.pop("detail", None)
             records.append(record)
             if output_format == "jsonl":  # streamed: a line as soon as its run is done
                 _emit(export.to_jsonl([record]))
@@ -693,7 +714,8 @@ def batch(
         _warn(warning)
 
     if output_format == "csv":
-        _emit(batch_report.runs_csv(records, summary))
+        chosen = batch_report.csv_columns(records, summary, columns or "all")
+        _emit(batch_report.runs_csv(records, summary, chosen))
     elif output_format == "markdown":
         _emit(batch_report.batch_markdown(records, summary))
     elif output_format == "table":
@@ -702,7 +724,13 @@ def batch(
         batch_report.write_groups_json(groups_json, summary)
     if report_dir is not None:
         batch_report.write_report(
-            report_dir, records, summary, asdict(settings), version=__version__, force=force
+            report_dir,
+            records,
+            summary,
+            asdict(settings),
+            version=__version__,
+            force=force,
+            run_files=run_files,
         )
         _say(f"dynatrain: wrote the report to {report_dir}")
     unconverged = batch_lib.unconverged_runs(records) if fail_if_not_converged else []

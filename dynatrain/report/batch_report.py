@@ -54,10 +54,12 @@ from dynatrain.report.outputs import (
 )
 
 __all__ = [
+    "RunFiles",
     "batch_markdown",
     "batch_progress",
     "check_report_dir",
     "comparison_table_rows",
+    "csv_columns",
     "group_table_rows",
     "render_batch",
     "report_entries",
@@ -180,6 +182,66 @@ def runs_csv(
     """
     rows = run_rows(records, summary)
     return to_csv(rows, run_columns(rows) if columns is None else columns)
+
+
+#: ``--columns summary``: what a reader compares runs on, in the order of the tables.
+SUMMARY_COLUMNS = (
+    "integration",
+    "integration_ci95.0",
+    "integration_ci95.1",
+    "integration_p",
+    "metastability",
+    "metastability_p",
+    "stability_index",
+    "style.label",
+    "convergence.epoch",
+    "convergence.accuracy_plateau_epoch",
+    "convergence.lead_epochs",
+)
+
+
+def csv_columns(records: Records, summary: GroupSummary | None, choice: str) -> list[str]:
+    """The columns ``--columns`` chooses: ``all``, ``summary``, or names separated by commas.
+
+    ``summary``: ``run_id`` (and ``run`` when a run has no id), the group and its keys (or
+    ``dataset``, ``model``, ``seed`` where present), :data:`SUMMARY_COLUMNS`, and
+    ``error`` last (its text may hold commas) when a run failed.
+
+    Raises
+    ------
+    InputError
+        For a column that no run has (with the closest names).
+    """
+    rows = run_rows(records, summary)
+    available = run_columns(rows)
+    if choice == "all":
+        return available
+    if choice == "summary":
+        keys = _metadata_columns(records, summary or GroupSummary((), (), []))
+        lacks_id = any(not row.get("run_id") for row in rows)
+        chosen = [
+            *(["run"] if lacks_id else []),
+            "run_id",
+            *(["group"] if "group" in available else []),
+            *(f"metadata.{key}" for key in keys),
+            *SUMMARY_COLUMNS,
+            *(["error"] if any(row["error"] for row in rows) else []),
+        ]
+        return [column for column in chosen if column in available]
+    chosen = [name.strip() for name in choice.split(",") if name.strip()]
+    for name in chosen:
+        if name not in available:
+            import difflib
+
+            close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise InputError(
+                f"--columns: no column {name!r}{hint} (all or summary, or names from the"
+                " header of --columns all)"
+            )
+    if not chosen:
+        raise InputError("--columns: give all, summary, or column names separated by commas")
+    return chosen
 
 
 # -- terminal and Markdown -------------------------------------------------------------------------
@@ -340,16 +402,43 @@ def run_file_stems(records: Records) -> list[str]:
 
     Stems equal but for case get ``-2``, ``-3``... (in input order).
     """
-    stems: list[str] = []
     taken: set[str] = set()
-    for record in records:
-        stem = run_stem(record)
-        unique, suffix = stem, 2
-        while unique.lower() in taken:
-            unique, suffix = f"{stem}-{suffix}", suffix + 1
-        taken.add(unique.lower())
-        stems.append(unique)
-    return stems
+    return [_unique(run_stem(record), taken) for record in records]
+
+
+def _unique(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``... if taken (case ignored); marked as taken."""
+    unique, suffix = stem, 2
+    while unique.lower() in taken:
+        unique, suffix = f"{stem}-{suffix}", suffix + 1
+    taken.add(unique.lower())
+    return unique
+
+
+class RunFiles:
+    """Write each run's JSON to ``DIR/runs/<stem>.json`` as soon as its record is done.
+
+    A batch with a report folder keeps each run's ``detail`` (what ``dynatrain plot``
+    draws the run's figures from) only until its file is written, so memory does not grow
+    with the series of every run. Stems are those of :func:`run_file_stems`, given in
+    input order. Check the folder first (:func:`check_report_dir`).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
+        self.written: list[str] = []
+        self._taken: set[str] = set()
+
+    def write(self, record: Mapping[str, Any]) -> str:
+        """Write one run's record (the next in input order); return its path."""
+        stem = _unique(run_stem(record), self._taken)
+        with writing(self.directory):
+            os.makedirs(self.directory, exist_ok=True)
+            path = _write_inside(
+                self.directory, f"{RUNS_FOLDER}/{stem}.json", to_json(record) + "\n"
+            )
+        self.written.append(path)
+        return path
 
 
 def _write_inside(directory: str, relative: str, content: str | bytes) -> str:
@@ -374,6 +463,7 @@ def write_report(
     *,
     version: str,
     force: bool = False,
+    run_files: RunFiles | None = None,
 ) -> list[str]:
     """Write the report folder (see the module docstring) and return the paths written.
 
@@ -390,6 +480,9 @@ def write_report(
     version : str
         The dynatrain version, shown in ``report.html``.
     force : bool
+    run_files : RunFiles, optional
+        Where the runs' JSON files were written as the runs were analysed; without it,
+        they are written here from ``records`` (with their ``detail`` if they have it).
 
     Raises
     ------
@@ -400,7 +493,11 @@ def write_report(
     from dynatrain.report.batch_plots import plot_batch
 
     directory = os.fspath(directory)
-    check_report_dir(directory, force=force, inputs=(str(record["run"]) for record in records))
+    # Not empty any more when the runs' files were written as they came (run_files).
+    empty_or_ours = force or run_files is not None
+    check_report_dir(
+        directory, force=empty_or_ours, inputs=(str(record["run"]) for record in records)
+    )
     with writing(directory):
         os.makedirs(directory, exist_ok=True)
         written = [
@@ -415,9 +512,11 @@ def write_report(
             ),
             _write_inside(directory, "groups.json", to_json(summary.to_dict()) + "\n"),
         ]
-        for stem, record in zip(run_file_stems(records), records, strict=True):
-            relative = f"{RUNS_FOLDER}/{stem}.json"
-            written.append(_write_inside(directory, relative, to_json(record) + "\n"))
+        if run_files is None:
+            run_files = RunFiles(directory)
+            for record in records:
+                run_files.write(record)
+        written += run_files.written
         figures = []
         if summary.groups:  # each figure replaces what is at its name (save_figure)
             figures = plot_batch(records, summary, directory, fmt="png")
