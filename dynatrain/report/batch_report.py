@@ -41,7 +41,7 @@ from rich.text import Text
 
 from dynatrain._format import cell_text, format_interval, format_number, printable
 from dynatrain._plain import run_columns, run_rows
-from dynatrain.batch import GroupSummary
+from dynatrain.batch import Comparison, GroupSummary, smallest_p_value
 from dynatrain.errors import InputError
 from dynatrain.frames import comparison_columns, group_columns
 from dynatrain.report.export import to_csv, to_json, to_markdown
@@ -155,20 +155,77 @@ def group_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
     ]
 
 
-def comparison_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
-    """One row per measure and pair of groups for people."""
-    return [
-        {
-            "measure": row["measure"],
-            "B vs A": f"{row['group_b']} vs {row['group_a']}",
-            "n (A, B)": f"{row['n_a']}, {row['n_b']}",
-            "mean B - A": row["difference"],
-            "Cohen's d": row["cohens_d"],
-            "p (MWU)": row["p_value"],
-            "AUROC": row["auroc"],
-        }
-        for row in summary.comparison_rows()
+def varied_keys(summary: GroupSummary, comparison: Comparison) -> list[str]:
+    """The ``--group-by`` keys whose values differ between the two groups compared."""
+    groups = {group.label: group for group in summary.groups}
+    a, b = groups[comparison.group_a], groups[comparison.group_b]
+    return [key for key in summary.keys if a.values.get(key) != b.values.get(key)]
+
+
+def comparison_table_rows(
+    summary: GroupSummary, *, one_factor: bool | None = None
+) -> list[dict[str, Any]]:
+    """One row per measure and pair of groups for people.
+
+    Parameters
+    ----------
+    summary : GroupSummary
+    one_factor : bool, optional
+        True: only the pairs that differ in one ``--group-by`` key (the comparisons that
+        say what that key does), with a ``varies`` column naming it; False: only the
+        others; None: all pairs.
+    """
+    rows = []
+    several_keys = len(summary.keys) > 1
+    for comparison in summary.comparisons:
+        varied = varied_keys(summary, comparison)
+        if one_factor is not None and (len(varied) == 1) != one_factor:
+            continue
+        row: dict[str, Any] = {"measure": comparison.measure}
+        if several_keys:
+            row["varies"] = ", ".join(varied)
+        row.update(
+            {
+                "B vs A": f"{comparison.group_b} vs {comparison.group_a}",
+                "n (A, B)": f"{comparison.n_a}, {comparison.n_b}",
+                "mean B - A": comparison.difference,
+                "Cohen's d": comparison.cohens_d,
+                "p (MWU)": comparison.p_value,
+                "AUROC": comparison.auroc,
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def small_groups_note(summary: GroupSummary, threshold: float = 0.1) -> str | None:
+    """A sentence when groups are too small for a comparison to reach ``p < threshold``.
+
+    With 3 runs against 3, the smallest two-sided Mann-Whitney p is 0.1 (every run of
+    one group above every run of the other): no such comparison can reach p < 0.1,
+    whatever the data. ``None`` when every comparison can.
+    """
+    floors = [
+        (smallest_p_value(c.n_a, c.n_b), c.n_a, c.n_b)
+        for c in summary.comparisons
+        if c.n_a and c.n_b
     ]
+    blocked = [floor for floor in floors if floor[0] >= threshold]
+    if not blocked:
+        return None
+    floor, n_a, n_b = min(blocked)
+    sizes = f"{n_a} runs against {n_b}" if n_a != n_b else f"{n_a} runs per group"
+    which = (
+        "No comparison"
+        if len(blocked) == len(floors)
+        else (f"{len(blocked)} of {len(floors)} comparisons")
+    )
+    return (
+        f"{which} here can reach p < {format_number(threshold, None)}: with {sizes} the"
+        f" smallest two-sided Mann-Whitney p is {format_number(floor)}, even when every run of"
+        " one group lies above every run of the other. Read Cohen's d and the AUROC; add runs"
+        " (seeds) to test."
+    )
 
 
 def runs_csv(
@@ -256,6 +313,12 @@ _COMPARISONS_NOTE = (
 )
 
 
+def _comparisons_note(summary: GroupSummary) -> str:
+    """What the comparison columns mean, and whether the groups can reach p < 0.1."""
+    small = small_groups_note(summary)
+    return _COMPARISONS_NOTE + (f" {small}" if small else "")
+
+
 def _cell(value: Any) -> str | Text:
     """A rich cell: a number as a (highlighted) string, any text as :class:`Text`.
 
@@ -304,7 +367,9 @@ def render_batch(records: Records, summary: GroupSummary, console: Console) -> N
     console.print(_rich_table(f"Groups (by {by})", group_table_rows(summary), _GROUPS_NOTE))
     if summary.comparisons:
         console.print(
-            _rich_table("Between groups", comparison_table_rows(summary), _COMPARISONS_NOTE)
+            _rich_table(
+                "Between groups", comparison_table_rows(summary), _comparisons_note(summary)
+            )
         )
 
 
@@ -319,7 +384,7 @@ def batch_markdown(records: Records, summary: GroupSummary) -> str:
         parts.append(
             "## Between groups\n\n"
             + to_markdown(comparison_table_rows(summary))
-            + f"\n{_COMPARISONS_NOTE}\n"
+            + f"\n{_comparisons_note(summary)}\n"
         )
     return "\n".join(parts)
 
@@ -543,34 +608,56 @@ def write_groups_json(path: str | os.PathLike[str], summary: GroupSummary) -> No
 # -- report.html -----------------------------------------------------------------------------------
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; padding: 0 1em;
+       color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f4f4f4; }
 td:first-child, th:first-child { text-align: left; }
-img { max-width: 100%; }
+.wide { overflow-x: auto; }
+img { max-width: 100%; height: auto; }
+figure { margin: 0.5em 1em 1.5em 0; display: inline-block; vertical-align: top; }
 .error { color: #b00020; }
-.note { color: #555; font-size: 0.9em; }
+.note { color: #555; font-size: 0.9em; max-width: 60em; }
+.caution { background: #fff6e0; border-left: 4px solid #e69f00; padding: 0.4em 0.8em; }
+details > summary { cursor: pointer; margin: 0.5em 0; }
 """
 
 
-def _html_table(rows: Sequence[Mapping[str, Any]]) -> str:
+def _html_table(rows: Sequence[Mapping[str, Any]], links: Sequence[str | None] = ()) -> str:
+    """A table; ``links``: a relative URL per row for its first cell (or ``None``)."""
     if not rows:
         return "<p class='note'>none</p>"
     columns = list(rows[0])
     head = "".join(f"<th>{html.escape(printable(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell_text(row[c]))}</td>" for c in columns) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    lines = []
+    for position, row in enumerate(rows):
+        cells = [html.escape(cell_text(row[c])) for c in columns]
+        link = links[position] if position < len(links) else None
+        if link is not None:
+            cells[0] = f"<a href='{html.escape(link)}'>{cells[0]}</a>"
+        lines.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+    return f"<div class='wide'>{table}</div>"
+
+
+#: Pixels per inch of the figures (``savefig.dpi``) and of a CSS inch: each figure is shown
+#: at the size it was drawn for, so text reads the same size in every figure.
+_FIGURE_DPI, _CSS_DPI = 150, 96
 
 
 def _embedded_png(path: str) -> str:
     with open(path, "rb") as stream:
-        encoded = base64.b64encode(stream.read()).decode("ascii")
+        data = stream.read()
+    encoded = base64.b64encode(data).decode("ascii")
     name = html.escape(os.path.basename(path))
-    return f"<figure><img alt='{name}' src='data:image/png;base64,{encoded}'></figure>"
+    width = int.from_bytes(data[16:20], "big")  # the PNG header's IHDR width
+    size = f" width='{round(width * _CSS_DPI / _FIGURE_DPI)}'" if width else ""
+    return f"<figure><img alt='{name}'{size} src='data:image/png;base64,{encoded}'></figure>"
+
+
+def _note(text: str, css: str = "note") -> str:
+    return f"<p class='{css}'>{html.escape(text)}</p>"
 
 
 def report_html(
@@ -581,10 +668,16 @@ def report_html(
     version: str,
     figures: Sequence[str] = (),
 ) -> str:
-    """One self-contained HTML page: groups, comparisons, figures, runs, failures, settings.
+    """One self-contained HTML page, read from the top: figures, comparisons, groups, runs.
 
-    Every text from the data is escaped; ``figures`` (PNG paths) are embedded as
-    data URIs, so the page opens in a browser without a server or the other files.
+    The figures come first; then the comparisons between groups that differ in one
+    ``--group-by`` key (what that key does), with a warning when the groups are too small
+    for any p-value to reach 0.1 (:func:`small_groups_note`); the pairs that differ in
+    several keys at once follow, folded; then the group summary, the runs (each linked to
+    its JSON in ``runs/``, from which ``dynatrain plot`` draws its figures), the failures,
+    warnings and settings. Every text from the data is escaped; ``figures`` (PNG paths)
+    are embedded as data URIs, so the page opens in a browser without a server or the
+    other files.
     """
     failed = [record for record in records if "error" in record]
     by = printable(", ".join(summary.keys)) or "none (all runs together)"
@@ -592,19 +685,43 @@ def report_html(
         "<h1>dynatrain batch report</h1>",
         f"<p>{len(records)} runs, {len(failed)} failed; grouped by {html.escape(by)};"
         f" dynatrain {html.escape(version)}.</p>",
-        "<h2>Groups</h2>",
-        _html_table(group_table_rows(summary)),
-        f"<p class='note'>{html.escape(_GROUPS_NOTE)}</p>",
     ]
-    if summary.comparisons:
-        sections += [
-            "<h2>Between groups</h2>",
-            _html_table(comparison_table_rows(summary)),
-            f"<p class='note'>{html.escape(_COMPARISONS_NOTE)}</p>",
-        ]
     if figures:
         sections += ["<h2>Figures</h2>", *(_embedded_png(path) for path in figures)]
-    sections += ["<h2>Runs</h2>", _html_table(run_table_rows(records, summary))]
+    if summary.comparisons:
+        one_factor = comparison_table_rows(summary, one_factor=True)
+        crossed = comparison_table_rows(summary, one_factor=False)
+        small = small_groups_note(summary)
+        title = "Between groups" + (" that differ in one key" if len(summary.keys) > 1 else "")
+        sections += [f"<h2>{title}</h2>"]
+        if small:
+            sections.append(_note(small, "note caution"))
+        sections += [_html_table(one_factor), _note(_COMPARISONS_NOTE)]
+        if crossed:
+            sections += [
+                f"<details><summary>{len(crossed)} comparisons between groups that differ in"
+                " more than one key (which key made the difference, they cannot say)"
+                "</summary>",
+                _html_table(crossed),
+                "</details>",
+            ]
+    sections += [
+        "<h2>Groups</h2>",
+        _html_table(group_table_rows(summary)),
+        _note(_GROUPS_NOTE),
+    ]
+    links = [
+        None if "error" in record else f"{RUNS_FOLDER}/{stem}.json"
+        for stem, record in zip(run_file_stems(records), records, strict=True)
+    ]
+    sections += [
+        "<h2>Runs</h2>",
+        _html_table(run_table_rows(records, summary), links),
+        _note(
+            f"Each run's JSON ({RUNS_FOLDER}/<run>.json) holds what its figures are drawn from:"
+            f" dynatrain plot {RUNS_FOLDER}/<run>.json --out figures/"
+        ),
+    ]
     if failed:
         items = "".join(
             f"<li><code>{html.escape(printable(r['run']))}</code>:"
@@ -618,12 +735,15 @@ def report_html(
     setting_rows = [{"setting": key, "value": value} for key, value in settings.items()]
     sections += [
         "<h2>Settings</h2>",
-        "<p class='note'>As given; max_scale and window, when not given, are resolved per"
-        " run (see each run's JSON).</p>",
+        _note(
+            "As given; max_scale and window, when not given, are resolved per run (see each"
+            " run's JSON)."
+        ),
         _html_table(setting_rows),
     ]
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
         "<title>dynatrain batch report</title>\n"
         f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(sections) + "\n</body>\n</html>\n"
     )
