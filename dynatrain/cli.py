@@ -11,6 +11,7 @@ unreadable/invalid input (one line on stderr, ``--debug`` for the traceback);
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -27,6 +28,9 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 _DEBUG_ENV = "DYNATRAIN_DEBUG"
+#: Errors of writing to stdout that are the destination's, not dynatrain's: no space,
+#: file too large, over quota, I/O error.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO})
 
 
 def _debug_enabled(ctx: click.Context) -> bool:
@@ -97,6 +101,15 @@ class _Main(click.Group):
             if _debug_enabled(ctx):
                 raise
             _say(f"dynatrain: error: {exc}")
+            ctx.exit(EXIT_BAD_INPUT)
+        except OSError as exc:
+            # Files are written through `writing`, which names them: an OSError left is the
+            # output stream (`> /dev/full`, a full disk or quota behind a redirection).
+            if _debug_enabled(ctx) or exc.errno not in _OUTPUT_ERRNOS:
+                raise
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the exit flush would fail again
+            _say(f"dynatrain: error: cannot write the output: {exc.strerror}")
             ctx.exit(EXIT_BAD_INPUT)
         except Exception as exc:
             if _debug_enabled(ctx):

@@ -221,7 +221,7 @@ def test_no_convergence_no_style_and_nan_volatility(result):
         "peak volatility",
         "convergence threshold: 0.25 × peak",  # noqa: RUF001
     ]
-    figure, ax = drawn(plots.plot_style_map, data)
+    _, ax = drawn(plots.plot_style_map, data)
     assert "no training style" in ax.get_title()
 
 

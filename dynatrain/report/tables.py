@@ -128,7 +128,8 @@ WIDE_TERMINAL = 110
 def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     """Print one run's analysis (the dict of ``AnalysisResult.to_dict()``).
 
-    Warnings are not printed here: the CLI sends them to stderr.
+    The warnings (a short run, uneven checkpoints, a cut at non-finite values...) are in
+    the panel, under the measures they qualify; the CLI also sends them to stderr.
     """
     meta = result["metadata"]
     settings = result["settings"]
@@ -187,7 +188,19 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
         f" {settings['surrogates']} surrogates, seed {settings['seed']}",
         style="dim",
     )
-    parts = [_key_values(about), Text(""), measures, Text(""), *([] if wide else [legend]), footer]
+    warnings = [
+        Text.assemble(("warning: ", "bold yellow"), printable(warning))
+        for warning in result.get("warnings") or ()
+    ]
+    parts = [
+        _key_values(about),
+        Text(""),
+        measures,
+        Text(""),
+        *([*warnings, Text("")] if warnings else []),
+        *([] if wide else [legend]),
+        footer,
+    ]
     console.print(Panel(Group(*parts), title=data_text(result["run"]), title_align="left"))
     console.print(layers)
 
