@@ -212,7 +212,7 @@ def test_no_convergence_no_style_and_nan_volatility(result):
     assert data["timeseries"]["volatility"][0] is None  # NaN at the start, as null
     data["convergence"] = {**data["convergence"], "epoch": None, "lead_epochs": None}
     data["style"] = None
-    figure, axes = drawn(plots.plot_stability, data, nrows=3)
+    _, axes = drawn(plots.plot_stability, data, nrows=3)
     assert "did not converge" in axes[0].get_title()
     labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
     plateau = data["convergence"]["accuracy_plateau_epoch"]
