@@ -423,7 +423,7 @@ def _draw_stability(
     handles, labels = axes[0].get_legend_handles_labels()
     more_handles, more_labels = volatility_ax.get_legend_handles_labels()
     if handles or more_handles:
-        if _makes_room(axes[0]):
+        if own_figure:  # laid out for it: two columns above the top panel
             axes[0].legend(
                 handles + more_handles,
                 labels + more_labels,
@@ -432,8 +432,8 @@ def _draw_stability(
                 ncols=2,
                 fontsize=9,
             )
-        else:  # a figure of the user's, whose edge would cut a legend above the axes
-            axes[0].legend(handles + more_handles, labels + more_labels, loc="best", fontsize=8)
+        else:  # a user's figure, of any width: a legend above the panels could pass its edge
+            axes[0].legend(handles + more_handles, labels + more_labels, loc="best", fontsize=7)
     axes[-1].set_xlabel(
         f"epoch (windowed measures dated at the end of their {settings['window']}-point window)"
     )
