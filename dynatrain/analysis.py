@@ -108,7 +108,7 @@ def _check_settings(settings: Settings) -> None:
         in_range = (
             isinstance(value, numbers.Integral)
             and not isinstance(value, bool)
-            and minimum <= value <= (maximum if maximum is not None else value)
+            and minimum <= int(value) <= (maximum if maximum is not None else int(value))
         )
         if not in_range:
             bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"

@@ -129,7 +129,9 @@ def analyze_many(
 
     chosen = settings_from(settings, options, "analyze_many")
     specs = (
-        [os.fspath(runs)] if isinstance(runs, (str, os.PathLike)) else list(map(os.fspath, runs))
+        [os.fspath(runs)]
+        if isinstance(runs, (str, os.PathLike))
+        else [os.fspath(run) for run in runs]
     )
     paths = collect_runs(specs)
     outcomes = list(

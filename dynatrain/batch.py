@@ -34,7 +34,15 @@ import signal
 import stat
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Generator,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, TextIO
 
@@ -458,6 +466,7 @@ def iter_analyses(
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise InputError(f"jobs must be >= 1, got {jobs}")
+    completed: Generator[tuple[int, Any], None, None]
     if scheduler == "dask":
         completed = _on_dask(runs, settings, jobs, dask_address, task)
     elif scheduler != "local":
@@ -502,7 +511,7 @@ def _single_threaded_children() -> Iterator[None]:
 
 def _on_process_pool(
     runs: list[str], settings: Settings, workers: int, task: Callable[[str, Settings], Any]
-) -> Iterator[tuple[int, Any]]:
+) -> Generator[tuple[int, Any], None, None]:
     """``(index, record)`` pairs in completion order, from worker processes.
 
     Each worker analyses one run at a time, so when one dies (killed by the
@@ -676,7 +685,7 @@ def _on_dask(
     jobs: int,
     address: str | None,
     task: Callable[[str, Settings], Any],
-) -> Iterator[tuple[int, Any]]:
+) -> Generator[tuple[int, Any], None, None]:
     """``(index, record)`` pairs in completion order, from a Dask cluster."""
     try:
         import distributed
@@ -960,12 +969,12 @@ def group_summary(
 
     groups = []
     for group_key in sorted(members, key=lambda group_key: _group_order(shown[group_key])):
-        values, indices = shown[group_key], members[group_key]
+        group_values, indices = shown[group_key], members[group_key]
         columns = {measure: measure_values(records, indices, measure) for measure in measures}
         groups.append(
             Group(
-                label=" / ".join(map(_value_text, values)) if keys else "all runs",
-                values=dict(zip(keys, values, strict=True)),
+                label=" / ".join(map(_value_text, group_values)) if keys else "all runs",
+                values=dict(zip(keys, group_values, strict=True)),
                 members=tuple(indices),
                 runs=tuple(records[i]["run"] for i in indices),
                 stats={m: _measure_stats(column, scipy_stats) for m, column in columns.items()},
@@ -1103,7 +1112,7 @@ def _value_text(value: Any) -> str:
 
 def _group_order(values: tuple[Any, ...]) -> tuple[tuple[int, int, Any], ...]:
     """Sort key: numbers by value, then text (lists and mappings by their JSON), then MISSING."""
-    order = []
+    order: list[tuple[int, int, Any]] = []
     for value in values:
         if isinstance(value, str) and value == MISSING:
             order.append((2, 0, ""))

@@ -20,6 +20,43 @@ from click.testing import CliRunner
 
 FORMAT = {"format": "dynatrain-activations", "format_version": 1}
 
+#: Optional packages some tests need, and what is skipped without them.
+OPTIONAL = {
+    "torch": "the recorder tests (pip install -e '.[test,torch]')",
+    "pandas": "the data-frame tests (pip install -e '.[test]')",
+    "xarray": "the xarray test (pip install -e '.[test]')",
+    "distributed": "the Dask tests (pip install -e '.[test]')",
+}
+
+
+def _missing_optional() -> dict[str, str]:
+    import importlib.util
+
+    def absent(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # a module set to None in sys.modules
+            return True
+
+    return {name: what for name, what in OPTIONAL.items() if absent(name)}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI (DYNATRAIN_REQUIRE_TORCH=1) a missing torch stops the run instead of skipping."""
+    if os.environ.get("DYNATRAIN_REQUIRE_TORCH") == "1" and "torch" in _missing_optional():
+        raise pytest.UsageError("DYNATRAIN_REQUIRE_TORCH=1 but torch is not installed")
+
+
+def pytest_report_header() -> list[str]:
+    """Say at the top what will be skipped, and how to run it."""
+    return [f"not installed: {name}: skipping {what}" for name, what in _missing_optional().items()]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """...and again at the end, where it is read."""
+    for name, what in _missing_optional().items():
+        terminalreporter.write_line(f"SKIPPED {what}: {name} is not installed", yellow=True)
+
 
 def write_plain_archive(
     path: Path,

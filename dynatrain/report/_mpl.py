@@ -11,7 +11,7 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -89,7 +89,7 @@ def plot_style() -> Iterator[None]:
     when their figure is, so draw inside this context as well as creating the
     figure with :func:`new_figure`. Global ``rcParams`` are restored on exit.
     """
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(cast(Any, _STYLE)):  # typed as a dict of known keys only
         yield
 
 

@@ -32,7 +32,7 @@ import html
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from rich import box
 from rich.console import Console
@@ -344,7 +344,7 @@ def _rich_table(title: str, rows: Sequence[Mapping[str, Any]], note: str | None 
         numeric = all(_numeric(row[column]) for row in rows)
         # The first column names the row (a run, a measure): other columns wrap before it.
         name_width = max(len(cell_text(row[column])) for row in rows) if position == 0 else None
-        justify = "right" if numeric else "left"
+        justify: Literal["left", "right"] = "right" if numeric else "left"
         table.add_column(Text(printable(column)), justify=justify, min_width=name_width)
     for row in rows:
         table.add_row(*(_cell(row[column]) for column in columns))

@@ -150,7 +150,7 @@ def _layer_colors(n_layers: int) -> tuple[list[Any], ScalarMappable | None]:
     if n_layers <= MAX_LEGEND_LAYERS:
         return list(color_cycle(n_layers)), None
     mappable = ScalarMappable(Normalize(0, n_layers - 1), SEQUENTIAL_CMAP)
-    return [mappable.to_rgba(i) for i in range(n_layers)], mappable
+    return list(mappable.to_rgba(np.arange(n_layers))), mappable
 
 
 def _layer_index_colorbar(ax: Axes, mappable: ScalarMappable, names: Sequence[str]) -> None:

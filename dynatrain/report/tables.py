@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -192,7 +192,7 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
         Text.assemble(("warning: ", "bold yellow"), printable(warning))
         for warning in result.get("warnings") or ()
     ]
-    parts = [
+    parts: list[RenderableType] = [
         _key_values(about),
         Text(""),
         measures,
