@@ -26,7 +26,7 @@ EXPLAIN = {
     "style": "windowed integration vs metastability",
     "convergence": "stability index stops fluctuating",
     "plateau": "accuracy close to its best",
-    "lead": "plateau minus convergence epoch",
+    "lead": "plateau minus the epoch convergence was decided",
 }
 
 
@@ -35,14 +35,21 @@ def _epoch(value: float | None) -> str:
 
 
 def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    """``(measure, value, uncertainty, meaning)`` rows summarising one analysis."""
+    """``(measure, value, uncertainty, meaning)`` rows summarising one analysis.
+
+    The convergence rows are worded by its surrogate test
+    (:mod:`dynatrain.report.convergence_text`).
+    """
+    from dynatrain.report.convergence_text import converged_text, early_warning_text
+
     ci = result["integration_ci95"]
     ci_text = format_interval(ci) if ci else ""
     surrogates = result["settings"].get("surrogates")
     integration_p = p_value_text(result["integration_p"], surrogates)
     style = result["style"]
     convergence = result["convergence"]
-    lead = convergence["lead_epochs"]
+    converged, converged_detail = converged_text(convergence, result["settings"])
+    warning, warning_detail = early_warning_text(convergence)
     return [
         (
             "integration",
@@ -80,19 +87,14 @@ def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             f"rho = {format_number(style['spearman'])}" if style else "",
             EXPLAIN["style"],
         ),
-        ("DSI converged", _epoch(convergence["epoch"]), "", EXPLAIN["convergence"]),
+        ("DSI converged", converged, converged_detail, EXPLAIN["convergence"]),
         (
             "accuracy plateau",
             _epoch(convergence["accuracy_plateau_epoch"]),
             convergence["metric"] or "no metric",
             EXPLAIN["plateau"],
         ),
-        (
-            "early warning",
-            "-" if lead is None else f"{format_number(lead, None)} epochs",
-            "",
-            EXPLAIN["lead"],
-        ),
+        ("early warning", warning, warning_detail, EXPLAIN["lead"]),
     ]
 
 

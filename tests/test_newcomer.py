@@ -188,9 +188,10 @@ def test_every_people_output_writes_a_measure_the_same_way(cli):
     assert f"{format_number(data['integration'])} {interval}" in batch
     assert repr(dynatrain.analyze(run, surrogates=19)).count(value) == 1
     # Every measure in the batch runs table has 3 decimals (no "0.18" next to "0.1808").
-    table_lines = batch.split("## Groups")[0].splitlines()[4:]
-    rows = [line.split("|")[1:-1] for line in table_lines if line.startswith("|")]
-    assert rows and all(re.fullmatch(r" \d\.\d{3} ", row[-6]) for row in rows)
+    table_lines = [line for line in batch.split("## Groups")[0].splitlines() if line[:1] == "|"]
+    header, rows = table_lines[0].split("|"), [line.split("|") for line in table_lines[2:]]
+    column = header.index(" metastability ")
+    assert rows and all(re.fullmatch(r" \d\.\d{3} ", row[column]) for row in rows)
 
 
 # -- 8: the HTML report ------------------------------------------------------------------------

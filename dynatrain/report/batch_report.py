@@ -44,6 +44,7 @@ from dynatrain._plain import run_columns, run_rows
 from dynatrain.batch import Comparison, GroupSummary, smallest_p_value
 from dynatrain.errors import InputError
 from dynatrain.frames import comparison_columns, group_columns
+from dynatrain.report.convergence_text import early_warning_text
 from dynatrain.report.export import to_csv, to_json, to_markdown
 from dynatrain.report.outputs import (
     check_output_dir,
@@ -129,8 +130,13 @@ def run_table_rows(records: Records, summary: GroupSummary) -> list[dict[str, An
             "style": style["label"] if style else None,
             # Epochs as they are (53, not 53.000): they are not measures.
             "converged": _epoch(convergence.get("epoch")),
+            "decided": _epoch(convergence.get("decided_epoch")),
+            "p (converged)": convergence.get("p"),
+            "relapse": convergence.get("relapse"),
             "plateau": _epoch(convergence.get("accuracy_plateau_epoch")),
-            "lead": _epoch(convergence.get("lead_epochs")),
+            # Worded by the convergence's test: no lead for a convergence the run's own
+            # surrogates reach as early.
+            "early warning": early_warning_text(convergence)[0] if convergence else None,
         }
         if failed:
             row["error"] = record.get("error")
@@ -252,6 +258,8 @@ SUMMARY_COLUMNS = (
     "stability_index",
     "style.label",
     "convergence.epoch",
+    "convergence.decided_epoch",
+    "convergence.p",
     "convergence.accuracy_plateau_epoch",
     "convergence.lead_epochs",
 )

@@ -125,6 +125,21 @@ def render_validation(report: Any, console: Console) -> None:
 WIDE_TERMINAL = 110
 
 
+def _step_text(settings: Mapping[str, Any]) -> str:
+    """``"checkpoint"`` or ``"30 checkpoints"``: how far apart the windows start."""
+    step = settings.get("window_step", 1)
+    return "checkpoint" if step == 1 else f"{step} checkpoints"
+
+
+def _rule_text(settings: Mapping[str, Any]) -> str:
+    """The convergence rule in a few words."""
+    peak = "running peak" if settings.get("convergence_rule") == "causal" else "whole-run peak"
+    return (
+        f"converged below {format_number(settings['vol_threshold'], None)} x {peak} for"
+        f" {settings['vol_patience']} windows"
+    )
+
+
 def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     """Print one run's analysis (the dict of ``AnalysisResult.to_dict()``).
 
@@ -149,7 +164,8 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     measures = Table(box=None, padding=(0, 1), header_style="bold")
     measures.add_column("measure", no_wrap=True)
     measures.add_column("value", justify="right", no_wrap=True)
-    measures.add_column("uncertainty", no_wrap=True)
+    # The convergence's uncertainty is a few words long: it wraps on a narrow terminal.
+    measures.add_column("uncertainty")
     if wide:
         measures.add_column("meaning", style="dim")
     legend = Text(style="dim")
@@ -184,7 +200,8 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     footer = Text(
         f"reduce {settings['reduce']}, transform {settings['transform']}, DFA order"
         f" {settings['dfa_order']} scales {settings['min_scale']}..{settings['max_scale']},"
-        f" window {settings['window']}, volatility over {settings['vol_window']} windows,"
+        f" window {settings['window']} every {_step_text(settings)},"
+        f" volatility over {settings['vol_window']} windows, {_rule_text(settings)},"
         f" {settings['surrogates']} surrogates, seed {settings['seed']}",
         style="dim",
     )
