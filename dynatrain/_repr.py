@@ -126,28 +126,30 @@ def result_text(result: Mapping[str, Any]) -> str:
 
     Each warning follows on a line of its own (shortened; ``result.warnings`` has them whole).
     """
-    rows = {
-        name.strip(): (value, uncertainty) for name, value, uncertainty, _ in measure_rows(result)
-    }
+    rows = {name.strip(): (value, detail) for name, value, detail, _ in measure_rows(result)}
 
-    def measure(name: str, label: str | None = None) -> str:
-        value, uncertainty = rows[name]
-        return f"{label or name} {value}" + (f" {uncertainty}" if uncertainty else "")
+    def shown(name: str, label: str | None = None) -> str:
+        value, detail = rows[name]
+        return f"{label or name} {value}" + (f" {detail}" if detail else "")
 
-    style, plateau = rows["training style"], rows["accuracy plateau"]
+    converged, converged_detail = rows["DSI converged"]
+    plateau, metric = rows["accuracy plateau"]
+    warning, warning_detail = rows["early warning"]
+    style, rho = rows["training style"]
     lines = [
         f"<AnalysisResult {run_name(result)}: {_span(result)}>",
-        "  " + "   ".join(measure(name) for name in ("integration", "metastability")),
-        "  " + "   ".join(measure(name) for name in ("synchrony", "stability index")),
-        f"  style {style[0]}"
-        + (f" ({style[1]})" if style[1] else "")
-        + f"; stability index converged: {rows['DSI converged'][0]};"
-        + f" {plateau[1]} plateau: {plateau[0]}"
-        + (f"; lead {rows['early warning'][0]}" if rows["early warning"][0] != "-" else ""),
+        "  " + "   ".join(shown(name) for name in ("integration", "metastability")),
+        "  "
+        + "   ".join(shown(name) for name in ("synchrony", "stability index"))
+        + f"   style {style}"
+        + (f" ({rho})" if rho else ""),
+        f"  stability index converged: {converged}"
+        + (f" ({converged_detail})" if converged_detail else ""),
+        f"  {metric} plateau: {plateau}; early warning: {warning}"
+        + (f" ({warning_detail})" if warning_detail else ""),
     ]
-    warnings = list(result.get("warnings") or ())
-    for warning in warnings:
-        lines.append("  warning: " + _clip(printable(warning), _WARNING_CHARACTERS))
+    for note in result.get("warnings") or ():
+        lines.append("  warning: " + _clip(printable(note), _WARNING_CHARACTERS))
     return "\n".join(lines)
 
 

@@ -110,13 +110,14 @@ def test_an_unknown_option_is_one_line_listing_the_valid_ones(options, needle):
 def test_repr_is_a_few_lines(result):
     text = repr(result)
     lines = text.splitlines()
-    assert 3 <= len(lines) <= 4 + len(result.warnings)
+    assert len(lines) == 5 + len(result.warnings)
     assert lines[0] == (
         "<AnalysisResult mlp-digits-seed1: 101 checkpoints (epochs 0 to 100), 4 layers analysed>"
     )
     assert f"integration {result.integration:.3f} [" in text
     assert f"metastability {result.metastability:.3f}" in text
-    assert "converged: epoch" in text and "val_accuracy plateau: epoch" in text
+    assert "stability index converged: epoch" in text and "val_accuracy plateau: epoch" in text
+    assert "decided" in text and "early warning:" in text
     assert max(map(len, lines)) < 130
 
 
