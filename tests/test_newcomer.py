@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,10 +100,20 @@ def sample_csv(tmp_path_factory):
 
     from dynatrain.cli import main
 
-    def run(*options: str) -> str:
+    def run(*options: str, surrogates: str = "0") -> str:
         result = CliRunner().invoke(
             main,
-            ["batch", str(SAMPLE), "--surrogates", "0", "-j", "1", "--format", "csv", *options],
+            [
+                "batch",
+                str(SAMPLE),
+                "--surrogates",
+                surrogates,
+                "-j",
+                "1",
+                "--format",
+                "csv",
+                *options,
+            ],
             catch_exceptions=False,
         )
         assert result.exit_code == 0, result.stderr
@@ -120,6 +131,11 @@ def test_the_readme_column_example_lines_up(sample_csv):
     header = lines[0].split(",")
     assert header[:5] == ["run_id", "group", "metadata.dataset", "metadata.model", "integration"]
     assert len(header) < 20 and len(lines) == 13
+    column = shutil.which("column")
+    if column is not None:  # the README's command itself, on the shipped runs
+        text = sample_csv("--group-by", "dataset", "--columns", "summary", surrogates="19")
+        shown = subprocess.run([column, "-s,", "-t"], input=text, capture_output=True, text=True)
+        assert len({len(line.split()) for line in shown.stdout.splitlines()}) == 1
     picked = sample_csv("--columns", "run_id,integration,convergence.epoch").splitlines()
     assert picked[0] == "run_id,integration,convergence.epoch"
     assert picked[1].startswith("cnn-digits-hard-seed0,0.")
