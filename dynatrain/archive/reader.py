@@ -11,7 +11,7 @@ reads the small arrays (epochs, steps); activations are streamed on demand with
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -508,7 +508,7 @@ class Archive:
         stop: int | None = None,
         max_block_bytes: int = DEFAULT_BLOCK_BYTES,
         read_ahead: bool = True,
-    ) -> Iterator[ActivationBlock]:
+    ) -> Generator[ActivationBlock, None, None]:
         """Stream a layer's activations in blocks that follow the storage chunks.
 
         Parameters
