@@ -23,6 +23,7 @@ from collections.abc import Sequence
 __all__ = [
     "DECIMALS",
     "cell_text",
+    "did_you_mean",
     "format_interval",
     "format_number",
     "p_value_text",
@@ -162,3 +163,15 @@ def cell_text(value: object, decimals: int | None = DECIMALS) -> str:
     if isinstance(value, str):
         return printable(value)
     return format_number(value, decimals)
+
+
+def did_you_mean(name: str, choices: Sequence[str], n: int = 3) -> str:
+    """``"; did you mean 'dataset', 'data_seed'?"`` for the choices close to ``name``.
+
+    ``""`` when none is close (:func:`difflib.get_close_matches`, cutoff 0.6): the start
+    of every "unknown name" message, for options, metadata keys and columns alike.
+    """
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.6)
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""

@@ -13,11 +13,11 @@ any other keyword is refused with the list of valid ones.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dynatrain._format import did_you_mean
 from dynatrain.analysis import AnalysisResult, Settings
 from dynatrain.analysis import analyze as _analyze
 from dynatrain.archive.reader import Archive, open_archive
@@ -46,10 +46,9 @@ def settings_from(settings: Settings | None, options: Mapping[str, Any], caller:
     valid = [field.name for field in dataclasses.fields(Settings)]
     for name in options:
         if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=2, cutoff=0.6)
-            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise OptionError(
-                f"{caller}() got an unknown option {name!r}{hint} (options: {', '.join(valid)})"
+                f"{caller}() got an unknown option {name!r}{did_you_mean(name, valid)}"
+                f" (options: {', '.join(valid)})"
             )
     if settings is not None and not isinstance(settings, Settings):
         raise OptionError(f"{caller}(): settings must be a Settings, got {type(settings).__name__}")

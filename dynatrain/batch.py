@@ -1038,12 +1038,11 @@ def check_group_keys(runs: Sequence[str], keys: Sequence[str]) -> None:
 
 def _unknown_key(key: str, available: Iterable[str]) -> str:
     """``--group-by 'datset': no run has this metadata key; did you mean 'dataset'? ...``."""
-    import difflib
+    from dynatrain._format import did_you_mean
 
     available = sorted(available)
-    close = difflib.get_close_matches(key, available, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     keys = ", ".join(available[:20]) + (", ..." if len(available) > 20 else "")
+    hint = did_you_mean(key, available)
     return f"--group-by {key!r}: no run has this metadata key{hint} (keys: {keys})"
 
 

@@ -154,7 +154,7 @@ def test_an_unknown_column_is_refused_with_close_names(cli):
         "batch", SAMPLE / "mlp-digits-seed0.h5", "--surrogates", "0", "--format", "csv",
         "--columns", "run_id,integraton",
     )  # fmt: skip
-    one_line(result, "--columns: no column 'integraton'; did you mean integration")
+    one_line(result, "--columns: no column 'integraton'; did you mean 'integration'")
     result = cli("batch", SAMPLE / "mlp-digits-seed0.h5", "--columns", "summary")
     one_line(result, "--columns chooses the columns of --format csv")
 

@@ -39,7 +39,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dynatrain._format import cell_text, format_interval, format_number, printable
+from dynatrain._format import (
+    cell_text,
+    did_you_mean,
+    format_interval,
+    format_number,
+    printable,
+)
 from dynatrain._plain import run_columns, run_rows
 from dynatrain.batch import Comparison, GroupSummary, smallest_p_value
 from dynatrain.errors import InputError
@@ -296,12 +302,9 @@ def csv_columns(records: Records, summary: GroupSummary | None, choice: str) -> 
     chosen = [name.strip() for name in choice.split(",") if name.strip()]
     for name in chosen:
         if name not in available:
-            import difflib
-
-            close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise InputError(
-                f"--columns: no column {name!r}{hint} (all or summary, or names from the"
+                f"--columns: no column {name!r}{did_you_mean(name, available)} (all or summary,"
+                " or names from the"
                 " header of --columns all)"
             )
     if not chosen:
