@@ -89,7 +89,10 @@ def test_python_forms_of_layers_and_epochs():
     ("options", "needle"),
     [
         ({"surrogate": 9}, "unknown option 'surrogate'; did you mean 'surrogates'?"),
-        ({"minscale": 9}, "unknown option 'minscale'; did you mean 'min_scale', 'n_scales'?"),
+        (
+            {"minscale": 9},
+            "unknown option 'minscale'; did you mean 'min_scale', 'n_scales', 'max_scale'?",
+        ),
         ({"colour": "red"}, "unknown option 'colour' (options: reduce, transform,"),
     ],
 )
