@@ -183,3 +183,29 @@ def cli() -> Callable[..., Any]:
         return runner.invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def two_factor_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A batch report folder: 12 runs in 4 groups of 3 on two keys with long values.
+
+    Integration is planted (H = 0.55 for one task, 0.9 for the other); 3 runs per group
+    cannot reach p < 0.1, and half the pairs of groups differ in both keys.
+    """
+    from dynatrain.cli import main
+    from dynatrain.simulate import simulate_run, write_run
+
+    folder = tmp_path_factory.mktemp("two-factor")
+    paths = []
+    for task, hurst in (("easy-task-with-a-long-name", 0.55), ("hard-task-with-a-long-name", 0.9)):
+        for model in ("convolutional", "multilayer-perceptron"):
+            for seed in range(3):
+                path = folder / f"{task[:4]}-{model[:4]}-{seed}.h5"
+                run = simulate_run("hurst", n_layers=4, n_checkpoints=51, hurst=hurst, seed=seed)
+                write_run(path, run, metadata={"task": task, "model": model}, samples=2)
+                paths.append(str(path))
+    report = folder / "report"
+    options = ["--surrogates", "0", "-j", "1", "--group-by", "task,model", "-o", str(report)]
+    result = CliRunner().invoke(main, ["batch", *paths, *options], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    return report

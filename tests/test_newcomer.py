@@ -27,7 +27,6 @@ from dynatrain._format import format_interval, format_number
 from dynatrain.analysis import Settings
 from dynatrain.errors import InputError
 from dynatrain.report.tables import render_analysis
-from dynatrain.simulate import simulate_run, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data"
@@ -211,29 +210,6 @@ def test_every_people_output_writes_a_measure_the_same_way(cli):
 
 
 # -- 8: the HTML report ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def two_factor_report(tmp_path_factory):
-    """Runs in 4 groups of 3 on two keys with long values, and their report folder."""
-    folder = tmp_path_factory.mktemp("two-factor")
-    paths = []
-    for task, hurst in (("easy-task-with-a-long-name", 0.55), ("hard-task-with-a-long-name", 0.9)):
-        for model in ("convolutional", "multilayer-perceptron"):
-            for seed in range(3):
-                path = folder / f"{task[:4]}-{model[:4]}-{seed}.h5"
-                run = simulate_run("hurst", n_layers=4, n_checkpoints=51, hurst=hurst, seed=seed)
-                write_run(path, run, metadata={"task": task, "model": model}, samples=2)
-                paths.append(path)
-    from click.testing import CliRunner
-
-    from dynatrain.cli import main
-
-    report = folder / "report"
-    args = ["batch", *map(str, paths), "--surrogates", "0", "-j", "1", "--group-by", "task,model"]
-    result = CliRunner().invoke(main, [*args, "-o", str(report)], catch_exceptions=False)
-    assert result.exit_code == 0, result.stderr
-    return report
 
 
 def test_the_report_leads_with_figures_and_one_factor_comparisons(two_factor_report):

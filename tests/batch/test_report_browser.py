@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from dynatrain.simulate import simulate_run, write_run
-
 CHROMIUM = next(
     (
         path
@@ -62,26 +60,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    from click.testing import CliRunner
-
-    from dynatrain.cli import main
-
-    folder = tmp_path_factory.mktemp("browser")
-    paths = []
-    for dataset, hurst in (("digits", 0.55), ("digits-hard", 0.9)):
-        for model in ("cnn", "mlp"):
-            for seed in range(3):
-                path = folder / f"{model}-{dataset}-seed{seed}.h5"
-                run = simulate_run("hurst", n_layers=4, n_checkpoints=51, hurst=hurst, seed=seed)
-                write_run(path, run, metadata={"dataset": dataset, "model": model}, samples=2)
-                paths.append(str(path))
-    out = folder / "report"
-    options = ["--surrogates", "0", "-j", "1", "--group-by", "dataset,model", "-o", str(out)]
-    result = CliRunner().invoke(main, ["batch", *paths, *options], catch_exceptions=False)
-    assert result.exit_code == 0, result.stderr
-    return out
+@pytest.fixture
+def report(two_factor_report: Path) -> Path:
+    return two_factor_report
 
 
 def _chromium(*arguments: str) -> subprocess.CompletedProcess[str]:
