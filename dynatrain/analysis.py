@@ -23,7 +23,14 @@ from dynatrain import measures as m
 from dynatrain._plain import json_ready
 from dynatrain.archive.reader import Archive, open_archive
 from dynatrain.errors import InputError
-from dynatrain.signals import LayerSignals, finite_prefix_length, parse_epoch_range, read_signals
+from dynatrain.signals import (
+    LayerSignals,
+    finite_prefix_length,
+    flush_tiny,
+    parse_epoch_range,
+    read_signals,
+    usable_signal,
+)
 
 __all__ = [
     "AnalysisResult",
@@ -461,7 +468,7 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
     excluded = [{"name": e.name, "reason": e.reason} for e in signals.excluded]
 
     # -- the data: finite prefix, transform, dead layers ----------------------------------------
-    values, epochs = signals.values, signals.epochs
+    values, epochs = flush_tiny(signals.values), signals.epochs
     metrics = signals.metrics
     n_finite = finite_prefix_length(values)
     cut = ""  # why the analysed checkpoints stop early, for a too-short message
@@ -469,17 +476,17 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         bad_layers = [
             name
             for name, row in zip(signals.layer_names, values, strict=True)
-            if not np.isfinite(row[n_finite])
+            if not usable_signal(row[n_finite])
         ]
         message = (
-            f"non-finite values from epoch {epochs[n_finite]:g} (checkpoint"
+            f"{_unusable_phrase(values[:, n_finite])} from epoch {epochs[n_finite]:g} (checkpoint"
             f" {signals.first_checkpoint + n_finite}) in layer(s) {', '.join(bad_layers)}"
         )
         if settings.strict:
             raise InputError(f"{run}: {message} (--strict)")
         if n_finite == 0:
             raise InputError(
-                f"{run}: {message}: no finite checkpoint before it; the analysis needs at"
+                f"{run}: {message}: no usable checkpoint before it; the analysis needs at"
                 f" least {_checkpoints_needed(run, settings)} checkpoints"
             )
         warnings.append(f"{message}: analysing the {n_finite} checkpoints before it")
@@ -834,6 +841,13 @@ def uncertainty_generators(
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
     return shuffle, phase, bootstrap
+
+
+def _unusable_phrase(column: np.ndarray) -> str:
+    """What is wrong with the first unusable checkpoint: non-finite, or huge values."""
+    if np.all(np.isfinite(column)):
+        return f"values beyond ±{defaults.HUGE_SIGNAL:g} (a diverging run)"
+    return "non-finite values"
 
 
 def convergence_generator(seed: int) -> np.random.Generator:

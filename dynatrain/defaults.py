@@ -17,6 +17,7 @@ __all__ = [
     "CONVERGENCE_SURROGATES",
     "DFA_ORDER",
     "FFT_FRIENDLY_WINDOW",
+    "HUGE_SIGNAL",
     "MAX_SURROGATES",
     "MAX_WINDOWS",
     "METRIC_CANDIDATES",
@@ -35,6 +36,7 @@ __all__ = [
     "STYLE_LEVEL",
     "STYLE_THRESHOLD",
     "SURROGATES",
+    "TINY_SIGNAL",
     "TRANSFORM",
     "TRANSFORMS",
     "UNEVEN_STEP_TOLERANCE",
@@ -56,6 +58,13 @@ REDUCE: Final = "mean"
 #: Transforms applied to the layer signals before every measure (``--transform``).
 TRANSFORMS: Final = ("change", "level")
 TRANSFORM: Final = "change"
+#: Layer signals larger than this in magnitude are treated like non-finite ones (a
+#: diverging run): the measures square and sum them, which would overflow float64.
+HUGE_SIGNAL: Final = 1e150
+#: Layer signals smaller than this in magnitude are read as 0: z-scores and DFA
+#: fluctuations of such values underflow (subnormal numbers), and no activation that
+#: small carries information.
+TINY_SIGNAL: Final = 1e-150
 
 # --- DFA -----------------------------------------------------------------------------------
 MIN_SCALE: Final = 4

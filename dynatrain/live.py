@@ -43,6 +43,7 @@ from dynatrain import measures as m
 from dynatrain.analysis import Settings, convergence_significance
 from dynatrain.errors import InputError
 from dynatrain.measures.windows import kernel_origin, window_measures
+from dynatrain.signals import flush_tiny, usable_signal
 
 __all__ = ["EXPECTED_CHECKPOINTS_ATTR", "Monitor", "WindowPlan", "plan_windows"]
 
@@ -284,12 +285,17 @@ class Monitor:
         for name, value in (metrics or {}).items():
             self._metrics.setdefault(name, []).append(float(value))
         if self.stopped is None:
-            if not np.all(np.isfinite(values)):
-                bad = [
-                    n for n, v in zip(self.layer_names, values, strict=True) if not math.isfinite(v)
-                ]
+            values = flush_tiny(values)
+            usable = usable_signal(values)
+            if not np.all(usable):
+                bad = [n for n, ok in zip(self.layer_names, usable, strict=True) if not ok]
+                what = (
+                    "non-finite values"
+                    if not np.all(np.isfinite(values))
+                    else f"values beyond ±{defaults.HUGE_SIGNAL:g} (a diverging run)"
+                )
                 self.stopped = (
-                    f"non-finite values from epoch {epoch:g} (checkpoint {self._received - 1})"
+                    f"{what} from epoch {epoch:g} (checkpoint {self._received - 1})"
                     f" in layer(s) {', '.join(bad)}: analysing the {self.checkpoints}"
                     " checkpoints before it"
                 )

@@ -125,6 +125,34 @@ def test_a_diverged_run_stops_where_analyze_cuts_it():
     np.testing.assert_array_equal(monitor.timeseries()["integration"], result.window_integration)
 
 
+def test_huge_values_stop_the_monitor_where_analyze_cuts_the_run():
+    """A run whose float64 signals grow past 1e150 (diverging) is cut, not overflowed."""
+    signals = random_run(150, 3, seed=6, constant_stretch=False)
+    signals.values[1, 110:] = 1e200 * np.arange(1, 41)
+    monitor = Monitor(signals.layer_names, expected_checkpoints=150)
+    statuses = feed(monitor, signals)  # pytest turns any overflow warning into an error
+    assert statuses[-1]["checkpoints"] == 110
+    assert statuses[-1]["stopped"].startswith("values beyond ±1e+150 (a diverging run) from epoch")
+    assert "layer1" in statuses[-1]["stopped"]
+    settings = Settings(window=monitor.plan.window, window_step=monitor.plan.step, surrogates=19)
+    result = analyze(signals, settings)
+    assert result.checkpoints == 110
+    assert any("values beyond ±1e+150" in w for w in result.warnings)
+    np.testing.assert_array_equal(monitor.timeseries()["integration"], result.window_integration)
+
+
+def test_subnormal_layer_is_read_as_zero_live_and_offline():
+    """A layer of subnormal values would underflow every z-score: it counts as constant."""
+    signals = random_run(150, 4, seed=7, constant_stretch=False)
+    signals.values[3] = np.random.default_rng(0).standard_normal(150) * 1e-310
+    result = analyze(signals, Settings(surrogates=19))
+    assert {"name": "layer3", "reason": "constant over the analysed checkpoints"} in (
+        result.excluded_layers
+    )
+    monitor = Monitor(signals.layer_names, Settings(surrogates=19), expected_checkpoints=150)
+    assert_same_as_analyze(monitor, feed(monitor, signals), signals, Settings(surrogates=19))
+
+
 def test_status_is_json_ready_and_complete():
     signals = random_run(121, 4, seed=1)
     monitor = Monitor(signals.layer_names, expected_checkpoints=121)
