@@ -98,7 +98,7 @@ class ChunkGap(NamedTuple):
     lost: bool = False
 
     @property
-    def count(self) -> int:
+    def count(self) -> int:  # type: ignore[override]  # a gap's size, not tuple.count
         """Number of checkpoints in the gap."""
         return int((self.ranges[:, 1] - self.ranges[:, 0]).sum())
 
