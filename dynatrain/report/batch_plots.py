@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from dynatrain._format import format_number
 from dynatrain.batch import GroupSummary, measure_value, measure_values
 from dynatrain.defaults import SIGNIFICANCE_LEVEL
 from dynatrain.report._mpl import color_cycle, new_figure, plain_text, save_figure
@@ -176,7 +177,7 @@ def plot_batch(
     ax.axhline(0.0, color="0.4", linewidth=0.8, linestyle="--")
     ax.set_title(
         "Accuracy plateau minus the decided DSI convergence\n"
-        f"(open: the convergence does not beat its surrogates at p < {SIGNIFICANCE_LEVEL:g})",
+        f"(open: the convergence does not beat its surrogates at p < {format_number(SIGNIFICANCE_LEVEL, None)})",
         fontsize=10,
     )
     figure.canvas.draw()  # lay out, then measure the tick labels
