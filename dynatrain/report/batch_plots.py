@@ -177,7 +177,8 @@ def plot_batch(
     ax.axhline(0.0, color="0.4", linewidth=0.8, linestyle="--")
     ax.set_title(
         "Accuracy plateau minus the decided DSI convergence\n"
-        f"(open: the convergence does not beat its surrogates at p < {format_number(SIGNIFICANCE_LEVEL, None)})",
+        "(open: the convergence does not beat its surrogates at"
+        f" p < {format_number(SIGNIFICANCE_LEVEL, None)})",
         fontsize=10,
     )
     figure.canvas.draw()  # lay out, then measure the tick labels
