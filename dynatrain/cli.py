@@ -11,6 +11,7 @@ unreadable/invalid input (one line on stderr, ``--debug`` for the traceback);
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -28,6 +29,9 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 _DEBUG_ENV = "DYNATRAIN_DEBUG"
+#: Errors of writing to stdout that are the destination's, not dynatrain's: no space,
+#: file too large, over quota, I/O error.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO})
 
 
 def _debug_enabled(ctx: click.Context) -> bool:
@@ -51,7 +55,7 @@ debug_option = click.option(
 
 def _say(message: str) -> None:
     """One line on stderr, control characters from the data shown as escapes."""
-    from dynatrain.report._format import printable
+    from dynatrain._format import printable
 
     click.echo(printable(message), err=True)
 
@@ -98,6 +102,15 @@ class _Main(click.Group):
             if _debug_enabled(ctx):
                 raise
             _say(f"dynatrain: error: {exc}")
+            ctx.exit(EXIT_BAD_INPUT)
+        except OSError as exc:
+            # Files are written through `writing`, which names them: an OSError left is the
+            # output stream (`> /dev/full`, a full disk or quota behind a redirection).
+            if _debug_enabled(ctx) or exc.errno not in _OUTPUT_ERRNOS:
+                raise
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the exit flush would fail again
+            _say(f"dynatrain: error: cannot write the output: {exc.strerror}")
             ctx.exit(EXIT_BAD_INPUT)
         except Exception as exc:
             if _debug_enabled(ctx):
@@ -290,11 +303,19 @@ plot_format_option = click.option(
 )
 
 
-def _write_plots(data: dict[str, Any], directory: str, plot_format: str) -> None:
-    """Draw the figures of an analysis result (with ``detail``) into ``directory``."""
-    from dynatrain.report.outputs import writing
+def _write_plots(
+    data: dict[str, Any], directory: str, plot_format: str, *, inputs: list[str], option: str
+) -> None:
+    """Draw the figures of an analysis result (with ``detail``) into ``directory``.
+
+    The figures' names come from the run (``<run id>-signals.png``): checked here, once
+    the run id is known, against ``inputs`` as every output is.
+    """
+    from dynatrain.report.outputs import check_plot_dir, writing
     from dynatrain.report.plots import plot_analysis
 
+    if isinstance(data, dict) and isinstance(data.get("run"), str):
+        check_plot_dir(directory, inputs=inputs, fmt=plot_format, option=option, result=data)
     with writing(directory):
         paths = plot_analysis(data, directory, fmt=plot_format)
     names = ", ".join(os.path.basename(path) for path in paths)
@@ -338,16 +359,17 @@ def analysis_options(
         epochs_option,
         click.option(
             "--min-scale",
-            type=click.IntRange(min=2),
+            type=click.IntRange(min=3),
             default=defaults.MIN_SCALE,
             show_default=True,
-            help="Smallest DFA scale, in checkpoints.",
+            help="Smallest DFA scale, in checkpoints (at least --dfa-order + 2).",
         ),
         click.option(
             "--max-scale",
-            type=click.IntRange(min=3),
+            type=click.IntRange(min=5),
             default=None,
-            help="Largest DFA scale, in checkpoints.  [default: points // 4]",
+            help="Largest DFA scale, in checkpoints (at least --min-scale + 2)."
+            "  [default: points // 4]",
         ),
         click.option(
             "--n-scales",
@@ -547,7 +569,10 @@ def analyze(
     elif output_format == "jsonl":
         _emit(export.to_jsonl([data]))
     elif output_format == "csv":
-        _emit(export.to_csv([export.scalar_row(data)]))
+        from dynatrain._plain import run_columns
+
+        row = export.scalar_row(data)
+        _emit(export.to_csv([row], run_columns([row])))
     elif output_format == "markdown":
         from dynatrain.report.tables import analysis_markdown
 
@@ -558,7 +583,9 @@ def analyze(
         render_analysis(export.json_ready(data), _stdout_console())
     if plot_dir is not None:
         # Plot the JSON form, so `dynatrain plot` on saved JSON draws the same bytes.
-        _write_plots(export.json_ready(result.to_dict(detail=True)), plot_dir, plot_format)
+        _write_plots(
+            result.to_dict(detail=True), plot_dir, plot_format, inputs=[run], option="--plot"
+        )
     if fail_if_not_converged and result.convergence_epoch is None:
         _warn(f"{run}: the stability index did not converge (--fail-if-not-converged)")
         sys.exit(EXIT_CHECK_FAILED)
@@ -724,12 +751,26 @@ def plot(result_file: str, out_dir: str, plot_format: str) -> None:
 
     # Neither the JSON nor the archive it was measured on is written over.
     archive = data.get("run") if isinstance(data, dict) else None
+    named = data if isinstance(archive, str) else None
     if result_file != "-":
-        check_plot_dir(out_dir, inputs=[result_file], fmt=plot_format, option="--out", kind="file")
+        check_plot_dir(
+            out_dir,
+            inputs=[result_file],
+            fmt=plot_format,
+            option="--out",
+            kind="file",
+            result=named,
+        )
     if isinstance(archive, str):
-        check_plot_dir(out_dir, inputs=[archive], fmt=plot_format, option="--out")
+        check_plot_dir(out_dir, inputs=[archive], fmt=plot_format, option="--out", result=named)
     try:
-        _write_plots(data, out_dir, plot_format)
+        _write_plots(
+            data,
+            out_dir,
+            plot_format,
+            inputs=[archive] if isinstance(archive, str) else [],
+            option="--out",
+        )
     except InputError as exc:
         raise InputError(f"{result_file}: {exc}") from exc
 
@@ -779,6 +820,13 @@ def _split_keys(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @click.option("--force", is_flag=True, help="Write the report into a non-empty DIR.")
 @click.option(
+    "--columns",
+    metavar="all|summary|NAME,...",
+    default=None,
+    help="--format csv: every field (all), the summary (run id, group keys, measures,"
+    " convergence), or the columns named.  [default: all]",
+)
+@click.option(
     "--groups-json",
     type=click.Path(dir_okay=False, path_type=str),
     metavar="FILE",
@@ -806,6 +854,7 @@ def batch(
     report_dir: str | None,
     force: bool,
     groups_json: str | None,
+    columns: str | None,
     fail_if_not_converged: bool,
     null: bool,
     **options: Any,
@@ -818,6 +867,7 @@ def batch(
     --detail and figures, use analyze). A run that fails keeps its row with its error and the
     others go on; the exit code is then 2. No output may be, or lie inside, an input.
     """
+    import functools
     from dataclasses import asdict
 
     from rich.console import Console
@@ -829,13 +879,21 @@ def batch(
 
     settings = _settings(options)
     paths = batch_lib.collect_runs(runs, stdin=sys.stdin, null=null)
-    # Every output is checked before any run is analysed.
+    # Every output and the grouping keys are checked before any run is analysed.
     if groups_json is not None:
         check_output_file(groups_json, inputs=paths, option="--groups-json")
     if report_dir is not None:
         batch_report.check_report_dir(report_dir, force=force, inputs=paths)
+    if group_by:
+        batch_lib.check_group_keys(paths, group_by)
     output_format = _output_format(output_format, terminal="table", pipe="jsonl")
+    if columns is not None and output_format != "csv":
+        raise click.UsageError("--columns chooses the columns of --format csv")
     records = []
+    # With a report folder, each run's JSON keeps the detail its figures are drawn from
+    # (`dynatrain plot DIR/runs/<run>.json`): written as it comes, then dropped.
+    run_files = batch_report.RunFiles(report_dir) if report_dir is not None else None
+    task = functools.partial(batch_lib.analyze_or_error, detail=run_files is not None)
     progress_console = Console(stderr=True) if sys.stderr.isatty() else None
     with batch_report.batch_progress(len(paths), progress_console) as advance:
         for record in batch_lib.iter_analyses(
@@ -845,7 +903,11 @@ def batch(
             scheduler=scheduler or ("dask" if dask_address else "local"),
             dask_address=dask_address,
             on_done=advance,
+            task=task,
         ):
+            if run_files is not None:
+                run_files.write(record)
+                record.pop("detail", None)
             records.append(record)
             if output_format == "jsonl":  # streamed: a line as soon as its run is done
                 _emit(export.to_jsonl([record]))
@@ -860,7 +922,8 @@ def batch(
         _warn(warning)
 
     if output_format == "csv":
-        _emit(batch_report.runs_csv(records, summary))
+        chosen = batch_report.csv_columns(records, summary, columns or "all")
+        _emit(batch_report.runs_csv(records, summary, chosen))
     elif output_format == "markdown":
         _emit(batch_report.batch_markdown(records, summary))
     elif output_format == "table":
@@ -869,7 +932,13 @@ def batch(
         batch_report.write_groups_json(groups_json, summary)
     if report_dir is not None:
         batch_report.write_report(
-            report_dir, records, summary, asdict(settings), version=__version__, force=force
+            report_dir,
+            records,
+            summary,
+            asdict(settings),
+            version=__version__,
+            force=force,
+            run_files=run_files,
         )
         _say(f"dynatrain: wrote the report to {report_dir}")
     unconverged = batch_lib.unconverged_runs(records) if fail_if_not_converged else []

@@ -234,7 +234,7 @@ class Monitor:
         self.epoch: float | None = None
         self.stopped: str | None = None
         self._received = 0
-        self._previous: np.ndarray | None = None
+        self._previous: tuple[float, np.ndarray] | None = None
         self._points = _Growing(len(self.layer_names))
         self._point_epochs = _Growing(None)
         self._metrics: dict[str, list[float]] = {}

@@ -486,7 +486,9 @@ _TINY_SQUARES = 2.0**-968
 
 def _needs_scaling(sums: np.ndarray | None, squares: np.ndarray | None) -> np.ndarray:
     """Rows whose sums overflowed (non-finite) or whose squares underflowed (tiny)."""
-    bad = np.zeros(len(sums if sums is not None else squares), dtype=bool)
+    rows = sums if sums is not None else squares
+    assert rows is not None  # one of the two is always given
+    bad: np.ndarray = np.zeros(len(rows), dtype=np.bool_)
     for part in (sums, squares):
         if part is not None:
             bad |= ~np.isfinite(part)
@@ -521,7 +523,9 @@ def _rescale(
     candidates = candidates[np.isfinite(largest) & (largest > 0)]
     if candidates.size == 0:
         return None
-    exponent = np.zeros(len(sums if sums is not None else squares), dtype=np.int64)
+    rows = sums if sums is not None else squares
+    assert rows is not None  # one of the two is always given
+    exponent = np.zeros(len(rows), dtype=np.int64)
     for i in candidates:
         row = np.asarray(values[i], dtype=np.float64)
         k = 0.0 if shift is None else float(shift[i])

@@ -241,7 +241,7 @@ def _decoded_size(codecs: frozenset[str], data: bytes | memoryview, limit: int) 
     for name, make in _STREAM_DECODERS.items():
         if name in codecs:
             try:
-                decoder = make()
+                decoder: Any = make()
                 out = decoder.decompress(bytes(data), limit + 1)
             except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
                 return None  # not this codec's stream, or corrupt: zarr will say so
@@ -508,7 +508,7 @@ def _guarded_store_class() -> type:
     """``WrapperStore`` subclass that passes every value read through a :class:`DecodeGuard`."""
     from zarr.storage import WrapperStore
 
-    class GuardedStore(WrapperStore):  # type: ignore[type-arg]
+    class GuardedStore(WrapperStore):  # type: ignore[type-arg, unused-ignore]  # generic in some zarr versions
         def __init__(self, store: Any, guard: DecodeGuard) -> None:
             super().__init__(store)
             self._guard = guard

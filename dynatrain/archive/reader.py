@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -98,7 +98,7 @@ class ChunkGap(NamedTuple):
     lost: bool = False
 
     @property
-    def count(self) -> int:
+    def count(self) -> int:  # type: ignore[override]  # a gap's size, not tuple.count
         """Number of checkpoints in the gap."""
         return int((self.ranges[:, 1] - self.ranges[:, 0]).sum())
 
@@ -736,7 +736,7 @@ class Archive:
         stop: int | None = None,
         max_block_bytes: int = DEFAULT_BLOCK_BYTES,
         read_ahead: bool = True,
-    ) -> Iterator[ActivationBlock]:
+    ) -> Generator[ActivationBlock, None, None]:
         """Stream a layer's activations in blocks made of whole storage chunks.
 
         Parameters

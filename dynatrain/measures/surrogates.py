@@ -317,7 +317,7 @@ def integration_null(
     """
     x, n_surrogates = _check_surrogate_input(x, n_surrogates, rng)
     check_layers(x)
-    options = {"min_scale": min_scale, "max_scale": max_scale, "n_scales": n_scales}
+    options: dict[str, Any] = {"min_scale": min_scale, "max_scale": max_scale, "n_scales": n_scales}
     integration = np.empty((n_surrogates, *x.shape[:-2]))
     for lo, size in _chunks(n_surrogates, x.size):
         # The shuffles are drawn in order, so chunks give the draws of one big call.

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dynatrain._format import format_number, p_value_text
 from dynatrain.defaults import STYLE_THRESHOLD
-from dynatrain.report._format import p_value_text
 from dynatrain.report.convergence_text import significance_level
 
 __all__ = ["style_headline", "style_text", "style_verdict"]
@@ -48,7 +48,9 @@ def style_text(
     """
     if style is None:
         return "-", ""
-    parts = [] if style.get("spearman") is None else [f"rho = {style['spearman']:.2f}"]
+    parts = (
+        [] if style.get("spearman") is None else [f"rho = {format_number(style['spearman'], 2)}"]
+    )
     p_text = p_value_text(style.get("p"), (settings or {}).get("surrogates"))
     parts += [part for part in (p_text, style_verdict(style, settings)) if part]
     return str(style["label"]), ", ".join(parts)

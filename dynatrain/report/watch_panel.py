@@ -1,7 +1,7 @@
 """The live panel of ``dynatrain watch`` at a terminal, drawn from one event.
 
 Every string from the archive (the path, metric names) goes through
-:func:`~dynatrain.report._format.printable` and into :class:`rich.text.Text`, never into
+:func:`~dynatrain._format.printable` and into :class:`rich.text.Text`, never into
 markup, and the convergence is worded by its test as in the other reports.
 """
 
@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dynatrain.report._format import printable
+from dynatrain._format import printable
 from dynatrain.report.convergence_text import converged_text
 
 __all__ = ["watch_panel"]

@@ -27,7 +27,7 @@ def _write_group_runs(folder: Path) -> list[Path]:
     for i in range(N_PER_GROUP):
         for dataset, hurst in (("A", 0.55), ("B", 0.9)):
             path = folder / f"{dataset}-{i}.h5"
-            run = simulate_run("hurst", n_layers=6, n_checkpoints=50, hurst=hurst, seed=10 * i)
+            run = simulate_run("hurst", n_layers=6, n_checkpoints=51, hurst=hurst, seed=10 * i)
             write_run(path, run, metadata={"dataset": dataset}, samples=4, features=4, seed=i)
             paths.append(path)
     return paths
@@ -235,10 +235,14 @@ def test_stderr_is_quiet_off_a_terminal(cli, group_runs):
     assert result.exit_code == 0 and result.stderr == ""
 
 
-def test_missing_group_key_warns(cli, group_runs):
+def test_missing_group_key_warns(cli, group_runs, tmp_path):
+    with_optimizer = tmp_path / "C-0.h5"
+    run = simulate_run("hurst", n_layers=6, n_checkpoints=51, seed=5)
+    write_run(with_optimizer, run, metadata={"dataset": "C", "optimizer": "sgd"}, samples=4)
     result = cli(
         "batch",
         *group_runs[:2],
+        with_optimizer,
         *FAST,
         "-j",
         "1",
@@ -250,6 +254,19 @@ def test_missing_group_key_warns(cli, group_runs):
     assert result.exit_code == 0
     assert "2 run(s) without metadata 'optimizer', grouped as (missing)" in result.stderr
     assert "A / (missing)" in result.stdout and "B / (missing)" in result.stdout
+    assert "C / sgd" in result.stdout
+
+
+def test_a_group_key_no_run_has_is_refused_before_the_analysis(cli, group_runs, tmp_path):
+    report = tmp_path / "report"
+    result = cli("batch", *group_runs[:2], *FAST, "--group-by", "datset", "-o", report)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "dynatrain: error: --group-by 'datset': no run has this metadata key; did you mean"
+        " 'dataset'? (keys: dataset, expected_checkpoints, model, "
+    )
+    assert result.stderr.count("\n") == 1
+    assert not report.exists()  # refused before anything was analysed or written
 
 
 def test_list_valued_metadata_groups(cli, plain_archive, tmp_path):

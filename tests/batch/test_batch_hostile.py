@@ -29,7 +29,7 @@ FAST = ("--surrogates", "0")
 
 def _write(path: Path, seed: int = 0, **metadata) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    run = simulate_run("hurst", n_layers=3, n_checkpoints=30, seed=seed)
+    run = simulate_run("hurst", n_layers=3, n_checkpoints=51, seed=seed)
     write_run(path, run, metadata=metadata or {"dataset": "A"}, samples=2, features=2, seed=seed)
     return path
 
