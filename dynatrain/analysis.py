@@ -212,9 +212,9 @@ def _setting_name(name: str) -> str:
 _CLI_SETTINGS = frozenset(
     {
         "reduce", "transform", "dfa_order", "min_scale", "max_scale", "n_scales", "window",
-        "window_step", "vol_window", "vol_threshold", "vol_patience", "convergence_rule", "phase_edge",
-        "significance_level",
-        "metric", "surrogates", "convergence_surrogates", "seed", "strict", "layers", "epochs",
+        "window_step", "vol_window", "vol_threshold", "vol_patience", "convergence_rule",
+        "phase_edge", "significance_level", "metric", "surrogates", "convergence_surrogates",
+        "seed", "strict", "layers", "epochs",
     }
 )  # fmt: skip
 

@@ -175,10 +175,9 @@ class DynatrainCallback(Callback):
         metadata = dict(self.metadata)
         if expected is not None:
             metadata.setdefault(fmt.EXPECTED_ATTR, expected)
-        args = [] if self.layers is None else [self.layers]
         self.recorder = ActivationRecorder(
             pl_module,
-            *args,
+            self.layers,  # type: ignore[arg-type]  # None: the recorder's default layers
             probe=self.probe,
             path=path,
             metadata=metadata,

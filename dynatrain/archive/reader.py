@@ -560,7 +560,7 @@ class Archive:
             self._followed = {}
         complete = as_python(store.attr(fmt.COMPLETE_ATTR))
         if not self._followed:
-            wanted = [(fmt.CHECKPOINTS, fmt.EPOCH)]
+            wanted: list[tuple[str, ...]] = [(fmt.CHECKPOINTS, fmt.EPOCH)]
             wanted += [(fmt.CHECKPOINTS, fmt.STEP)] if self.steps is not None else []
             wanted += [fmt.metric_parts(name) for name in self.metric_names]
             self._followed = {parts: store.array(parts) for parts in wanted}
