@@ -178,7 +178,6 @@ def _check_settings(settings: Settings) -> None:
     integer("vol_window", 2)
     integer("vol_patience", 1)
     integer("plateau_smoothing", 1)
-    integer("bootstrap_resamples", 1)
     fraction("vol_threshold", 0.0, 1.0)
     fraction("plateau_tolerance", 0.0, 1.0)
     fraction("style_threshold", 0.0, 1.0)

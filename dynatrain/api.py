@@ -71,9 +71,11 @@ def analyze(
         The options of ``dynatrain analyze``, with ``_`` for ``-``: ``reduce``,
         ``transform``, ``layers`` (a name, a glob or a list of them), ``epochs``
         (``"10:80"`` or ``(10, 80)``), ``min_scale``, ``max_scale``, ``n_scales``,
-        ``dfa_order``, ``window``, ``vol_window``, ``vol_threshold``, ``vol_patience``,
-        ``metric``, ``surrogates``, ``seed``, ``strict``; and the settings with no
-        command-line option (``style_threshold``, ``bootstrap_resamples``, ...).
+        ``dfa_order``, ``window``, ``window_step``, ``vol_window``, ``vol_threshold``,
+        ``vol_patience``, ``convergence_rule``, ``phase_edge``, ``significance_level``,
+        ``metric``, ``surrogates``, ``convergence_surrogates``, ``seed``, ``strict``; and the
+        settings with no command-line option (``style_threshold``, ``plateau_tolerance``,
+        ``plateau_smoothing``).
         Defaults as on the command line (:mod:`dynatrain.defaults`).
 
     Returns
