@@ -489,6 +489,14 @@ def analysis_options(
     return command
 
 
+def _runs_text(runs: list[str], shown: int = 3) -> str:
+    """``a.h5`` for one run; ``3 runs (a.h5, b.h5, c.h5)``, ``12 runs (a.h5, b.h5, c.h5, ...)``."""
+    if len(runs) == 1:
+        return runs[0]
+    names = ", ".join(runs[:shown]) + (", ..." if len(runs) > shown else "")
+    return f"{len(runs)} runs ({names})"
+
+
 def _settings(options: dict[str, Any]) -> Any:
     """Build :class:`~dynatrain.analysis.Settings` from the parsed analysis options."""
     from dynatrain.analysis import Settings
@@ -911,9 +919,15 @@ def batch(
             records.append(record)
             if output_format == "jsonl":  # streamed: a line as soon as its run is done
                 _emit(export.to_jsonl([record]))
+    # A warning shared by several runs (e.g. an untested style at --surrogates 0) is said
+    # once, with the runs it concerns, not once per run.
+    warned: dict[str, list[str]] = {}
     for record in records:
         for warning in record.get("warnings", ()):
-            _warn(f"{record['run']}: {warning}")
+            warned.setdefault(warning, []).append(record["run"])
+    for warning, warned_runs in warned.items():
+        _warn(f"{_runs_text(warned_runs)}: {warning}")
+    for record in records:
         if "error" in record:
             where = "" if record["error"].startswith(record["run"]) else f"{record['run']}: "
             _say(f"dynatrain: error: {where}{record['error']}")

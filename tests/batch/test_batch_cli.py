@@ -434,3 +434,23 @@ def test_the_command_draws_a_progress_bar_only_on_a_terminal(group_runs):
     process = _batch_process(group_runs[:2], stderr=subprocess.PIPE)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0 and err == b"" and len(out.decode().splitlines()) == 2
+
+
+def test_a_warning_shared_by_runs_is_said_once(cli, tmp_path):
+    """Four runs with the same warning give one stderr line naming them, not four."""
+    runs = []
+    for name in "abcd":
+        runs.append(tmp_path / f"{name}.h5")
+        # 30 checkpoints: below the 50 analysed points DFA needs to be reliable, a warning
+        write_run(runs[-1], simulate_run("hurst", n_checkpoints=30, seed=0), samples=2, features=2)
+    result = cli("batch", *runs, *FAST, "-j", "1", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    records = _jsonl(result.stdout)
+    shared = set(records[0]["warnings"])
+    assert shared and all(set(r["warnings"]) == shared for r in records)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(shared), result.stderr
+    for line in lines:
+        assert line.startswith(
+            f"dynatrain: warning: 4 runs ({runs[0]}, {runs[1]}, {runs[2]}, ...): "
+        )
