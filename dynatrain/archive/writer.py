@@ -70,6 +70,10 @@ class ArchiveWriter:
     compression : str, optional
         HDF5 filter for the activations (``"gzip"`` or ``"lzf"``). Zarr stores always
         use Zarr's default codec (zstd).
+    layer_attributes : mapping of str to mapping, optional
+        Per layer, attributes of its group ``/layers/<name>`` (strings, numbers or
+        booleans), written with the structure at the first append; every layer named
+        must be in that append. The torch recorder stores each layer's pooling so.
 
     Notes
     -----
@@ -88,6 +92,7 @@ class ArchiveWriter:
         activation_dtype: str | None = None,
         chunk_checkpoints: int = 1,
         compression: str | None = None,
+        layer_attributes: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.path = os.fspath(path)
         if mode not in ("w-", "w"):
@@ -111,6 +116,10 @@ class ArchiveWriter:
         self._activation_dtype = activation_dtype
         self._chunk_checkpoints = chunk_checkpoints
         self._metadata = _check_metadata(metadata or {})
+        self._layer_attributes = {
+            name: _check_metadata(attributes)
+            for name, attributes in (layer_attributes or {}).items()
+        }
         self._layer_kinds: dict[str, tuple[str, ...]] = {}
         self._specs: dict[tuple[str, ...], _ArraySpec] = {}
         self._metric_names: tuple[str, ...] = ()
@@ -133,7 +142,7 @@ class ArchiveWriter:
                 dtype=row.dtype,
                 chunk_rows=self._chunk_checkpoints if is_activation else _VECTOR_CHUNK,
             )
-        self._sink.create(self._specs.values(), list(self._layer_kinds))
+        self._sink.create(self._specs.values(), list(self._layer_kinds), self._layer_attributes)
 
     # -- appending -----------------------------------------------------------------------------
 
@@ -205,6 +214,12 @@ class ArchiveWriter:
         if first:
             if not kinds:
                 raise InputError(f"{where}: give activations or signals for at least one layer")
+            unknown = sorted(set(self._layer_attributes) - set(kinds))
+            if unknown:
+                raise InputError(
+                    f"{where}: layer_attributes name layer(s) {', '.join(unknown)} that the"
+                    " first checkpoint does not hold"
+                )
             self._layer_kinds = {name: tuple(k) for name, k in kinds.items()}
             self._metric_names = tuple(metrics)
             self._has_step = step is not None
@@ -321,8 +336,10 @@ class _Sink(ABC):
         """Write the root attributes of a new archive."""
 
     @abstractmethod
-    def create(self, specs: Any, layer_order: list[str]) -> None:
-        """Create every array (empty, growable) and the ``/layers`` order.
+    def create(
+        self, specs: Any, layer_order: list[str], layer_attributes: dict[str, dict[str, Any]]
+    ) -> None:
+        """Create every array (empty, growable), the ``/layers`` order and layer attributes.
 
         HDF5 then enters single-writer/multiple-reader mode, after which no object
         can be created: that is why the first append fixes the structure.
@@ -369,7 +386,9 @@ class _HDF5Sink(_Sink):
             attrs[key] = value
         self._file.flush()
 
-    def create(self, specs: Any, layer_order: list[str]) -> None:
+    def create(
+        self, specs: Any, layer_order: list[str], layer_attributes: dict[str, dict[str, Any]]
+    ) -> None:
         layers = self._file.require_group(fmt.LAYERS)
         layers.attrs[fmt.ORDER_ATTR] = layer_order
         self._datasets = {}
@@ -387,6 +406,8 @@ class _HDF5Sink(_Sink):
                 shuffle=compression is not None,
                 track_times=False,  # identical inputs give identical files
             )
+        for name, attributes in layer_attributes.items():
+            layers[name].attrs.update(attributes)
         self._file.flush()
         self._file.swmr_mode = True
         self._publish()
@@ -425,7 +446,9 @@ class _ZarrSink(_Sink):
             }
         )
 
-    def create(self, specs: Any, layer_order: list[str]) -> None:
+    def create(
+        self, specs: Any, layer_order: list[str], layer_attributes: dict[str, dict[str, Any]]
+    ) -> None:
         layers = self._root.require_group(fmt.LAYERS)
         layers.attrs[fmt.ORDER_ATTR] = layer_order
         self._arrays = {}
@@ -441,6 +464,8 @@ class _ZarrSink(_Sink):
                 # lost data, which readers can tell apart from an all-NaN checkpoint.
                 config={"write_empty_chunks": True},
             )
+        for name, attributes in layer_attributes.items():
+            layers[name].attrs.update(attributes)
 
     def write_checkpoint(
         self, specs: Any, rows: dict[tuple[str, ...], np.ndarray], index: int
