@@ -27,12 +27,13 @@ norm, pooling and ``Upsample`` layers: channels first; ``Linear``, ``LayerNorm``
 torchvision's ``Permute([0, 2, 3, 1])``: channels last). Any other module (an
 activation, a residual block, an encoder block, a custom module) takes the layout of
 the last module with a layout that finished before it in the pass (for a block, its
-own last such layer). If its output shape differs from that module's, the layout is
-where that module's channel count sits in the output: dimension 1 is channels first,
-the last dimension channels last (a patch embedding that flattens and transposes a
-convolution's output is thus channels last). When that is ambiguous or no module
-says, an output of three or more dimensions is an error that asks for the layer's
-pooling to be stated.
+own last such layer). If its output shape differs from that module's, the layout
+follows from where that module's channel count sits in the output (dimension 1:
+channels first; the last dimension: channels last; so a patch embedding that
+flattens and transposes a convolution's output is channels last) or from its other
+dimensions being kept (a DenseNet block concatenates more channels at the same
+resolution: channels first). When those disagree or no module says, an output of
+three or more dimensions is an error that asks for the layer's pooling to be stated.
 """
 
 from __future__ import annotations
@@ -157,16 +158,57 @@ class OutputInfo:
     sequence_first: bool = False
 
 
-def own_layout(module: nn.Module) -> Layout | None:
-    """The layout a module's type fixes for its output, or ``None`` if it inherits one."""
+def own_layout(module: nn.Module, shape: tuple[int, ...]) -> Layout | None:
+    """The layout a module's type fixes for its output of ``shape``, or ``None``.
+
+    Where the module knows its feature count (``out_channels``, ``num_features``,
+    ``out_features``, ``normalized_shape``, ...), the output must show it where the
+    type says; a subclass that moves it (torchvision's ``LayerNorm2d``, a channels-
+    first ``LayerNorm``) gets the other layout if the count is there, else ``None``.
+    """
     if isinstance(module, _CHANNELS_FIRST):
-        return "channels_first"
-    if isinstance(module, _CHANNELS_LAST):
-        return "channels_last"
-    if type(module).__name__ == "Permute":
+        layout: Layout = "channels_first"
+    elif isinstance(module, _CHANNELS_LAST):
+        layout = "channels_last"
+    elif type(module).__name__ == "Permute":
         dims = getattr(module, "dims", None)
-        layout = _PERMUTE_LAYOUTS.get(tuple(dims)) if dims is not None else None
-        return layout  # type: ignore[return-value]
+        return _PERMUTE_LAYOUTS.get(tuple(dims)) if dims is not None else None  # type: ignore[return-value]
+    else:
+        return None
+    size = _feature_count(module)
+    if size is None or len(shape) < 3:
+        return layout
+    first, last = shape[1] == size, shape[-1] == size
+    if first and last:
+        return layout
+    if first:
+        return "channels_first"
+    if last:
+        return "channels_last"
+    return None
+
+
+def _feature_count(module: nn.Module) -> int | None:
+    """The number of features a module's output has, where its attributes say it."""
+    if isinstance(module, nn.RNNBase):
+        size = module.proj_size or module.hidden_size
+        return size * (2 if module.bidirectional else 1)
+    if isinstance(module, nn.TransformerEncoderLayer | nn.TransformerDecoderLayer):
+        return module.linear2.out_features
+    for attribute in (
+        "out_channels",
+        "num_features",
+        "num_channels",
+        "out_features",
+        "embedding_dim",
+        "embed_dim",
+    ):
+        value = getattr(module, attribute, None)
+        if isinstance(value, int):
+            return value
+    normalized = getattr(module, "normalized_shape", None)
+    if isinstance(normalized, tuple | list) and normalized:
+        return int(normalized[-1])
     return None
 
 
@@ -223,15 +265,21 @@ def _layout_of(info: OutputInfo, source: OutputInfo | None) -> Layout | None:
         return None
     if source.shape == info.shape:
         return source.layout
-    # The shape changed after the source (a flatten + transpose, a concatenation):
-    # find where the source's channels went.
-    channels = source.shape[1] if source.layout == "channels_first" else source.shape[-1]
+    # The shape changed after the source (a concatenation, a flatten + transpose):
+    # where did its channels go, and are its other dimensions still where they were?
+    votes: set[Layout] = set()
+    if source.layout == "channels_first":
+        channels, others, kept = source.shape[1], source.shape[2:], info.shape[2:]
+    else:
+        channels, others, kept = source.shape[-1], source.shape[1:-1], info.shape[1:-1]
+    if others == kept:  # e.g. DenseNet: more channels at the same resolution
+        votes.add(source.layout)
     where = [dim for dim in range(1, len(info.shape)) if info.shape[dim] == channels]
     if where == [1]:
-        return "channels_first"
-    if where == [len(info.shape) - 1]:
-        return "channels_last"
-    return None
+        votes.add("channels_first")
+    elif where == [len(info.shape) - 1]:
+        votes.add("channels_last")
+    return votes.pop() if len(votes) == 1 else None
 
 
 def check_pooling(name: str, pooling: str, shape: tuple[int, ...]) -> str:

@@ -510,11 +510,17 @@ def _output_info(module: nn.Module, output: Any, n_probe: int) -> tuple[OutputIn
             " element is one); record a module that returns a tensor"
         )
     if output.ndim < 1 or output.shape[0] != n_probe:
+        why = (
+            "; it is built with batch_first=False, so its outputs are (tokens, N, features):"
+            " build it with batch_first=True"
+            if output.ndim >= 2 and output.shape[1] == n_probe and _layout.is_sequence_first(module)
+            else ""
+        )
         return None, (
             f"output has shape {_shape_text(output.shape)}; its first dimension must be the"
-            f" {n_probe} probe samples"
+            f" {n_probe} probe samples{why}"
         )
-    layout = _layout.own_layout(module)
+    layout = _layout.own_layout(module, tuple(output.shape))
     sequence_first = layout == "channels_last" and _layout.is_sequence_first(module)
     return OutputInfo(tuple(output.shape), layout, sequence_first), ""
 
