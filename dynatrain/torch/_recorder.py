@@ -576,19 +576,33 @@ def _probe_state(model: nn.Module, device: torch.device) -> Iterator[None]:
     """Eval mode and forked RNG for the probe pass; restore both afterwards.
 
     Modes are saved per module because a model may mix them (a frozen, eval-mode
-    backbone under a training head). They are restored parents first with
-    ``train(mode)``, so a module that overrides ``train`` still sees the call and
-    each child ends in its own saved mode.
+    backbone under a training head), and each module gets its own back. Where no
+    module overrides ``train``, the flags are set directly: ``model.eval()`` walks
+    the tree once per module through ``nn.Module.__setattr__``, which on a network of
+    hundreds of modules costs more than the probe's forward pass. Where one does
+    (a module that keeps its batch norm frozen, say), ``model.eval()`` and
+    ``train(mode)`` are called, parents first, so that the override sees them.
     """
-    saved_modes = [(module, module.training) for module in model.modules()]
+    modules = list(model.modules())
+    saved_modes = [module.training for module in modules]
+    plain = all(type(module).train is nn.Module.train for module in modules)
     accelerators = [device] if device.type != "cpu" else []
     with torch.random.fork_rng(devices=accelerators, device_type=device.type):
-        model.eval()
+        if plain:
+            for module in modules:
+                module.__dict__["training"] = False
+        else:
+            model.eval()
         try:
             yield
         finally:
-            for module, was_training in saved_modes:
-                module.train(was_training)
+            if plain:
+                for module, was_training in zip(modules, saved_modes, strict=True):
+                    module.__dict__["training"] = was_training
+            else:
+                for module, was_training in zip(modules, saved_modes, strict=True):
+                    if module.training != was_training or module is model:
+                        module.train(was_training)
 
 
 def _model_device(model: nn.Module) -> torch.device:
