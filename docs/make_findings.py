@@ -1,6 +1,6 @@
 """Regenerate ``docs/findings.md`` and its figures from the training runs in ``sample_data/``.
 
-Every number in the document comes from this script: it analyses the twelve runs with
+Every number in the document comes from this script: it analyses every run with
 dynatrain's defaults, once with ``--transform change`` (the default) and once with
 ``--transform level``, and writes the tables and the sentences that state a number or a
 verdict. Nothing in the document is typed by hand.
@@ -52,6 +52,26 @@ TRANSFORMS = ("change", "level")
 ALPHA = 0.05  # significance level of the verdicts
 #: A plateau this many epochs after the first volatility leaves the rule little room.
 EARLY_PLATEAU = 15
+#: The networks of the sample runs (metadata ``model``), as the text names them, in the
+#: order the text lists them.
+NETWORKS = {
+    "mlp": ("MLP", "an MLP"),
+    "cnn": ("CNN", "a small CNN"),
+    "resnet": ("ResNet", "a ResNet-style CNN of 8 residual blocks"),
+    "vit": ("ViT", "a small Vision Transformer"),
+}
+
+
+def network_name(model: str) -> str:
+    """A network's short name in the text (``MLP``, ``ResNet``)."""
+    return NETWORKS.get(model, (model.upper(), model))[0]
+
+
+def networks_text(models: Sequence[str]) -> str:
+    """The networks of the runs, described and listed (``an MLP, ... and a small ViT``)."""
+    known = [NETWORKS.get(model, (model, model))[1] for model in NETWORKS if model in models]
+    known += sorted(model for model in models if model not in NETWORKS)
+    return ", ".join(known[:-1]) + " and " + known[-1] if len(known) > 1 else "".join(known)
 
 
 # -- analysis --------------------------------------------------------------------------------
@@ -240,7 +260,7 @@ def claim_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
     said, auroc = direction(pooled, "digits")
     holds = pooled.p_value < ALPHA
     lines = [
-        f"Pooled over both networks ({pooled.n_a} and {pooled.n_b} runs), integration is "
+        f"Pooled over all networks ({pooled.n_a} and {pooled.n_b} runs), integration is "
         f"**{said}**: "
         f"difference {num(pooled.difference)}, Cohen's d {num(pooled.cohens_d, 2)}, "
         f"Mann-Whitney p = {p_text(pooled.p_value)}, AUROC {num(auroc, 2)}. "
@@ -253,7 +273,8 @@ def claim_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
     ]
     for model, item, said_here, auroc_here in within_model(by_model):
         lines.append(
-            f"* Within the {model.upper()} runs ({item.n_a} against {item.n_b}): {said_here}, "
+            f"* Within the {network_name(model)} runs ({item.n_a} against {item.n_b}): "
+            f"{said_here}, "
             f"AUROC {num(auroc_here, 2)}, Cohen's d {num(item.cohens_d, 2)}, "
             f"p = {p_text(item.p_value)} (the smallest two-sided p that {item.n_a} runs "
             f"against {item.n_b} can give is {p_text(smallest_mwu_p(item.n_a, item.n_b))})."
@@ -392,24 +413,27 @@ def uncertainty_text(findings: Sequence[RunFindings]) -> str:
 
 
 def layer_counts(findings: Sequence[RunFindings]) -> str:
-    """The numbers of analysed layers, e.g. "4 or 5"."""
-    return " or ".join(str(n) for n in sorted({f.record["layers_analysed"] for f in findings}))
+    """The numbers of analysed layers, e.g. "4, 5 or 10"."""
+    counts = [str(n) for n in sorted({f.record["layers_analysed"] for f in findings})]
+    return " or ".join([", ".join(counts[:-1]), counts[-1]] if len(counts) > 1 else counts)
 
 
 def model_contrast(by_task: GroupSummary, by_model: GroupSummary) -> str:
-    """Integration of the two networks on the clean task (the network as a confound)."""
+    """Integration of the networks on the clean task (the network as a confound)."""
     means = {
         group.label.split(" / ")[0]: group.stats["integration"].mean
         for group in by_model.groups
         if group.label.endswith(" / digits")
     }
-    (low, low_mean), (high, high_mean) = sorted(means.items(), key=lambda item: item[1])
+    ordered = sorted(means.items(), key=lambda item: item[1])
+    (low, low_mean), (high, high_mean) = ordered[0], ordered[-1]
     network_gap = high_mean - low_mean
     task_gap = abs(comparison(by_task, "integration", "digits", "digits-hard").difference)
     how_much = "more than" if network_gap > task_gap else "less than"
     return (
-        f"The network matters {how_much} the task: on the clean task the {high.upper()} "
-        f"reads integration {num(high_mean)} and the {low.upper()} {num(low_mean)}, a gap of "
+        f"The network matters {how_much} the task: on the clean task the "
+        f"{network_name(high)} reads integration {num(high_mean)} and the "
+        f"{network_name(low)} {num(low_mean)}, a gap of "
         f"{num(network_gap)} against {num(task_gap)} between the tasks (pooled). "
         "A batch that mixes architectures should group by both "
         "(`--group-by model,dataset`), as the table above does.\n"
@@ -615,8 +639,9 @@ The method behind dynatrain makes three claims: (1) integration separates an eas
 from a harder one; (2) the volatility of the dynamical stability index (DSI) falls before
 accuracy plateaus; (3) the relation between windowed integration and metastability shows a
 run's training style. This page checks each claim on the {len(change)} real training runs
-shipped in [`sample_data/`](../README.md#training-runs-in-sample_data): an MLP and a small
-CNN trained on scikit-learn's digits (`digits`) and on a harder variant (`digits-hard`:
+shipped in [`sample_data/`](../README.md#training-runs-in-sample_data): {
+        networks_text([meta["model"] for meta in metadata])
+    } trained on scikit-learn's digits (`digits`) and on a harder variant (`digits-hard`:
 {hard["label_noise"]:.0%} of the training labels wrong, Gaussian noise of sd
 {hard["input_noise"]:g} on every image), {per_cell} seeds per network and task,
 {" or ".join(map(str, checkpoints))} checkpoints per run. That is little data, so every
@@ -744,7 +769,7 @@ def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
     said, auroc = direction(pooled, "digits")
     comparisons = within_model(by_model)
     within = "; ".join(
-        f"{model.upper()} AUROC {num(auroc_here, 2)} ({said_here})"
+        f"{network_name(model)} AUROC {num(auroc_here, 2)} ({said_here})"
         for model, _, said_here, auroc_here in comparisons
     )
     floor = max(smallest_mwu_p(item.n_a, item.n_b) for _, item, _, _ in comparisons)
