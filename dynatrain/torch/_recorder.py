@@ -192,6 +192,7 @@ class ActivationRecorder:
             key: str(value) if isinstance(value, str) else value
             for key, value in (metadata or {}).items()
         }
+        _make_folder(os.fspath(path))
         self.writer = ArchiveWriter(
             path,
             plain_metadata,
@@ -448,20 +449,35 @@ class ActivationRecorder:
 
 
 def _check_archive_path(path: str, mode: str) -> None:
-    """Refuse, in one line, an archive that exists (unless replaced) or whose folder is missing."""
+    """Refuse, in one line, an archive that exists (unless replaced) or cannot have a folder.
+
+    Missing folders are not an error (they are created with the archive, after the probe
+    pass has checked the layers); a file where a folder should be is.
+    """
     if fmt.is_url(path):
         return
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        problem = "is not a folder" if os.path.exists(folder) else "does not exist"
-        raise InputError(
-            f"{path}: cannot create the archive: its folder {folder} {problem}"
-            " (create it first, e.g. os.makedirs(folder, exist_ok=True))"
-        )
+    ancestor = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise InputError(f"{path}: cannot create the archive: {ancestor} is not a folder")
     if mode == "w-" and os.path.lexists(path):
         raise InputError(
             f"{path}: already exists; pass mode='w' to replace it, or choose another path"
         )
+
+
+def _make_folder(path: str) -> None:
+    """Create the missing folders above ``path``; one line if the system refuses."""
+    if fmt.is_url(path):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"{path}: cannot create its folder {folder} ({exc.strerror or exc})"
+        ) from None
 
 
 def _check_pool(pool: str | Mapping[str, str] | None) -> None:

@@ -161,21 +161,27 @@ def test_an_existing_archive_is_refused_in_one_line_and_replaced_on_request(tmp_
     assert h5py.is_hdf5(path)
 
 
-@pytest.mark.parametrize("kind", ["missing", "a-file"])
-def test_a_missing_folder_is_a_one_line_error_before_anything_runs(tmp_path, kind):
-    folder = tmp_path / "runs"
-    if kind == "a-file":
-        folder.write_text("not a folder")
+def test_missing_folders_are_created_only_once_the_probe_pass_succeeds(tmp_path):
     model = nn.Sequential(nn.Linear(2, 2))
+    path = tmp_path / "runs" / "mlp" / "run.h5"
+    with pytest.raises(InputError, match="no module named 'nope'"):
+        ActivationRecorder(model, ["nope"], torch.ones(3, 2), path)
+    assert list(tmp_path.iterdir()) == []  # a wrong layer name leaves nothing behind
+    with ActivationRecorder(model, ["0"], torch.ones(3, 2), path) as rec:
+        rec.record(epoch=0)
+    assert h5py.is_hdf5(path)
+
+
+def test_a_file_where_a_folder_should_be_is_a_one_line_error_before_anything_runs(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    model = nn.Sequential(nn.Linear(2, 2))
+    path = blocker / "mlp" / "run.h5"
     with pytest.raises(InputError) as caught:
-        ActivationRecorder(model, ["0"], torch.ones(3, 2), folder / "run.h5")
-    problem = "does not exist" if kind == "missing" else "is not a folder"
-    assert str(caught.value) == (
-        f"{folder / 'run.h5'}: cannot create the archive: its folder {folder} {problem}"
-        " (create it first, e.g. os.makedirs(folder, exist_ok=True))"
-    )
-    assert "\n" not in str(caught.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == (["runs"] if kind == "a-file" else [])
+        ActivationRecorder(model, ["0"], torch.ones(3, 2), path)
+    assert str(caught.value) == f"{path}: cannot create the archive: {blocker} is not a folder"
+    assert blocker.read_text() == "not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
 
 
 def test_a_relative_path_in_the_working_folder_is_fine(tmp_path, monkeypatch):
