@@ -24,7 +24,8 @@ def test_every_network_and_task_has_five_seeds_and_the_readme_run_exists():
     for path in RUNS:
         with open_archive(path) as archive:
             meta = archive.metadata
-        assert path.stem == meta["run_id"] == f"{meta['model']}-{meta['dataset']}-seed{meta['seed']}"
+        expected = f"{meta['model']}-{meta['dataset']}-seed{meta['seed']}"
+        assert path.stem == meta["run_id"] == expected
         cells[(meta["model"], meta["dataset"])] += 1
     assert set(cells) == {(net, task) for net in NETWORKS for task in TASKS}
     assert min(cells.values()) >= 5
@@ -44,7 +45,13 @@ def test_a_run_is_complete_pooled_from_epoch_0_and_plateaus_mid_run(path):
             activations = f["layers"][name]["activations"]
             assert activations.dtype == np.float16
             assert activations.ndim == 3, name  # (checkpoints, probe samples, features)
-            assert f["layers"][name].attrs[fmt.POOLING_ATTR] in ("spatial_mean", "token_mean", "none")
+            pooling = f["layers"][name].attrs[fmt.POOLING_ATTR]
+            assert pooling in ("spatial_mean", "token_mean", "none")
+    if meta["model"] == "resnet":  # the stem, at least 8 residual blocks, the head
+        assert sum(name.startswith("layer") for name in names) >= 8
+    if meta["model"] == "vit":  # the encoder's token sequences are averaged over tokens
+        with h5py.File(path, "r") as f:
+            assert f["layers"]["encoder.layers.0"].attrs[fmt.POOLING_ATTR] == "token_mean"
     plateau = accuracy_plateau(accuracy)
     assert plateau is not None and 15 <= epochs[plateau] <= 90, epochs[plateau]
     assert np.nanmax(accuracy) > 0.3  # learnt something: chance is 0.1
