@@ -328,11 +328,34 @@ def claim_lead(findings: Sequence[RunFindings]) -> str:
         f"from {epoch_text(float(leads.min()))} to {epoch_text(float(leads.max()))}; "
         f"a sign test of early against late gives p = {p_text(sign_p)}.",
         "",
+        *lead_by_network(findings),
+        "",
         "A warning is useful only if it tracks each run's own plateau, not just the middle "
         "of training. Across the runs the DSI-converged epoch and the plateau epoch have "
         f"Spearman ρ = {num(rho, 2)} (p = {p_text(rho_p)}, {len(pairs)} runs).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def by_network(findings: Sequence[RunFindings]) -> dict[str, list[RunFindings]]:
+    """The runs of each network, in the order the text lists the networks."""
+    models = {f.record["metadata"]["model"] for f in findings}
+    order = [m for m in NETWORKS if m in models] + sorted(models - set(NETWORKS))
+    return {m: [f for f in findings if f.record["metadata"]["model"] == m] for m in order}
+
+
+def lead_by_network(findings: Sequence[RunFindings]) -> list[str]:
+    """One line per network: early and late warnings, their sign test, the median lead."""
+    lines = []
+    for model, runs in by_network(findings).items():
+        counts = lead_counts(runs)
+        median = num(float(np.median(counts.leads)), 1) if len(counts.leads) else "–"
+        lines.append(
+            f"* {network_name(model)}: before the plateau in {counts.early} of {len(runs)} "
+            f"runs, after it in {counts.late}; sign test p = {p_text(counts.sign_p)}; "
+            f"median lead {median} epochs."
+        )
+    return lines
 
 
 def lead_table(findings: Sequence[RunFindings]) -> str:
@@ -769,15 +792,19 @@ def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
     said, auroc = direction(pooled, "digits")
     comparisons = within_model(by_model)
     within = "; ".join(
-        f"{network_name(model)} AUROC {num(auroc_here, 2)} ({said_here})"
-        for model, _, said_here, auroc_here in comparisons
+        f"{network_name(model)} AUROC {num(auroc_here, 2)}, p = {p_text(item.p_value)}"
+        f" ({said_here})"
+        for model, item, said_here, auroc_here in comparisons
     )
+    separated = [network_name(model) for model, item, _, _ in comparisons if item.p_value < ALPHA]
     floor = max(smallest_mwu_p(item.n_a, item.n_b) for _, item, _, _ in comparisons)
     limit = (
         f"within a network no test of so few seeds can reach p < {ALPHA}: {within}. "
         "More seeds would decide it."
         if floor >= ALPHA
-        else f"within a network: {within}."
+        else f"within a network: {within}; separated at the {ALPHA} level in "
+        + (", ".join(separated) if separated else "none")
+        + f" of the {len(comparisons)} networks."
     )
     status = "holds" if pooled.p_value < ALPHA else "does not hold"
     return (
@@ -796,7 +823,12 @@ def verdict_lead(findings: Sequence[RunFindings]) -> str:
         f"{status}: the DSI converged first in {counts.early} of {len(findings)} runs "
         f"(sign test p = {p_text(counts.sign_p)}), with leads from "
         f"{epoch_text(float(counts.leads.min()))} to {epoch_text(float(counts.leads.max()))}"
-        " epochs."
+        " epochs; by network, first in "
+        + ", ".join(
+            f"{lead_counts(runs).early} of {len(runs)} {network_name(model)} runs"
+            for model, runs in by_network(findings).items()
+        )
+        + "."
     )
 
 
