@@ -56,8 +56,8 @@ Usage::
     pip install -e '.[examples]'
     python examples/train_digits.py --out sample_data/ [--seeds 0 1 2 3 4] [--epochs 100]
 
-The default (4 models x 2 tasks x 5 seeds, 40 archives, about 16 MB) takes about
-25 minutes on one idle CPU core: ~5 s per MLP run, ~20 s per CNN run and ~1 min per
+The default (4 models x 2 tasks x 5 seeds, 40 archives, 22 MB) takes about 20
+minutes of one idle CPU core: ~5 s per MLP run, ~20 s per CNN run and ~40-60 s per
 ResNet or ViT run (``--models`` and ``--tasks`` split it over several processes).
 Archives are named ``<model>-<dataset>-seed<seed>.h5``; existing ones of the same
 name are replaced. ``--models``, ``--tasks``, ``--lr``, ``--probe-per-class``
