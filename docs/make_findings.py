@@ -251,7 +251,8 @@ def within_model(by_model: GroupSummary) -> list[tuple[str, Any, str, float]]:
         if model_a == model_b and item.measure == "integration":
             easy = item.group_a if item.group_a.endswith(" / digits") else item.group_b
             found.append((model_a, item, *direction(item, easy)))
-    return found
+    order = list(NETWORKS)
+    return sorted(found, key=lambda row: order.index(row[0]) if row[0] in order else len(order))
 
 
 def claim_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
@@ -802,9 +803,9 @@ def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
         f"within a network no test of so few seeds can reach p < {ALPHA}: {within}. "
         "More seeds would decide it."
         if floor >= ALPHA
-        else f"within a network: {within}; separated at the {ALPHA} level in "
-        + (", ".join(separated) if separated else "none")
-        + f" of the {len(comparisons)} networks."
+        else f"within a network: {within}; the tasks are separated at the {ALPHA} level "
+        f"in {len(separated)} of the {len(comparisons)} networks"
+        + (f" ({', '.join(separated)})." if separated else ".")
     )
     status = "holds" if pooled.p_value < ALPHA else "does not hold"
     return (
