@@ -1,6 +1,6 @@
 """Regenerate ``docs/findings.md`` and its figures from the training runs in ``sample_data/``.
 
-Every number in the document comes from this script: it analyses the twelve runs with
+Every number in the document comes from this script: it analyses every run with
 dynatrain's defaults, once with ``--transform change`` (the default) and once with
 ``--transform level``, and writes the tables and the sentences that state a number or a
 verdict. Nothing in the document is typed by hand.
@@ -57,6 +57,26 @@ ALPHA = SIGNIFICANCE_LEVEL  # a p-value at or below it is significant, as in the
 COMPARED = "integration_corrected"
 #: A plateau this many epochs after the first volatility leaves the rule little room.
 EARLY_PLATEAU = 15
+#: The networks of the sample runs (metadata ``model``), as the text names them, in the
+#: order the text lists them.
+NETWORKS = {
+    "mlp": ("MLP", "an MLP"),
+    "cnn": ("CNN", "a small CNN"),
+    "resnet": ("ResNet", "a ResNet-style CNN of 8 residual blocks"),
+    "vit": ("ViT", "a small Vision Transformer"),
+}
+
+
+def network_name(model: str) -> str:
+    """A network's short name in the text (``MLP``, ``ResNet``)."""
+    return NETWORKS.get(model, (model.upper(), model))[0]
+
+
+def networks_text(models: Sequence[str]) -> str:
+    """The networks of the runs, described and listed (``an MLP, ... and a small ViT``)."""
+    known = [NETWORKS.get(model, (model, model))[1] for model in NETWORKS if model in models]
+    known += sorted(model for model in models if model not in NETWORKS)
+    return ", ".join(known[:-1]) + " and " + known[-1] if len(known) > 1 else "".join(known)
 
 
 # -- analysis --------------------------------------------------------------------------------
@@ -287,7 +307,8 @@ def within_model(
         if model_a == model_b and item.measure == measure:
             easy = item.group_a if item.group_a.endswith(" / digits") else item.group_b
             found.append((model_a, item, *direction(item, easy)))
-    return found
+    order = list(NETWORKS)
+    return sorted(found, key=lambda row: order.index(row[0]) if row[0] in order else len(order))
 
 
 def claim_integration(
@@ -309,7 +330,7 @@ def claim_integration(
         "(more for exponents near 0.5), which moves the comparison a little, so the raw "
         f"exponent is given beside it ({same}).",
         "",
-        f"Pooled over both networks ({pooled.n_a} and {pooled.n_b} runs), integration is "
+        f"Pooled over all networks ({pooled.n_a} and {pooled.n_b} runs), integration is "
         f"**{said}**: "
         f"difference {num(pooled.difference)}, Cohen's d {num(pooled.cohens_d, 2)}, "
         f"Mann-Whitney p = {p_text(pooled.p_value)}, AUROC {num(auroc, 2)} (raw: "
@@ -324,7 +345,8 @@ def claim_integration(
     ]
     for model, item, said_here, auroc_here in within_model(by_model):
         lines.append(
-            f"* Within the {model.upper()} runs ({item.n_a} against {item.n_b}): {said_here}, "
+            f"* Within the {network_name(model)} runs ({item.n_a} against {item.n_b}): "
+            f"{said_here}, "
             f"AUROC {num(auroc_here, 2)}, Cohen's d {num(item.cohens_d, 2)}, "
             f"p = {p_text(item.p_value)} (the smallest two-sided p that {item.n_a} runs "
             f"against {item.n_b} can give is {p_text(smallest_p_value(item.n_a, item.n_b))})."
@@ -408,11 +430,34 @@ def claim_lead(findings: Sequence[RunFindings]) -> str:
         f"{float(np.median(nulls.relapse)):.0%} of the windows (from "
         f"{float(nulls.relapse.min()):.0%} to {float(nulls.relapse.max()):.0%}).",
         "",
+        *lead_by_network(findings),
+        "",
         "A warning is useful only if it tracks each run's own plateau, not just the middle "
         "of training. Across the runs the DSI-converged epoch and the plateau epoch have "
         f"Spearman ρ = {num(rho, 2)} (p = {p_text(rho_p)}, {len(pairs)} runs).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def by_network(findings: Sequence[RunFindings]) -> dict[str, list[RunFindings]]:
+    """The runs of each network, in the order the text lists the networks."""
+    models = {f.record["metadata"]["model"] for f in findings}
+    order = [m for m in NETWORKS if m in models] + sorted(models - set(NETWORKS))
+    return {m: [f for f in findings if f.record["metadata"]["model"] == m] for m in order}
+
+
+def lead_by_network(findings: Sequence[RunFindings]) -> list[str]:
+    """One line per network: early and late warnings, their sign test, the median lead."""
+    lines = []
+    for model, runs in by_network(findings).items():
+        counts = lead_counts(runs)
+        median = num(float(np.median(counts.leads)), 1) if len(counts.leads) else "–"
+        lines.append(
+            f"* {network_name(model)}: before the plateau in {counts.early} of {len(runs)} "
+            f"runs, after it in {counts.late}; sign test p = {p_text(counts.sign_p)}; "
+            f"median lead {median} epochs."
+        )
+    return lines
 
 
 def lead_table(findings: Sequence[RunFindings]) -> str:
@@ -527,25 +572,27 @@ def uncertainty_text(findings: Sequence[RunFindings]) -> str:
 
 
 def layer_counts(findings: Sequence[RunFindings]) -> str:
-    """The numbers of analysed layers, e.g. "4 or 5"."""
-    return " or ".join(str(n) for n in sorted({f.record["layers_analysed"] for f in findings}))
+    """The numbers of analysed layers, e.g. "4, 5 or 10"."""
+    counts = [str(n) for n in sorted({f.record["layers_analysed"] for f in findings})]
+    return " or ".join([", ".join(counts[:-1]), counts[-1]] if len(counts) > 1 else counts)
 
 
 def model_contrast(by_task: GroupSummary, by_model: GroupSummary) -> str:
-    """Integration of the two networks on the clean task (the network as a confound)."""
+    """Integration of the networks on the clean task (the network as a confound)."""
     means = {
         group.label.split(" / ")[0]: group.stats[COMPARED].mean
         for group in by_model.groups
         if group.label.endswith(" / digits")
     }
-    (low, low_mean), (high, high_mean) = sorted(means.items(), key=lambda item: item[1])
+    ordered = sorted(means.items(), key=lambda item: item[1])
+    (low, low_mean), (high, high_mean) = ordered[0], ordered[-1]
     network_gap = high_mean - low_mean
     task_gap = abs(comparison(by_task, COMPARED, "digits", "digits-hard").difference)
     how_much = "more than" if network_gap > task_gap else "less than"
     return (
-        f"The network matters {how_much} the task: on the clean task the {high.upper()} "
-        f"reads corrected integration {num(high_mean)} and the {low.upper()} "
-        f"{num(low_mean)}, a gap of "
+        f"The network matters {how_much} the task: on the clean task the "
+        f"{network_name(high)} reads corrected integration {num(high_mean)} and the "
+        f"{network_name(low)} {num(low_mean)}, a gap of "
         f"{num(network_gap)} against {num(task_gap)} between the tasks (pooled). "
         "A batch that mixes architectures should group by both "
         "(`--group-by model,dataset`), as the table above does.\n"
@@ -813,8 +860,9 @@ The method behind dynatrain makes three claims: (1) integration separates an eas
 from a harder one; (2) the volatility of the dynamical stability index (DSI) falls before
 accuracy plateaus; (3) the relation between windowed integration and metastability shows a
 run's training style. This page checks each claim on the {len(change)} real training runs
-shipped in [`sample_data/`](../README.md#training-runs-in-sample_data): an MLP and a small
-CNN trained on scikit-learn's digits (`digits`) and on a harder variant (`digits-hard`:
+shipped in [`sample_data/`](../README.md#training-runs-in-sample_data): {
+        networks_text([meta["model"] for meta in metadata])
+    } trained on scikit-learn's digits (`digits`) and on a harder variant (`digits-hard`:
 {hard["label_noise"]:.0%} of the training labels wrong, Gaussian noise of sd
 {hard["input_noise"]:g} on every image), {per_cell} seeds per network and task,
 {" or ".join(map(str, checkpoints))} checkpoints per run. That is little data, so every
@@ -939,15 +987,19 @@ def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
     said, auroc = direction(pooled, "digits")
     comparisons = within_model(by_model)
     within = "; ".join(
-        f"{model.upper()} AUROC {num(auroc_here, 2)} ({said_here})"
-        for model, _, said_here, auroc_here in comparisons
+        f"{network_name(model)} AUROC {num(auroc_here, 2)}, p = {p_text(item.p_value)}"
+        f" ({said_here})"
+        for model, item, said_here, auroc_here in comparisons
     )
+    separated = [network_name(model) for model, item, _, _ in comparisons if item.p_value <= ALPHA]
     floor = max(smallest_p_value(item.n_a, item.n_b) for _, item, _, _ in comparisons)
     limit = (
         f"within a network no test of so few seeds can reach p ≤ {ALPHA}: {within}. "
         "More seeds would decide it."
         if floor > ALPHA
-        else f"within a network: {within}."
+        else f"within a network: {within}; the tasks are separated at p ≤ {ALPHA} "
+        f"in {len(separated)} of the {len(comparisons)} networks"
+        + (f" ({', '.join(separated)})." if separated else ".")
     )
     raw = comparison(by_task, "integration", "digits", "digits-hard")
     _, raw_auroc = direction(raw, "digits")
@@ -970,7 +1022,12 @@ def verdict_lead(findings: Sequence[RunFindings]) -> str:
         f"{epoch_text(float(counts.leads.min()))} to {epoch_text(float(counts.leads.max()))}"
         f" epochs; it beats its time-shuffled surrogates (p ≤ {ALPHA}) in {nulls.distinct} of "
         f"{nulls.converged} runs, and {nulls.warned} of {len(findings)} runs have an early "
-        "warning that does both."
+        "warning that does both; by network, first in "
+        + ", ".join(
+            f"{lead_counts(runs).early} of {len(runs)} {network_name(model)} runs"
+            for model, runs in by_network(findings).items()
+        )
+        + "."
     )
 
 

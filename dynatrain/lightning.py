@@ -177,7 +177,7 @@ class DynatrainCallback(Callback):
             metadata.setdefault(fmt.EXPECTED_ATTR, expected)
         self.recorder = ActivationRecorder(
             pl_module,
-            self.layers,  # type: ignore[arg-type]  # None: the recorder's default layers
+            self.layers,
             probe=self.probe,
             path=path,
             metadata=metadata,

@@ -76,7 +76,7 @@ def test_records_shapes_and_values_of_a_manual_forward_pass(model, probe, tmp_pa
     path = tmp_path / "run.h5"
     metadata = {"run_id": "tiny", "torch_version": torch.__version__}  # a str subclass
     model.train()  # dropout on: the recorder must switch it off
-    with ActivationRecorder(model, LAYERS, probe, path, metadata=metadata) as rec:
+    with ActivationRecorder(model, LAYERS, probe, path, metadata=metadata, pool=None) as rec:
         first = manual_outputs(model, probe)
         rec.record(epoch=1, metrics={"val_accuracy": 0.5, "train_loss": torch.tensor(1.25)})
         with torch.no_grad():
@@ -147,7 +147,7 @@ def test_runs_in_eval_mode_and_restores_every_modules_mode(model, probe, tmp_pat
     assert len(set(before.values())) == 2
     with ActivationRecorder(model, LAYERS, probe, tmp_path / "run.h5") as rec:
         rec.record(epoch=1)
-    assert spy.seen_training == [False]
+    assert spy.seen_training == [False, False]  # the recorder's check, then the record
     assert {name: module.training for name, module in model.named_modules()} == before
 
 
@@ -210,13 +210,27 @@ class Exploding(nn.Module):
 
 
 def test_hooks_and_modes_are_restored_after_a_failing_forward(model, probe, tmp_path):
-    model.head.add_module("explode", Exploding())
     model.train()
     rng_state = torch.get_rng_state()
     with ActivationRecorder(model, LAYERS, probe, tmp_path / "run.h5") as rec:
+        model.head.add_module("explode", Exploding())
         with pytest.raises(RuntimeError, match="boom"):
             rec.record(epoch=1)
         assert rec.n_checkpoints == 0
+    assert all(module.training for module in model.modules())
+    assert not any(module._forward_hooks for module in model.modules())
+    assert torch.equal(torch.get_rng_state(), rng_state)
+
+
+def test_a_failing_forward_when_the_recorder_is_made_leaves_no_file_and_no_trace(
+    model, probe, tmp_path
+):
+    model.head.add_module("explode", Exploding())
+    model.train()
+    rng_state = torch.get_rng_state()
+    with pytest.raises(RuntimeError, match="boom"):
+        ActivationRecorder(model, LAYERS, probe, tmp_path / "run.h5")
+    assert not list(tmp_path.iterdir())
     assert all(module.training for module in model.modules())
     assert not any(module._forward_hooks for module in model.modules())
     assert torch.equal(torch.get_rng_state(), rng_state)
@@ -278,7 +292,7 @@ def test_tuple_output_records_its_first_tensor(tmp_path):
     torch.manual_seed(0)
     model = TupleOutputs()
     probe = torch.randn(6, 5, 3)
-    with ActivationRecorder(model, ["lstm", "head"], probe, tmp_path / "run.h5") as rec:
+    with ActivationRecorder(model, ["lstm", "head"], probe, tmp_path / "run.h5", pool=None) as rec:
         rec.record(epoch=1)
     with torch.no_grad():
         expected = model.lstm(probe)[0].numpy()
@@ -318,11 +332,9 @@ class Outer(nn.Module):
     ids=["dict", "tuple-without-tensor-first", "no-batch-dim"],
 )
 def test_unusable_outputs_are_clear_errors(tmp_path, make_output, message):
-    with ActivationRecorder(
-        Outer(make_output), ["block"], torch.ones(4, 3), tmp_path / "r.h5"
-    ) as rec:
-        with pytest.raises(InputError, match=message):
-            rec.record(epoch=1)
+    with pytest.raises(InputError, match=f"module 'block' .*{message}"):
+        ActivationRecorder(Outer(make_output), ["block"], torch.ones(4, 3), tmp_path / "r.h5")
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_module_that_runs_twice_or_never_is_refused(tmp_path):
@@ -333,12 +345,11 @@ def test_a_module_that_runs_twice_or_never_is_refused(tmp_path):
     model.act = shared
     model.unused = unused
     model.forward = lambda x: model.act(model.fc(model.act(x)))  # type: ignore[method-assign]
-    with ActivationRecorder(model, ["act"], torch.ones(3, 2), tmp_path / "a.h5") as rec:
-        with pytest.raises(InputError, match="'act' ran 2 times"):
-            rec.record(epoch=1)
-    with ActivationRecorder(model, ["unused"], torch.ones(3, 2), tmp_path / "b.h5") as rec:
-        with pytest.raises(InputError, match="'unused' did not run"):
-            rec.record(epoch=1)
+    with pytest.raises(InputError, match="'act' ran 2 times"):
+        ActivationRecorder(model, ["act"], torch.ones(3, 2), tmp_path / "a.h5")
+    with pytest.raises(InputError, match="'unused' did not run"):
+        ActivationRecorder(model, ["unused"], torch.ones(3, 2), tmp_path / "b.h5")
+    assert not list(tmp_path.iterdir())
 
 
 def test_dtypes_are_kept_or_made_float32_and_can_be_stored_as_float16(tmp_path):

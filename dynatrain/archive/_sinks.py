@@ -35,7 +35,7 @@ import json
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -112,8 +112,14 @@ class Sink(ABC):
         """Write the root attributes of the new archive (``complete_checkpoints`` = 0)."""
 
     @abstractmethod
-    def create(self, specs: Iterable[ArraySpec], layer_order: list[str], capacity: int) -> None:
-        """Create every array, ``capacity`` rows long, and the ``/layers`` order."""
+    def create(
+        self,
+        specs: Iterable[ArraySpec],
+        layer_order: list[str],
+        capacity: int,
+        layer_attributes: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        """Create every array, ``capacity`` rows long, the ``/layers`` order, layer attributes."""
 
     @abstractmethod
     def grow(self, specs: Iterable[ArraySpec], capacity: int) -> None:
@@ -266,9 +272,19 @@ class HDF5Sink(Sink):
             self._file.attrs[key] = value
         self._file.flush()
 
-    def create(self, specs: Iterable[ArraySpec], layer_order: list[str], capacity: int) -> None:
+    def create(
+        self,
+        specs: Iterable[ArraySpec],
+        layer_order: list[str],
+        capacity: int,
+        layer_attributes: Mapping[str, Mapping[str, Any]],
+    ) -> None:
         layers = self._file.require_group(fmt.LAYERS)
         layers.attrs[fmt.ORDER_ATTR] = layer_order
+        for name, attributes in layer_attributes.items():
+            group = layers.require_group(name)
+            for key, value in attributes.items():
+                group.attrs[key] = value
         for spec in specs:
             compression = self._compression if spec.parts[-1] == fmt.ACTIVATIONS else None
             dataset = self._file.create_dataset(
@@ -516,11 +532,19 @@ class ZarrSink(Sink):
         self._root_attrs = dict(attrs)
         self._write_document((), _group_document(attrs))
 
-    def create(self, specs: Iterable[ArraySpec], layer_order: list[str], capacity: int) -> None:
+    def create(
+        self,
+        specs: Iterable[ArraySpec],
+        layer_order: list[str],
+        capacity: int,
+        layer_attributes: Mapping[str, Mapping[str, Any]],
+    ) -> None:
         specs = list(specs)
         groups: dict[tuple[str, ...], dict[str, Any]] = {
             (fmt.LAYERS,): {fmt.ORDER_ATTR: layer_order}
         }
+        for name, attributes in layer_attributes.items():
+            groups[(fmt.LAYERS, name)] = dict(attributes)
         for spec in specs:
             for depth in range(1, len(spec.parts)):
                 groups.setdefault(spec.parts[:depth], {})

@@ -74,6 +74,7 @@ EPOCH: Final = "epoch"
 STEP: Final = "step"
 LAYERS: Final = "layers"
 ORDER_ATTR: Final = "order"
+POOLING_ATTR: Final = "pooling"  # /layers/<name> attribute: how the recorder pooled the layer
 ACTIVATIONS: Final = "activations"
 SIGNAL: Final = "signal"
 METRICS: Final = "metrics"

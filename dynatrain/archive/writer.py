@@ -86,6 +86,10 @@ class ArchiveWriter:
         How many checkpoints the job plans to write, stored as the root attribute
         ``expected_checkpoints`` (a live ``watch`` uses it to choose the analysis
         window a later ``analyze`` will use). The same as passing it in ``metadata``.
+    layer_attributes : mapping of str to mapping, optional
+        Per layer, attributes of its group ``/layers/<name>`` (strings, numbers or
+        booleans), written with the structure at the first append; every layer named
+        must be in that append. The torch recorder stores each layer's pooling so.
 
     Attributes
     ----------
@@ -124,6 +128,7 @@ class ArchiveWriter:
         compression: str | None = None,
         durable_every: int = 1,
         expected_checkpoints: int | None = None,
+        layer_attributes: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         try:
             self.path = os.fspath(path)
@@ -160,6 +165,12 @@ class ArchiveWriter:
             expected = argument
         if expected is not None:
             metadata[fmt.EXPECTED_ATTR] = expected
+        if layer_attributes is not None and not isinstance(layer_attributes, Mapping):
+            raise InputError("layer_attributes must map layer names to mappings of attributes")
+        self._layer_attributes = {
+            name: _check_metadata(attributes)
+            for name, attributes in (layer_attributes or {}).items()
+        }
         self._backend = backend
         self._activation_dtype = activation_dtype
         self._chunk_checkpoints = chunk_checkpoints
@@ -262,7 +273,9 @@ class ArchiveWriter:
                 parts, row.shape, row.dtype.newbyteorder("<"), chunk_rows
             )
         self._capacity = _INITIAL_CAPACITY
-        self._sink.create(self._specs.values(), list(self._layer_kinds), self._capacity)
+        self._sink.create(
+            self._specs.values(), list(self._layer_kinds), self._capacity, self._layer_attributes
+        )
 
     def _place(self, rows: dict[tuple[str, ...], Row], index: int) -> None:
         """Write one checkpoint's rows, first growing the arrays if they are full."""
@@ -321,6 +334,12 @@ class ArchiveWriter:
                 fmt.check_layer_name(name)
             if not kinds:
                 raise InputError(f"{where}: give activations or signals for at least one layer")
+            unknown_layers = sorted(set(self._layer_attributes) - set(kinds), key=str)
+            if unknown_layers:
+                raise InputError(
+                    f"{where}: layer_attributes name layer(s) {', '.join(map(str, unknown_layers))}"
+                    " that the first checkpoint does not hold"
+                )
             self._check_metric_names(list(metrics), where)
         else:
             expected = {name: list(k) for name, k in self._layer_kinds.items()}
