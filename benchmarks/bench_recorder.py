@@ -2,6 +2,8 @@
 
     python benchmarks/bench_recorder.py                       # CPU, one thread, probe of 64
     python benchmarks/bench_recorder.py --probe 256 --device cuda --threads 4
+    python benchmarks/bench_recorder.py --device cuda --models tv-resnet50 tv-vit_b_16 \
+        --autocast bfloat16               # torchvision's own networks at 224 x 224
 
 For three networks on CIFAR-sized inputs (3 x 32 x 32, random data, no weights to load):
 an MLP (3072-512-256-10), a ResNet-18-style CNN (4 stages of 2 basic blocks, 16 to 128
@@ -33,7 +35,9 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -117,6 +121,20 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
+def _torchvision(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision.models
+
+        return getattr(torchvision.models, name)(weights=None, num_classes=10)
+
+    return build
+
+
+#: torchvision's networks, with the input size they are built for.
+TORCHVISION = {f"tv-{name}": _torchvision(name) for name in ("resnet18", "resnet50", "vit_b_16")}
+IMAGE_SIZE = {name: 224 for name in TORCHVISION}
+
+
 def synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -130,34 +148,48 @@ def timed(function: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def precision(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
+    """Autocast to ``dtype`` on ``device`` (mixed precision), or nothing."""
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
 def train_epoch(
-    model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    autocast: torch.dtype | None = None,
 ) -> None:
     model.train()
     for start in range(0, len(images), 64):
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(
-            model(images[start : start + 64]), labels[start : start + 64]
-        )
+        with precision(images.device, autocast):
+            loss = nn.functional.cross_entropy(
+                model(images[start : start + 64]), labels[start : start + 64]
+            )
         loss.backward()
         optimizer.step()
 
 
 def bench_model(name: str, args: argparse.Namespace, device: torch.device, folder: str) -> None:
     torch.manual_seed(0)
-    model = MODELS[name]().to(device)
+    model = {**MODELS, **TORCHVISION}[name]().to(device)
+    size = IMAGE_SIZE.get(name, 32)
+    autocast = getattr(torch, args.autocast) if args.autocast else None
     generator = torch.Generator().manual_seed(1)
-    probe = torch.randn(args.probe, 3, 32, 32, generator=generator).to(device)
-    images = torch.randn(args.train, 3, 32, 32, generator=generator).to(device)
+    probe = torch.randn(args.probe, 3, size, size, generator=generator).to(device)
+    images = torch.randn(args.train, 3, size, size, generator=generator).to(device)
     labels = torch.randint(0, 10, (args.train,), generator=generator).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    recorder = ActivationRecorder(model, probe=probe, path=os.path.join(folder, f"{name}.h5"))
+    recorder = ActivationRecorder(
+        model, probe=probe, path=os.path.join(folder, f"{name}.h5"), autocast=autocast
+    )
     pooled = recorder.capture()
     writer = ArchiveWriter(os.path.join(folder, f"{name}-append.h5"))
 
     def forward() -> None:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), precision(device, autocast):
             model(probe)
 
     times: dict[str, list[float]] = {"forward": [], "append": [], "record": []}
@@ -171,7 +203,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, folde
         )
         times["record"].append(timed(partial(recorder.record, epoch=epoch), device))
     epochs = [
-        timed(lambda: train_epoch(model, optimizer, images, labels), device)
+        timed(lambda: train_epoch(model, optimizer, images, labels, autocast), device)
         for _ in range(args.epochs)
     ]
     recorder.close()
@@ -183,7 +215,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, folde
         1e3 * median[key] for key in ("forward", "append", "record")
     )
     print(
-        f"{name:7s} {len(recorder.layers):6d} {forward_ms:10.2f} {append_ms:9.2f} {record_ms:9.2f}"
+        f"{name:12s} {len(recorder.layers):6d} {forward_ms:10.2f} {append_ms:9.2f} {record_ms:9.2f}"
         f" {epoch_time:8.2f} {ratio:19.2f} {record_ms / forward_ms:14.2f}"
         f" {100 * median['record'] / epoch_time:11.2f}%"
     )
@@ -199,7 +231,14 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=2, help="timed training epochs (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument(
+        "--models", nargs="+", choices=[*MODELS, *TORCHVISION], default=list(MODELS)
+    )
+    parser.add_argument(
+        "--autocast",
+        choices=["bfloat16", "float16"],
+        help="mixed precision: forward passes, records and training under torch.autocast",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -209,12 +248,13 @@ def main() -> int:
         else f"CPU, {args.threads} thread(s)"
     )
     print(
-        f"torch {torch.__version__} on {where}; probe {args.probe} x 3 x 32 x 32, epoch of"
-        f" {args.train} samples in batches of 64; medians of {args.repeat} interleaved rounds"
+        f"torch {torch.__version__} on {where}; probe of {args.probe} images (32 x 32, 224 x"
+        f" 224 for tv-*), epoch of {args.train} samples in batches of 64; autocast"
+        f" {args.autocast or 'off'}; medians of {args.repeat} interleaved rounds"
     )
     if device.type == "cpu" and not torch.cuda.is_available():
         print("(no CUDA device here: CPU only)")
-    header = ["model  ", "layers", "forward ms", "append ms", "record ms", " epoch s"]
+    header = ["model       ", "layers", "forward ms", "append ms", "record ms", " epoch s"]
     header += ["record/(fwd+append)", "record/forward", "record/epoch"]
     print(" ".join(header))
     with tempfile.TemporaryDirectory() as folder:
