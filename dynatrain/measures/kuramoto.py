@@ -17,6 +17,8 @@ bias of metastability by 40-80% at 25-200 points
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -39,6 +41,8 @@ _AR_ORDER = 4
 #: (16 or 32 points, a quarter or half of the series gave the same accuracy on the
 #: validation oscillators; the cost grows with it).
 _MIN_EDGE_PAD, _MAX_EDGE_PAD = 8, 16
+#: Series longer than this get an extension of FFT-friendly total length (see edge_pads).
+_FFT_FRIENDLY_FROM = 128
 
 
 class Kuramoto(NamedTuple):
@@ -60,16 +64,23 @@ class Kuramoto(NamedTuple):
 
 
 def _detrended_zscore(x: np.ndarray) -> np.ndarray:
-    """Z-score along the last axis, then remove the least-squares line (unchecked)."""
+    """Z-score along the last axis, then remove the least-squares line (unchecked).
+
+    Every step works on each row alone (element-wise, or a reduction along its own
+    contiguous points), so a row gets the same bits whatever else is in the batch.
+    """
     n_points = x.shape[-1]
-    z = x - x[..., :1]  # exact zeros for a constant series
+    z = np.subtract(x, x[..., :1], order="C")  # exact zeros for a constant series
     z -= z.mean(axis=-1, keepdims=True)
-    std = np.sqrt(np.mean(z * z, axis=-1, keepdims=True))
+    rows = z.reshape(-1, n_points)  # a view: z is C-contiguous
+    std = np.sqrt(_row_dot(rows, rows) / n_points).reshape(*z.shape[:-1], 1)
     z /= np.where(std > 0, std, 1.0)
     t = np.arange(n_points) - (n_points - 1) / 2
-    z -= ((z @ t) / (t @ t))[..., np.newaxis] * t
-    flat = np.sqrt(np.mean(z * z, axis=-1)) <= _FLAT
-    z[flat] = 0.0  # a straight line has no phase, only rounding noise
+    slope = _row_dot(rows, np.broadcast_to(t, rows.shape)) / (t @ t)
+    z -= slope.reshape(*z.shape[:-1], 1) * t
+    flat = _row_dot(rows, rows) <= n_points * _FLAT**2
+    if flat.any():
+        rows[flat] = 0.0  # a straight line has no phase, only rounding noise
     return z
 
 
@@ -114,13 +125,38 @@ def _ar_coefficients(x: np.ndarray, order: int) -> np.ndarray:
 
 
 def _ar_forecast(x: np.ndarray, coefficients: np.ndarray, n_ahead: int) -> np.ndarray:
-    """The next `n_ahead` points of each series x (..., n_points) under its AR model."""
+    """The next `n_ahead` points of each series x (..., n_points) under its AR model.
+
+    Only the last ``order`` points of x are read.  Up to ``_MAX_EDGE_PAD`` points are
+    forecast one at a time; longer forecasts (the FFT-friendly extensions of long
+    series) go by blocks of about sqrt(n_ahead) points, each a linear map of the
+    ``order`` points before it, so that the Python loop stays short.
+    """
     order = coefficients.shape[-1] - 1
     weights = -coefficients[..., :0:-1]  # a_order .. a_1, matching the oldest..newest points
     buffer = np.empty((*x.shape[:-1], order + n_ahead))
     buffer[..., :order] = x[..., x.shape[-1] - order :]
-    for k in range(n_ahead):
-        buffer[..., order + k] = np.einsum("...i,...i->...", buffer[..., k : k + order], weights)
+    if n_ahead <= _MAX_EDGE_PAD:
+        for k in range(n_ahead):
+            buffer[..., order + k] = np.einsum(
+                "...i,...i->...", buffer[..., k : k + order], weights
+            )
+        return buffer[..., order:]
+    block = max(order, math.isqrt(n_ahead - 1) + 1)
+    # gain[..., k, :]: the weights of the forecast k + 1 points ahead on the last `order`
+    # points, by the same recursion run on unit vectors.
+    gain = np.zeros((*x.shape[:-1], order + block, order))
+    gain[..., :order, :] = np.eye(order)
+    for k in range(block):
+        gain[..., order + k, :] = np.einsum(
+            "...i,...ij->...j", weights, gain[..., k : k + order, :]
+        )
+    gain = gain[..., order:, :]
+    for start in range(order, order + n_ahead, block):
+        stop = min(start + block, order + n_ahead)
+        buffer[..., start:stop] = np.einsum(
+            "...kj,...j->...k", gain[..., : stop - start, :], buffer[..., start - order : start]
+        )
     return buffer[..., order:]
 
 
@@ -128,18 +164,54 @@ def _edge_pad(n_points: int) -> int:
     return min(max(n_points // 4, _MIN_EDGE_PAD), _MAX_EDGE_PAD)
 
 
+def _is_5_smooth(n: int) -> bool:
+    for prime in (2, 3, 5):
+        while n % prime == 0:
+            n //= prime
+    return n == 1
+
+
+@functools.lru_cache(maxsize=1024)
+def edge_pads(n_points: int) -> tuple[int, int]:
+    """Points forecast before and after a series of `n_points` (``edge="ar"``).
+
+    ``min(max(n // 4, 8), 16)`` at each end; for series longer than
+    ``_FFT_FRIENDLY_FROM`` points the extension is lengthened, half at each end, to
+    the next length whose prime factors are 2, 3 and 5 only: the FFT of a length
+    with a large prime factor costs 3 to 5 times more (1031 = 999 + 2 x 16 is prime).
+
+    Examples
+    --------
+    >>> edge_pads(25), edge_pads(100), edge_pads(999)
+    ((8, 8), (16, 16), (25, 26))
+    """
+    pad = _edge_pad(n_points)
+    total = n_points + 2 * pad
+    if n_points > _FFT_FRIENDLY_FROM:
+        while not _is_5_smooth(total):
+            total += 1
+    extra = total - n_points - 2 * pad
+    return pad + extra // 2, pad + extra - extra // 2
+
+
 def _quadrature(real: np.ndarray, edge: str) -> np.ndarray:
     """H[real] along the last axis with the chosen edge handling (unchecked)."""
     if edge == "none":
         return _hilbert_transform(real)
     n_points = real.shape[-1]
-    n_pad = _edge_pad(n_points)
-    coefficients = _ar_coefficients(real, min(_AR_ORDER, n_points // 3))
+    before, after = edge_pads(n_points)
+    order = min(_AR_ORDER, n_points // 3)
+    coefficients = _ar_coefficients(real, order)
     # The model of a stationary series predicts backwards as well as forwards, so the
-    # start is extended by forecasting the time-reversed series.  Both ends in one pass.
-    both = _ar_forecast(np.stack([real, real[..., ::-1]]), coefficients, n_pad)
-    extended = np.concatenate([both[1, ..., ::-1], real, both[0]], axis=-1)
-    return _hilbert_transform(extended)[..., n_pad : n_pad + n_points]
+    # start is extended by forecasting the time-reversed series.  Both ends in one pass,
+    # from the `order` points at each end.
+    ends = np.stack([real[..., n_points - order :], real[..., order - 1 :: -1]])
+    both = _ar_forecast(ends, coefficients, max(before, after))
+    extended = np.empty((*real.shape[:-1], before + n_points + after))
+    extended[..., :before] = both[1, ..., before - 1 :: -1]
+    extended[..., before : before + n_points] = real
+    extended[..., before + n_points :] = both[0, ..., :after]
+    return _hilbert_transform(extended)[..., before : before + n_points]
 
 
 def _order_parameter(x: np.ndarray, edge: str = PHASE_EDGE) -> np.ndarray:
@@ -148,14 +220,23 @@ def _order_parameter(x: np.ndarray, edge: str = PHASE_EDGE) -> np.ndarray:
     imag = _quadrature(real, edge)
     # |z| as the root of the squares: np.hypot is about 8x slower, and z-scored values
     # (and their bounded-filter quadrature) cannot overflow.
-    magnitude = np.sqrt(real * real + imag * imag)
-    has_phase = magnitude > 0
-    # Unit phasor z/|z|: exp(i angle z) costs three times as much.
-    cos = np.divide(real, magnitude, out=np.zeros_like(real), where=has_phase)
-    sin = np.divide(imag, magnitude, out=np.zeros_like(imag), where=has_phase)
-    n_voting = np.count_nonzero(has_phase, axis=-2)
+    inverse = real * real
+    inverse += imag * imag
+    np.sqrt(inverse, out=inverse)
+    has_phase = inverse > 0
+    # Unit phasor z/|z| (exp(i angle z) costs three times as much), as z * (1/|z|):
+    # one division per point; where z = 0 there is no phase and the phasor is 0.
+    if has_phase.all():
+        np.divide(1.0, inverse, out=inverse)
+        n_voting = np.full(inverse.shape[:-2] + inverse.shape[-1:], x.shape[-2])
+    else:
+        np.divide(1.0, inverse, out=inverse, where=has_phase)
+        inverse[~has_phase] = 0.0
+        n_voting = np.count_nonzero(has_phase, axis=-2)
+    real *= inverse
+    imag *= inverse
     r = np.divide(
-        np.hypot(cos.sum(axis=-2), sin.sum(axis=-2)),
+        np.hypot(real.sum(axis=-2), imag.sum(axis=-2)),
         n_voting,
         out=np.full(n_voting.shape, np.nan),
         where=n_voting > 0,
