@@ -214,8 +214,12 @@ def _quadrature(real: np.ndarray, edge: str) -> np.ndarray:
     return _hilbert_transform(extended)[..., before : before + n_points]
 
 
-def _order_parameter(x: np.ndarray, edge: str = PHASE_EDGE) -> np.ndarray:
-    """R(t) of x (..., n_layers, n_points), unchecked float64."""
+def _phasor_sums(x: np.ndarray, edge: str = PHASE_EDGE) -> tuple[np.ndarray, ...]:
+    """Sums over layers (axis -2) of the unit phasors of x (..., n_layers, n_points).
+
+    Returns ``(cos, sin, n_voting)``, each shaped ``(..., n_points)``: the summed real
+    and imaginary parts, and how many layers have a phase at each point.
+    """
     real = _detrended_zscore(x)
     imag = _quadrature(real, edge)
     # |z| as the root of the squares: np.hypot is about 8x slower, and z-scored values
@@ -235,13 +239,20 @@ def _order_parameter(x: np.ndarray, edge: str = PHASE_EDGE) -> np.ndarray:
         n_voting = np.count_nonzero(has_phase, axis=-2)
     real *= inverse
     imag *= inverse
+    return real.sum(axis=-2), imag.sum(axis=-2), n_voting
+
+
+def _order_from_sums(cos: np.ndarray, sin: np.ndarray, n_voting: np.ndarray) -> np.ndarray:
+    """R(t) from the summed unit phasors; NaN where no layer has a phase."""
     r = np.divide(
-        np.hypot(real.sum(axis=-2), imag.sum(axis=-2)),
-        n_voting,
-        out=np.full(n_voting.shape, np.nan),
-        where=n_voting > 0,
+        np.hypot(cos, sin), n_voting, out=np.full(n_voting.shape, np.nan), where=n_voting > 0
     )
     return np.minimum(r, 1.0, out=r)  # |mean of unit vectors| can round to 1 + eps
+
+
+def _order_parameter(x: np.ndarray, edge: str = PHASE_EDGE) -> np.ndarray:
+    """R(t) of x (..., n_layers, n_points), unchecked float64."""
+    return _order_from_sums(*_phasor_sums(x, edge))
 
 
 def hilbert_phase(x: Any, *, axis: int = -1, edge: str = PHASE_EDGE) -> np.ndarray:
