@@ -71,16 +71,28 @@ def _detrended_zscore(x: np.ndarray) -> np.ndarray:
     """
     n_points = x.shape[-1]
     z = np.subtract(x, x[..., :1], order="C")  # exact zeros for a constant series
-    z -= z.mean(axis=-1, keepdims=True)
     rows = z.reshape(-1, n_points)  # a view: z is C-contiguous
-    std = np.sqrt(_row_dot(rows, rows) / n_points).reshape(*z.shape[:-1], 1)
-    z /= np.where(std > 0, std, 1.0)
+    mean = rows.mean(axis=1)
     t = np.arange(n_points) - (n_points - 1) / 2
-    slope = _row_dot(rows, np.broadcast_to(t, rows.shape)) / (t @ t)
-    z -= slope.reshape(*z.shape[:-1], 1) * t
-    flat = _row_dot(rows, rows) <= n_points * _FLAT**2
-    if flat.any():
-        rows[flat] = 0.0  # a straight line has no phase, only rounding noise
+    t_squares = float(t @ t)
+    # Sum of squares about the mean, from the raw sum: z starts at 0, so |mean| is at most
+    # sqrt(n) standard deviations and the subtraction loses at most log10(n + 1) digits.
+    squares = np.maximum(_row_dot(rows, rows) - n_points * mean**2, 0.0)
+    slope = _row_dot(rows, np.broadcast_to(t, rows.shape)) / t_squares  # t sums to 0
+    std = np.sqrt(squares / n_points)
+    scale = np.divide(1.0, std, out=np.ones_like(std), where=std > 0)
+    # z = (z - mean - slope t) / std, the line removed in the original units.
+    line = np.multiply.outer(slope, t)
+    line += mean[:, np.newaxis]
+    rows -= line
+    rows *= scale[:, np.newaxis]
+    # A straight line has no phase, only rounding noise: zero the rows whose detrended
+    # RMS is below _FLAT (checked on the rows whose line explains nearly everything).
+    nearly_straight = np.flatnonzero(squares - slope**2 * t_squares <= 1e-8 * squares)
+    if nearly_straight.size:
+        candidates = rows[nearly_straight]
+        flat = _row_dot(candidates, candidates) <= n_points * _FLAT**2
+        rows[nearly_straight[flat]] = 0.0
     return z
 
 
@@ -134,14 +146,20 @@ def _ar_forecast(x: np.ndarray, coefficients: np.ndarray, n_ahead: int) -> np.nd
     """
     order = coefficients.shape[-1] - 1
     weights = -coefficients[..., :0:-1]  # a_order .. a_1, matching the oldest..newest points
+    if n_ahead <= _MAX_EDGE_PAD:
+        # Time first: one step is `order` multiply-adds over every series at once.
+        history = np.empty((order + n_ahead, *x.shape[:-1]))
+        history[:order] = np.moveaxis(x[..., x.shape[-1] - order :], -1, 0)
+        gains = np.moveaxis(weights, -1, 0).copy()
+        term = np.empty(x.shape[:-1])
+        for k in range(n_ahead):
+            step = history[order + k]
+            np.multiply(gains[0], history[k], out=step)
+            for i in range(1, order):
+                step += np.multiply(gains[i], history[k + i], out=term)
+        return np.moveaxis(history[order:], 0, -1)
     buffer = np.empty((*x.shape[:-1], order + n_ahead))
     buffer[..., :order] = x[..., x.shape[-1] - order :]
-    if n_ahead <= _MAX_EDGE_PAD:
-        for k in range(n_ahead):
-            buffer[..., order + k] = np.einsum(
-                "...i,...i->...", buffer[..., k : k + order], weights
-            )
-        return buffer[..., order:]
     block = max(order, math.isqrt(n_ahead - 1) + 1)
     # gain[..., k, :]: the weights of the forecast k + 1 points ahead on the last `order`
     # points, by the same recursion run on unit vectors.
@@ -164,8 +182,9 @@ def _edge_pad(n_points: int) -> int:
     return min(max(n_points // 4, _MIN_EDGE_PAD), _MAX_EDGE_PAD)
 
 
-def _is_5_smooth(n: int) -> bool:
-    for prime in (2, 3, 5):
+def _fft_friendly(n: int) -> bool:
+    """Whether every prime factor of `n` is at most 11 (numpy's FFT has passes for them)."""
+    for prime in (2, 3, 5, 7, 11):
         while n % prime == 0:
             n //= prime
     return n == 1
@@ -177,7 +196,7 @@ def edge_pads(n_points: int) -> tuple[int, int]:
 
     ``min(max(n // 4, 8), 16)`` at each end; for series longer than
     ``_FFT_FRIENDLY_FROM`` points the extension is lengthened, half at each end, to
-    the next length whose prime factors are 2, 3 and 5 only: the FFT of a length
+    the next length whose prime factors are all at most 11: the FFT of a length
     with a large prime factor costs 3 to 5 times more (1031 = 999 + 2 x 16 is prime).
 
     Examples
@@ -188,7 +207,7 @@ def edge_pads(n_points: int) -> tuple[int, int]:
     pad = _edge_pad(n_points)
     total = n_points + 2 * pad
     if n_points > _FFT_FRIENDLY_FROM:
-        while not _is_5_smooth(total):
+        while not _fft_friendly(total):
             total += 1
     extra = total - n_points - 2 * pad
     return pad + extra // 2, pad + extra - extra // 2
@@ -227,13 +246,13 @@ def _phasor_sums(x: np.ndarray, edge: str = PHASE_EDGE) -> tuple[np.ndarray, ...
     inverse = real * real
     inverse += imag * imag
     np.sqrt(inverse, out=inverse)
-    has_phase = inverse > 0
     # Unit phasor z/|z| (exp(i angle z) costs three times as much), as z * (1/|z|):
     # one division per point; where z = 0 there is no phase and the phasor is 0.
-    if has_phase.all():
+    if inverse.min() > 0:
         np.divide(1.0, inverse, out=inverse)
         n_voting = np.full(inverse.shape[:-2] + inverse.shape[-1:], x.shape[-2])
     else:
+        has_phase = inverse > 0
         np.divide(1.0, inverse, out=inverse, where=has_phase)
         inverse[~has_phase] = 0.0
         n_voting = np.count_nonzero(has_phase, axis=-2)
