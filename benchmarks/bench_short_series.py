@@ -1,26 +1,39 @@
-"""Benchmark: what the short-series statistics add to ``analyze``.
+"""Benchmark: what the short-series statistics cost ``analyze``.
 
 Run from the repository root::
 
     python benchmarks/bench_short_series.py
+    git archive <commit> dynatrain | tar -x -C /tmp/before
+    python benchmarks/bench_short_series.py --before /tmp/before
 
-Times ``analyze_signals`` on sample runs at default settings (199 surrogates),
-as it was before these statistics (Hilbert phases without edge handling), then
-adding one at a time: the AR edge extension (inside every Kuramoto call: run,
-windows, surrogates), the finite-size correction of every layer's exponent
-with a calibration computed afresh (the first run of a length in a process),
-the t interval over layers and the style test with 199 surrogates; last, all
-of it with the calibration cached (later runs of the same length, as in a
-batch).  Medians of 21 interleaved rounds (5 for the longer simulated run of 20
-layers x 1001 checkpoints), so that load on the machine hits every variant
-alike, and the median of the per-round ratios; single-threaded.
+Default settings (199 surrogates), single-threaded (``OPENBLAS_NUM_THREADS=1``).  Times
+are the CPU time of the process (``time.process_time``): on a machine shared with other
+jobs, wall time measures the queue for a core as much as the work.
+
+Part 1, in this process: ``analyze_signals`` on sample runs, and what each addition
+costs on its own, timed on the same data as the analysis computes it: the AR edge
+extension of the Hilbert phases (``phase_edge="none"`` against the default), the
+finite-size correction of every layer's exponent and of the mean field's (the first
+call at a length pays the calibration; later calls read it from the cache), the two t
+intervals and the style test.  Medians of interleaved rounds, so load on the machine
+hits every variant alike.
+
+Part 2, with ``--before SRC`` (a source tree of dynatrain from before these statistics,
+which is put first on ``sys.path``): ``analyze_signals`` of that version and of this
+one on the same sample runs, each in fresh processes started in alternation (the
+first call in a process is what one ``dynatrain analyze`` pays: this version computes
+its calibration there), and the median of the per-round ratios.
 """
 
 from __future__ import annotations
 
-import importlib
+import argparse
+import json
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -28,102 +41,153 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from dynatrain.analysis import Settings, analyze_signals  # noqa: E402
-from dynatrain.measures import corrected_alpha, style_test, t_interval  # noqa: E402
-from dynatrain.measures import finite_size as fs  # noqa: E402
-from dynatrain.signals import LayerSignals, read_signals  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ("mlp-digits-seed0", "cnn-digits-seed0")
+ROUNDS = 15
+#: Warm calls timed in each fresh process of part 2, after its first (cold) call.
+WARM_CALLS = 3
 
-ROUNDS = 21
-KURAMOTO = importlib.import_module("dynatrain.measures.kuramoto")
-
-
-def _analyze(signals, settings, edge):
-    KURAMOTO._order_parameter.__defaults__ = (edge,)
-    try:
-        return analyze_signals(signals, settings)
-    finally:
-        KURAMOTO._order_parameter.__defaults__ = ("ar",)
-
-
-def before(signals, settings):
-    return _analyze(signals, settings, "none")
-
-
-def edges(signals, settings):
-    return _analyze(signals, settings, "ar")
+#: Runs in a fresh process: prints the first call's time and the median of the warm ones.
+_CHILD = """
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from dynatrain.analysis import Settings, analyze_signals
+from dynatrain.signals import read_signals
+signals = read_signals(sys.argv[2], reduce="mean")
+times = []
+for _ in range(1 + int(sys.argv[3])):
+    start = time.process_time()
+    analyze_signals(signals, Settings())
+    times.append(time.process_time() - start)
+print(json.dumps({"first": times[0], "warm": statistics.median(times[1:])}))
+"""
 
 
-def corrected(signals, settings, *, fresh=True):
-    if fresh:
-        fs._bias_curve.cache_clear()
-    result = edges(signals, settings)
-    return result, corrected_alpha(result.layer_alpha, result.zscored.shape[1])
+def _median_ms(values: list[float]) -> str:
+    return f"{1e3 * float(np.median(values)):.1f} ms"
 
 
-def everything(signals, settings, *, fresh=True):
-    result, alpha = corrected(signals, settings, fresh=fresh)
-    t_interval(alpha)
-    style_test(
-        result.window_integration,
-        result.window_metastability,
-        settings.surrogates,
-        rng=np.random.default_rng(0),
+COLUMNS = (
+    "analyze (default)",
+    "analyze, phase_edge none",
+    "correction, first at this length",
+    "correction, cached",
+    "t intervals",
+    "style test (199)",
+)
+
+
+def _variants(name: str) -> tuple[str, dict[str, Callable[[], object]]]:
+    """The run's shape, and a call per column of :data:`COLUMNS`."""
+    from dynatrain import measures as m
+    from dynatrain.analysis import Settings, analyze_signals, style_generator
+    from dynatrain.measures import finite_size
+    from dynatrain.signals import read_signals
+
+    settings = Settings()
+    signals = read_signals(ROOT / "sample_data" / f"{name}.h5", reduce="mean")
+    result = analyze_signals(signals, settings)
+    n_points = result.zscored.shape[1]
+    options = {
+        "min_scale": settings.min_scale,
+        "max_scale": result.settings["max_scale"],
+        "n_scales": settings.n_scales,
+        "order": settings.dfa_order,
+    }
+
+    def correction(fresh: bool) -> None:
+        if fresh:
+            finite_size._bias_curve.cache_clear()
+        m.corrected_alpha(result.layer_alpha, n_points, **options)
+        m.corrected_alpha(result.integration_global, n_points, **options)
+
+    calls = (
+        lambda: analyze_signals(signals, settings),
+        lambda: analyze_signals(signals, settings.replace(phase_edge="none")),
+        lambda: correction(True),
+        lambda: correction(False),
+        lambda: (m.t_interval(result.layer_alpha), m.t_interval(result.layer_alpha)),
+        lambda: m.style_test(
+            result.window_integration,
+            result.window_metastability,
+            settings.surrogates,
+            rng=style_generator(settings.seed),
+        ),
     )
-    return result
+    return f"{len(result.layer_names)} x {n_points}", dict(zip(COLUMNS, calls, strict=True))
 
 
-VARIANTS = {
-    "before": before,
-    "+ edges": edges,
-    "+ correction (fresh calibration)": corrected,
-    "+ interval + style test": everything,
-    "all, calibration cached": lambda s, o: everything(s, o, fresh=False),
-}
+def in_process() -> None:
+    """Part 1: the analysis and each addition's own cost, on the same data."""
+    print("| run | " + " | ".join(COLUMNS) + " |")
+    print("| --- " * (len(COLUMNS) + 1) + "|")
+    for name in RUNS:
+        shape, variants = _variants(name)
+        times: dict[str, list[float]] = {label: [] for label in variants}
+        for _ in range(ROUNDS):
+            for label, call in variants.items():
+                start = time.process_time()
+                call()
+                times[label].append(time.process_time() - start)
+        base = np.median(times[COLUMNS[0]])
+        cells = [_median_ms(times[COLUMNS[0]])]
+        cells += [
+            f"{_median_ms(times[label])} ({np.median(times[label]) / base:.2f}x)"
+            for label in COLUMNS[1:]
+        ]
+        print(f"| {name} ({shape} points) | " + " | ".join(cells) + " |")
 
 
-def _noise_run(n_layers: int, n_checkpoints: int) -> LayerSignals:
-    """A longer run: independent random walks (white-noise changes), no metrics."""
-    values = np.random.default_rng(0).standard_normal((n_layers, n_checkpoints)).cumsum(axis=1)
-    return LayerSignals(
-        path="white-noise",
-        metadata={},
-        reduce="mean",
-        layer_names=tuple(f"layer{i}" for i in range(n_layers)),
-        epochs=np.arange(1.0, n_checkpoints + 1),
-        values=values,
-        metrics={},
-        steps=None,
-        excluded=(),
-        first_checkpoint=0,
+def _child(source: Path, run: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(source), str(run), str(WARM_CALLS)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    return json.loads(out.stdout)
+
+
+def against(before: Path) -> None:
+    """Part 2: this version against the one in `before`, in fresh processes."""
+    print(f"\nThis version against {before} (fresh processes, {ROUNDS} rounds):\n")
+    print("| run | before: first call / warm | now: first call / warm | ratio first / warm |")
+    print("| --- | --- | --- | --- |")
+    for name in RUNS:
+        run = ROOT / "sample_data" / f"{name}.h5"
+        times: dict[str, list[dict[str, float]]] = {"before": [], "now": []}
+        for round_ in range(ROUNDS):
+            order = [("before", before), ("now", ROOT)]
+            for label, source in order if round_ % 2 == 0 else order[::-1]:
+                times[label].append(_child(source, run))
+        cells = []
+        for label in ("before", "now"):
+            first = [t["first"] for t in times[label]]
+            warm = [t["warm"] for t in times[label]]
+            cells.append(f"{_median_ms(first)} / {_median_ms(warm)}")
+        ratios = [
+            np.median(
+                [
+                    now[key] / old[key]
+                    for now, old in zip(times["now"], times["before"], strict=True)
+                ]
+            )
+            for key in ("first", "warm")
+        ]
+        print(f"| {name} | {cells[0]} | {cells[1]} | {ratios[0]:.2f}x / {ratios[1]:.2f}x |")
 
 
 def main() -> None:
-    folder = Path(__file__).resolve().parents[1] / "sample_data"
-    settings = Settings()
-    print("| run | " + " | ".join(VARIANTS) + " |")
-    print("| --- " * (len(VARIANTS) + 1) + "|")
-    runs = [
-        (name, read_signals(folder / f"{name}.h5", reduce="mean"), ROUNDS)
-        for name in ("mlp-digits-seed0", "cnn-digits-seed0")
-    ]
-    runs.append(("white noise", _noise_run(20, 1001), 5))
-    for name, signals, rounds in runs:
-        for call in VARIANTS.values():
-            call(signals, settings)
-        times = {label: [] for label in VARIANTS}
-        for _ in range(rounds):
-            for label, call in VARIANTS.items():
-                start = time.perf_counter()
-                call(signals, settings)
-                times[label].append(time.perf_counter() - start)
-        base = np.array(times["before"])
-        cells = [f"{1e3 * np.median(base):.1f} ms"]
-        for label in list(VARIANTS)[1:]:
-            ratio = np.median(np.array(times[label]) / base)
-            cells.append(f"{1e3 * np.median(times[label]):.1f} ms ({ratio:.2f}x)")
-        shape = f"{signals.values.shape[0]} x {signals.values.shape[1]}"
-        print(f"| {name} ({shape}) | " + " | ".join(cells) + " |")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--before", type=Path, help="source tree (holding dynatrain/) of the version to compare"
+    )
+    args = parser.parse_args()
+    in_process()
+    if args.before is not None:
+        if not (args.before / "dynatrain" / "__init__.py").is_file():
+            parser.error(f"{args.before}: no dynatrain/ package in it")
+        against(args.before)
 
 
 if __name__ == "__main__":

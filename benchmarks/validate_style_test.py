@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "measures
 import measures_refs as refs  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dynatrain.defaults import STYLE_LEVEL, STYLE_THRESHOLD, default_window  # noqa: E402
+from dynatrain.defaults import SIGNIFICANCE_LEVEL, STYLE_THRESHOLD, default_window  # noqa: E402
 from dynatrain.measures import spearman, training_style, windowed_measures  # noqa: E402
 from dynatrain.measures.style import style_test  # noqa: E402
 
@@ -83,7 +83,7 @@ def rates(layers: np.ndarray, rng: np.random.Generator) -> tuple[float, float, f
         style = training_style(integration, metastability)
         tested = style_test(integration, metastability, N_SURROGATES, rng=rng)
         old += style is not None and style.label != "independent"
-        significant += tested is not None and tested.p <= STYLE_LEVEL
+        significant += tested is not None and tested.p <= SIGNIFICANCE_LEVEL
         new += tested is not None and tested.label != "independent"
         p_values.append(np.nan if tested is None else tested.p)
     n_runs = len(layers)
@@ -104,7 +104,7 @@ def main() -> None:
     print(
         f"\nNull runs ({N_LAYERS} independent layers, {n_runs} runs per row, Monte Carlo SE "
         f"{100 * np.sqrt(0.05 * 0.95 / n_runs):.1f} points at 5%): share of runs labelled by "
-        f"|rho| >= {STYLE_THRESHOLD} alone, with p <= {STYLE_LEVEL}, and labelled by both\n"
+        f"|rho| >= {STYLE_THRESHOLD} alone, with p <= {SIGNIFICANCE_LEVEL}, and labelled by both\n"
     )
     print(row(["layers", "T", "window", "label by threshold", "p <= 0.05", "label (tested)"]))
     print(row(["---"] * 6))
@@ -118,8 +118,8 @@ def main() -> None:
         print(f"{kind}: done", file=sys.stderr)
 
     print(
-        f"\nPower: share of pairs with p <= {STYLE_LEVEL} (and labelled), {n_runs // 2} pairs "
-        "per cell, pairs of smooth series with correlation r\n"
+        f"\nPower: share of pairs with p <= {SIGNIFICANCE_LEVEL} (and labelled),"
+        f" {n_runs // 2} pairs per cell, pairs of smooth series with correlation r\n"
     )
     correlations = (0.0, 0.5, 0.8, 0.95)
     print(row(["T (windows)", *(f"r = {r}" for r in correlations)]))
@@ -130,7 +130,7 @@ def main() -> None:
             first, second = smooth_pairs(correlation, n_points, n_runs // 2, rng)
             pairs = zip(first, second, strict=True)
             tests = [style_test(a, b, N_SURROGATES, rng=rng) for a, b in pairs]
-            significant = np.mean([t.p <= STYLE_LEVEL for t in tests])
+            significant = np.mean([t.p <= SIGNIFICANCE_LEVEL for t in tests])
             labelled = np.mean([t.label != "independent" for t in tests])
             cells.append(f"{100 * significant:.0f}% ({100 * labelled:.0f}%)")
         print(row(cells))

@@ -38,6 +38,7 @@ from dynatrain.analysis import (
     uncertainty_generators,
 )
 from dynatrain.batch import GroupSummary, group_summary
+from dynatrain.defaults import CI_LEVEL, SIGNIFICANCE_LEVEL
 from dynatrain.report._format import p_value_text
 from dynatrain.report.convergence_text import convergence_p_text
 from dynatrain.report.export import json_ready
@@ -50,7 +51,11 @@ FIGURES = ROOT / "docs" / "figures" / "findings"
 #: The run whose single-run figures the document shows: an MLP on the clean task.
 SHOWCASE_RUN = "mlp-digits-seed1"
 TRANSFORMS = ("change", "level")
-ALPHA = 0.05  # significance level of the verdicts
+ALPHA = SIGNIFICANCE_LEVEL  # a p-value at or below it is significant, as in the reports
+#: The integration the runs are compared on: corrected for the finite-size bias of DFA at
+#: each run's length, so that runs of different lengths are comparable (batch reports
+#: compare it too).
+COMPARED = "integration_corrected"
 #: A plateau this many epochs after the first volatility leaves the rule little room.
 EARLY_PLATEAU = 15
 
@@ -101,6 +106,11 @@ def analyse_runs(transform: str) -> list[RunFindings]:
 
 
 # -- formatting ------------------------------------------------------------------------------
+
+
+def significant(p: float | None) -> bool:
+    """Whether a p-value is at or below the significance level (the reports' rule)."""
+    return p is not None and p <= ALPHA
 
 
 def num(value: float | None, digits: int = 3) -> str:
@@ -157,18 +167,18 @@ def runs_table(findings: Sequence[RunFindings]) -> str:
     rows = []
     for f in findings:
         r = f.record
-        ci = r["integration_ci95"]
         conv = r["convergence"]
         rows.append(
             [
                 r["run_id"],
-                f"{num(r['integration'])} [{num(ci[0], 2)}, {num(ci[1], 2)}]",
+                with_interval(r["integration"], r["integration_ci95"]),
                 surrogate_p(r, "integration_p"),
+                with_interval(r["integration_corrected"], r["integration_corrected_ci95"]),
                 num(f.null_alpha),
                 f"{num(r['synchrony'])} ({surrogate_p(r, 'synchrony_p')})",
                 f"{num(r['metastability'])} ({surrogate_p(r, 'metastability_p')})",
                 num(r["stability_index"]),
-                f"{r['style']['label']} ({num(r['style']['spearman'], 2)})",
+                style_cell(r),
                 converged_with_p(r),
                 epoch_text(conv["accuracy_plateau_epoch"]),
                 epoch_text(conv["lead_epochs"]),
@@ -178,16 +188,32 @@ def runs_table(findings: Sequence[RunFindings]) -> str:
         "run",
         "integration [95% CI]",
         "p",
+        "corrected [95% CI]",
         "shuffled α",
         "synchrony (p)",
         "metastability (p)",
         "DSI",
-        "style (ρ)",
+        "style (ρ, p)",
         "DSI converged (p)",
         "plateau",
         "lead",
     ]
-    return table(header, rows, "l" + "r" * 6 + "l" + "rrr")
+    return table(header, rows, "l" + "r" * 7 + "l" + "rrr")
+
+
+def with_interval(value: float | None, interval: Sequence[float] | None) -> str:
+    """``"0.812 [0.61, 1.01]"``: a value with its interval."""
+    if interval is None:
+        return num(value)
+    return f"{num(value)} [{num(interval[0], 2)}, {num(interval[1], 2)}]"
+
+
+def style_cell(record: Mapping[str, Any]) -> str:
+    """The style's label with its rho and surrogate p-value: ``"independent (-0.59, 0.06)"``."""
+    style = record["style"]
+    p = p_value_text(style["p"], record["settings"]["surrogates"])
+    p = p.removeprefix("p = ").replace("p ", "") or "untested"
+    return f"{style['label']} ({num(style['spearman'], 2)}, {p})"
 
 
 def step_phrase(step: int) -> str:
@@ -254,27 +280,44 @@ def comparison_table(summary: GroupSummary, measures_shown: Sequence[str], easy:
     return table(header, rows, "llrrrrl")
 
 
-def within_model(by_model: GroupSummary) -> list[tuple[str, Any, str, float]]:
+def within_model(
+    by_model: GroupSummary, measure: str = COMPARED
+) -> list[tuple[str, Any, str, float]]:
     """Easy vs hard task within each network: ``(model, comparison, direction, AUROC)``."""
     found = []
     for item in by_model.comparisons:
         model_a, model_b = item.group_a.split(" / ")[0], item.group_b.split(" / ")[0]
-        if model_a == model_b and item.measure == "integration":
+        if model_a == model_b and item.measure == measure:
             easy = item.group_a if item.group_a.endswith(" / digits") else item.group_b
             found.append((model_a, item, *direction(item, easy)))
     return found
 
 
-def claim_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
+def claim_integration(
+    by_task: GroupSummary, by_model: GroupSummary, records: Sequence[Mapping[str, Any]]
+) -> str:
     """Claim 1: integration separates the easy and the hard task."""
-    pooled = comparison(by_task, "integration", "digits", "digits-hard")
+    pooled = comparison(by_task, COMPARED, "digits", "digits-hard")
+    raw = comparison(by_task, "integration", "digits", "digits-hard")
     said, auroc = direction(pooled, "digits")
-    holds = pooled.p_value < ALPHA
+    raw_said, raw_auroc = direction(raw, "digits")
+    holds = significant(pooled.p_value)
+    shift = [record["integration"] - record["integration_corrected"] for record in records]
+    same = "the same verdict" if significant(raw.p_value) == holds else "another verdict"
     lines = [
+        "Integration is compared corrected for the finite-size bias of DFA at each run's "
+        "length (`integration_corrected`, as `dynatrain batch` compares it), the measure "
+        "that stays comparable when runs differ in length. These runs all have the same "
+        f"length; the correction lowers each run by {num(min(shift))} to {num(max(shift))} "
+        "(more for exponents near 0.5), which moves the comparison a little, so the raw "
+        f"exponent is given beside it ({same}).",
+        "",
         f"Pooled over both networks ({pooled.n_a} and {pooled.n_b} runs), integration is "
         f"**{said}**: "
         f"difference {num(pooled.difference)}, Cohen's d {num(pooled.cohens_d, 2)}, "
-        f"Mann-Whitney p = {p_text(pooled.p_value)}, AUROC {num(auroc, 2)}. "
+        f"Mann-Whitney p = {p_text(pooled.p_value)}, AUROC {num(auroc, 2)} (raw: "
+        f"{raw_said}, difference {num(raw.difference)}, p = {p_text(raw.p_value)}, AUROC "
+        f"{num(raw_auroc, 2)}). "
         + (
             f"At the {ALPHA} level the two tasks are **separated**."
             if holds
@@ -321,7 +364,7 @@ class NullCounts:
     """How the converged runs fare against their surrogates."""
 
     converged: int  # runs whose stability index converged
-    distinct: int  # ... with a convergence p-value below ALPHA
+    distinct: int  # ... with a convergence p-value at or below ALPHA
     warned: int  # ... decided before the plateau and distinct: an early warning
     relapse: np.ndarray  # relapse fraction of the converged runs that have one
 
@@ -330,7 +373,7 @@ def null_counts(findings: Sequence[RunFindings]) -> NullCounts:
     """Count the convergences that beat their surrogates, and the early warnings left."""
     conv = [f.record["convergence"] for f in findings]
     converged = [c for c in conv if c["epoch"] is not None]
-    distinct = [c for c in converged if c["p"] is not None and c["p"] < ALPHA]
+    distinct = [c for c in converged if significant(c["p"])]
     warned = [c for c in distinct if c["lead_epochs"] is not None and c["lead_epochs"] > 0]
     relapse = np.array([c["relapse"] for c in converged if c["relapse"] is not None])
     return NullCounts(len(converged), len(distinct), len(warned), relapse)
@@ -365,8 +408,8 @@ def claim_lead(findings: Sequence[RunFindings]) -> str:
         "the run (every layer shuffled, up to the checkpoint of the decision, "
         f"{settings['convergence_surrogates']} at most, drawing stopped once "
         f"{settings['convergence_null_stop']} converged as early, when the p-value can no "
-        f"longer fall below {ALPHA}) converge as early. The "
-        f"convergence beats its surrogates (p < {ALPHA}) in **{nulls.distinct} of "
+        f"longer reach {ALPHA}) converge as early. The "
+        f"convergence beats its surrogates (p ≤ {ALPHA}) in **{nulls.distinct} of "
         f"{nulls.converged} runs**; decided before the plateau *and* beating its surrogates, "
         f"an early warning worth the name, in **{nulls.warned} of {n_runs} runs**. After the "
         "decision the volatility is back above the threshold in a median "
@@ -417,6 +460,9 @@ def claim_style(findings: Sequence[RunFindings]) -> str:
     """Claim 3: the relation of windowed integration and metastability."""
     counts = Counter(f.record["style"]["label"] for f in findings)
     rhos = np.array([f.record["style"]["spearman"] for f in findings])
+    p_values = np.array([f.record["style"]["p"] for f in findings])
+    settings = findings[0].record["settings"]
+    strong = np.abs(rhos) >= settings["style_threshold"]
     by_cell: dict[str, list[str]] = {}
     for f in findings:
         meta = f.record["metadata"]
@@ -432,11 +478,20 @@ def claim_style(findings: Sequence[RunFindings]) -> str:
         if np.median(rhos) < 0
         else ""
     )
+    kept = int(np.sum(strong & (p_values <= settings["significance_level"])))
     return (
-        f"Labels over the {len(findings)} runs: {parts}. Spearman ρ from "
-        f"{num(float(rhos.min()), 2)} to {num(float(rhos.max()), 2)}, "
-        f"median {num(float(np.median(rhos)), 2)}; negative in {int((rhos < 0).sum())} runs. "
-        f"By network and task: {cells}.{why}\n"
+        f"Spearman ρ from {num(float(rhos.min()), 2)} to {num(float(rhos.max()), 2)}, "
+        f"median {num(float(np.median(rhos)), 2)}; negative in {int((rhos < 0).sum())} runs."
+        f"{why}\n\n"
+        f"The label is tested: ρ is compared with ρ between surrogates of the two windowed "
+        f"series that keep each one's spectrum (independent series as smooth as these), "
+        f"{settings['surrogates']} pairs, and a run is labelled `coupled` or `antagonistic` "
+        f"only when |ρ| ≥ {settings['style_threshold']:g} *and* p ≤ "
+        f"{settings['significance_level']:g}. By |ρ| alone {int(strong.sum())} of "
+        f"{len(findings)} runs would be labelled; with the test {kept} keep their label "
+        f"(the surrogate p-values run from {p_text(float(p_values.min()))} to "
+        f"{p_text(float(p_values.max()))}). Labels over the {len(findings)} runs: {parts}. "
+        f"By network and task: {cells}.\n"
     )
 
 
@@ -445,24 +500,30 @@ def uncertainty_text(findings: Sequence[RunFindings]) -> str:
     n = len(findings)
 
     def passed(key: str) -> int:
-        return sum(1 for f in findings if f.record[key] is not None and f.record[key] < ALPHA)
+        return sum(1 for f in findings if significant(f.record[key]))
 
     null = np.array([f.null_alpha for f in findings])
     widths = np.array(
         [f.record["integration_ci95"][1] - f.record["integration_ci95"][0] for f in findings]
     )
+    shift = np.array(
+        [f.record["integration"] - f.record["integration_corrected"] for f in findings]
+    )
     points = findings[0].record["timeseries"]["epoch"]
     return (
-        f"* **Integration** exceeds its time-shuffled surrogates (p < {ALPHA}) in "
+        f"* **Integration** exceeds its time-shuffled surrogates (p ≤ {ALPHA}) in "
         f"**{passed('integration_p')} of {n}** runs. Shuffled copies of the same series "
         f"read α = {num(float(null.min()))} to {num(float(null.max()))}, not 0.5: "
         f"with {len(points)} points and scales "
         f"{findings[0].record['settings']['min_scale']}–"
         f"{findings[0].record['settings']['max_scale']}, DFA reads uncorrelated series "
-        "too high, so compare α with that column rather than with 0.5.\n"
-        f"* The 95% bootstrap intervals over layers are wide, {num(float(widths.min()), 2)} "
-        f"to {num(float(widths.max()), 2)} in α: the interval resamples "
-        f"{layer_counts(findings)} layers, which disagree more than the runs do.\n"
+        "too high. The corrected integration removes that bias for the run's length and "
+        f"scales: it is lower than the raw one by {num(float(shift.min()))} to "
+        f"{num(float(shift.max()))} here (more for exponents near 0.5, fading to none "
+        "above about 1).\n"
+        f"* The 95% intervals over layers (Student t over the {layer_counts(findings)} "
+        f"layers' exponents) are wide, {num(float(widths.min()), 2)} to "
+        f"{num(float(widths.max()), 2)} in α: the layers disagree more than the runs do.\n"
         f"* **Synchrony** exceeds its phase-randomised surrogates in "
         f"**{passed('synchrony_p')} of {n}** runs.\n"
         f"* **Metastability** exceeds its phase-randomised surrogates in only "
@@ -481,17 +542,18 @@ def layer_counts(findings: Sequence[RunFindings]) -> str:
 def model_contrast(by_task: GroupSummary, by_model: GroupSummary) -> str:
     """Integration of the two networks on the clean task (the network as a confound)."""
     means = {
-        group.label.split(" / ")[0]: group.stats["integration"].mean
+        group.label.split(" / ")[0]: group.stats[COMPARED].mean
         for group in by_model.groups
         if group.label.endswith(" / digits")
     }
     (low, low_mean), (high, high_mean) = sorted(means.items(), key=lambda item: item[1])
     network_gap = high_mean - low_mean
-    task_gap = abs(comparison(by_task, "integration", "digits", "digits-hard").difference)
+    task_gap = abs(comparison(by_task, COMPARED, "digits", "digits-hard").difference)
     how_much = "more than" if network_gap > task_gap else "less than"
     return (
         f"The network matters {how_much} the task: on the clean task the {high.upper()} "
-        f"reads integration {num(high_mean)} and the {low.upper()} {num(low_mean)}, a gap of "
+        f"reads corrected integration {num(high_mean)} and the {low.upper()} "
+        f"{num(low_mean)}, a gap of "
         f"{num(network_gap)} against {num(task_gap)} between the tasks (pooled). "
         "A batch that mixes architectures should group by both "
         "(`--group-by model,dataset`), as the table above does.\n"
@@ -576,7 +638,7 @@ def level_summary(findings: Sequence[RunFindings], by_task: GroupSummary) -> str
     """The headline numbers with ``--transform level``."""
     alphas = np.array([f.record["integration"] for f in findings])
     meta = np.array([f.record["metastability"] for f in findings])
-    pooled = comparison(by_task, "integration", "digits", "digits-hard")
+    pooled = comparison(by_task, COMPARED, "digits", "digits-hard")
     said, auroc = direction(pooled, "digits")
     early = lead_counts(findings).early
     return (
@@ -586,7 +648,8 @@ def level_summary(findings: Sequence[RunFindings], by_task: GroupSummary) -> str
         "the layers share (see [From activations to signals]"
         "(../README.md#from-activations-to-signals)), and metastability is "
         f"{num(float(meta.min()), 3)} to {num(float(meta.max()), 3)}. "
-        f"Integration is then {said} (AUROC {num(auroc, 2)}, p = {p_text(pooled.p_value)}), "
+        f"Corrected integration is then {said} (AUROC {num(auroc, 2)}, "
+        f"p = {p_text(pooled.p_value)}), "
         f"and the convergence of the stability index is decided before the plateau in {early} "
         f"of {len(findings)} runs, {lead_and_null(findings)}. The table below is the same as "
         "the first one, on levels.\n"
@@ -599,7 +662,7 @@ def lead_and_null(findings: Sequence[RunFindings]) -> str:
     verb = "beats its" if nulls.distinct == 1 else "beat their"
     return (
         f"and {nulls.distinct} of the {nulls.converged} convergences {verb} surrogates "
-        f"(p < {ALPHA})"
+        f"(p ≤ {ALPHA})"
     )
 
 
@@ -653,11 +716,12 @@ def null_table(findings: Sequence[RunFindings], nulls: Mapping[str, list[Analysi
     rows.append(null_row(f"the {len(findings)} sample runs", [f.result for f in findings]))
     header = [
         "layer changes",
-        "integration p < 0.05",
-        "metastability p < 0.05",
-        "style not `independent`",
+        f"integration p ≤ {ALPHA}",
+        f"metastability p ≤ {ALPHA}",
+        "\\|ρ\\| ≥ style threshold",
+        "style labelled (tested)",
         "DSI converges",
-        "converges, p < 0.05",
+        f"converges, p ≤ {ALPHA}",
         "median corr(DSI, I) over windows",
     ]
     return table(header, rows)
@@ -667,12 +731,10 @@ def null_convergence(nulls: Mapping[str, list[AnalysisResult]]) -> str:
     """How often the rule fires on the noise runs, and how often its p-value says so."""
     results = [r for name in nulls for r in nulls[name]]
     fired = np.mean([r.convergence_epoch is not None for r in results])
-    significant = np.mean(
-        [r.convergence_p is not None and r.convergence_p < ALPHA for r in results]
-    )
+    tested = np.mean([significant(r.convergence_p) for r in results])
     return (
         f"The convergence rule fires on {fired:.0%} of these runs of pure noise, and it fires "
-        f"with a p-value below {ALPHA} on {significant:.0%}: a converged epoch alone says "
+        f"with a p-value at or below {ALPHA} on {tested:.0%}: a converged epoch alone says "
         "little, a converged epoch with a small p-value says that the run's own time-shuffled "
         "copies rarely settle as early."
     )
@@ -687,26 +749,47 @@ def null_row(name: str, results: Sequence[AnalysisResult]) -> list[str]:
     correlations = [
         np.corrcoef(r.window_stability_index, r.window_integration)[0, 1] for r in results
     ]
+    threshold = results[0].settings["style_threshold"]
     return [
         name,
-        share([r.integration_p < ALPHA for r in results]),
-        share([r.metastability_p < ALPHA for r in results]),
+        share([significant(r.integration_p) for r in results]),
+        share([significant(r.metastability_p) for r in results]),
+        share([r.style is not None and abs(r.style.spearman) >= threshold for r in results]),
         share([r.style is not None and r.style.label != "independent" for r in results]),
         share([r.convergence_epoch is not None for r in results]),
-        share([r.convergence_p is not None and r.convergence_p < ALPHA for r in results]),
+        share([significant(r.convergence_p) for r in results]),
         num(float(np.median(correlations))),
     ]
 
 
-def bootstrap_coverage(findings: Sequence[RunFindings]) -> str:
-    """Coverage of the percentile bootstrap interval of a mean over as few values as layers."""
+def style_on_noise(nulls: Mapping[str, list[AnalysisResult]]) -> str:
+    """How often the style would be labelled on the noise runs, by the threshold and tested."""
+    results = [r for name in nulls for r in nulls[name]]
+    threshold = results[0].settings["style_threshold"]
+    alone = np.mean([r.style is not None and abs(r.style.spearman) >= threshold for r in results])
+    tested = np.mean([r.style is not None and r.style.label != "independent" for r in results])
+    return (
+        f"By |ρ| ≥ {threshold:g} alone, the style of {alone:.0%} of these runs of pure noise "
+        f"would be labelled `coupled` or `antagonistic`: two smooth windowed series correlate "
+        f"strongly by chance. With its surrogate test (p ≤ {ALPHA}), {tested:.0%} are."
+    )
+
+
+def interval_coverage(findings: Sequence[RunFindings]) -> str:
+    """Coverage of the t interval, and of the percentile bootstrap, over as few values as layers."""
     rng = np.random.default_rng(NULL_SEED)
-    parts = []
+    t_parts, bootstrap_parts = [], []
     for n_layers in sorted({f.record["layers_analysed"] for f in findings}):
-        values = rng.standard_normal((2000, n_layers))  # true mean 0
-        lo, hi = measures.bootstrap_ci(values, rng=rng)
-        parts.append(f"{np.mean((lo <= 0) & (0 <= hi)):.0%} with {n_layers} layers")
-    return " and ".join(parts)
+        values = rng.standard_normal((4000, n_layers))  # true mean 0
+        lo, hi = measures.t_interval(values, level=CI_LEVEL)
+        t_parts.append(f"{np.mean((lo <= 0) & (0 <= hi)):.1%} with {n_layers} layers")
+        lo, hi = measures.bootstrap_ci(values, level=CI_LEVEL, rng=rng)
+        bootstrap_parts.append(f"{np.mean((lo <= 0) & (0 <= hi)):.1%}")
+    return (
+        f"for normally distributed values it covers the mean {' and '.join(t_parts)} "
+        f"(4,000 simulated runs each), where the percentile bootstrap of version 0.1 covers "
+        f"{' and '.join(bootstrap_parts)}"
+    )
 
 
 # -- the document ----------------------------------------------------------------------------
@@ -722,7 +805,7 @@ def render(results: Mapping[str, list[RunFindings]]) -> str:
     level_by_task = group_summary([f.record for f in level], ["dataset"])
     settings = change[0].record["settings"]
     nulls = simulate_nulls(change)
-    shown = ["integration", "integration_global", "metastability", "stability_index"]
+    shown = [COMPARED, "integration", "integration_global", "metastability", "stability_index"]
     checkpoints = sorted({f.record["checkpoints"] for f in change})
     metadata = [f.record["metadata"] for f in change]
     hard = next(meta for meta in metadata if meta["dataset"] != "digits")
@@ -753,7 +836,9 @@ windows of {settings["window"]} points starting at {step_phrase(settings["window
 volatility over {settings["vol_window"]} windows, convergence below
 {settings["vol_threshold"]} of the running peak of the volatility for
 {settings["vol_patience"]} windows (the {settings["convergence_rule"]} rule), plateau on
-`{settings["metric"]}`, {settings["surrogates"]} surrogates, seed {settings["seed"]}. The
+`{settings["metric"]}`, Hilbert phases with `--phase-edge {settings["phase_edge"]}`,
+{settings["surrogates"]} surrogates, significance level {settings["significance_level"]:g}
+(a p-value at or below it is significant), seed {settings["seed"]}. The
 same numbers come from
 
 ```bash
@@ -763,13 +848,15 @@ dynatrain batch sample_data/ --group-by model,dataset -o report/
 
 ## Every run
 
-Integration with its bootstrap 95% interval over layers and its surrogate p-value; the
-mean integration of the run's own time-shuffled surrogates ("shuffled α", what the same
-values read with their order destroyed); synchrony and metastability with their
-phase-randomised surrogate p-values; the stability index; the style; the epoch at which the
-DSI converged with the p-value of its convergence (how often the run's time-shuffled copies
-converge as early), the accuracy plateau and the lead (plateau minus the epoch the
-convergence was decided, positive: before the plateau).
+Integration with its 95% interval over layers (Student t) and its surrogate p-value;
+integration corrected for the finite-size bias of DFA at the run's length, with its
+interval; the mean integration of the run's own time-shuffled surrogates ("shuffled α",
+what the same values read with their order destroyed); synchrony and metastability with
+their phase-randomised surrogate p-values; the stability index; the style with its ρ and
+surrogate p-value; the epoch at which the DSI converged with the p-value of its
+convergence (how often the run's time-shuffled copies converge as early), the accuracy
+plateau and the lead (plateau minus the epoch the convergence was decided, positive:
+before the plateau).
 
 {runs_table(change)}
 ### What the uncertainty says
@@ -777,9 +864,9 @@ convergence was decided, positive: before the plateau).
 {uncertainty_text(change)}
 ## 1. Does integration separate the easy and the hard task?
 
-{claim_integration(by_task, by_model)}
+{claim_integration(by_task, by_model, records)}
 {comparison_table(by_task, shown, "digits")}
-{group_table(by_model, ["integration"])}
+{group_table(by_model, [COMPARED, "integration"])}
 ![measures by network and task](figures/findings/measures_by_group.png)
 
 {model_contrast(by_task, by_model)}
@@ -798,10 +885,6 @@ validation accuracy, with the converged and plateau epochs marked.
 ## 3. Training style
 
 {claim_style(change)}
-A style label is a threshold on a Spearman ρ between two windowed series whose windows
-overlap in all but one point, so consecutive windows are far from independent and ρ has
-no simple p-value; the label describes a run, it is not a test.
-
 ![integration vs metastability per run](figures/findings/integration_vs_metastability.png)
 
 ![style map of {SHOWCASE_RUN}](figures/findings/{SHOWCASE_RUN}-style.png)
@@ -826,16 +909,15 @@ short memory but no long-range correlation; the accuracy is a smooth saturating 
   correlation, so a small `integration_p` says "the layers' changes are correlated in
   time", not "they have long memory". The DFA exponent itself is what tells the two apart,
   and at this length only roughly.
-* The style label fires on pure noise: a `coupled` or `antagonistic` label is
-  informative only against these base rates. {null_convergence(nulls)}
+* {style_on_noise(nulls)} {null_convergence(nulls)}
 * The windowed stability index is almost the windowed integration (last column):
   metastability varies too little between windows to move it, so the volatility of the
   index follows the estimation noise of a DFA exponent on
   {change[0].record["settings"]["window"]} points, which is large enough for the rule to
   find a converged epoch in runs of pure noise.
-* The bootstrap interval of integration resamples only the layers; for normally
-  distributed values its coverage is {bootstrap_coverage(change)}, not 95%: read it as a
-  lower bound on the uncertainty.
+* The interval of integration is the Student t interval over the layers;
+  {interval_coverage(change)}. It treats the layers as independent draws from a
+  population of layers, and does not include the correlation between layers of one run.
 
 ## What holds and what does not, on this data
 
@@ -848,11 +930,7 @@ short memory but no long-range correlation; the accuracy is a smooth saturating 
 
 def verdict_metastability(findings: Sequence[RunFindings]) -> str:
     """State in one sentence how often metastability beats its surrogates."""
-    n = sum(
-        1
-        for f in findings
-        if f.record["metastability_p"] is not None and f.record["metastability_p"] < ALPHA
-    )
+    n = sum(1 for f in findings if significant(f.record["metastability_p"]))
     if 2 * n >= len(findings):
         return f"exceeds its phase-randomised surrogates in {n} of {len(findings)} runs."
     return (
@@ -865,7 +943,7 @@ def verdict_metastability(findings: Sequence[RunFindings]) -> str:
 
 def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
     """State in one sentence whether claim 1 holds."""
-    pooled = comparison(by_task, "integration", "digits", "digits-hard")
+    pooled = comparison(by_task, COMPARED, "digits", "digits-hard")
     said, auroc = direction(pooled, "digits")
     comparisons = within_model(by_model)
     within = "; ".join(
@@ -874,15 +952,18 @@ def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
     )
     floor = max(smallest_mwu_p(item.n_a, item.n_b) for _, item, _, _ in comparisons)
     limit = (
-        f"within a network no test of so few seeds can reach p < {ALPHA}: {within}. "
+        f"within a network no test of so few seeds can reach p ≤ {ALPHA}: {within}. "
         "More seeds would decide it."
-        if floor >= ALPHA
+        if floor > ALPHA
         else f"within a network: {within}."
     )
-    status = "holds" if pooled.p_value < ALPHA else "does not hold"
+    raw = comparison(by_task, "integration", "digits", "digits-hard")
+    _, raw_auroc = direction(raw, "digits")
+    status = "holds" if significant(pooled.p_value) else "does not hold"
     return (
-        f"{status} when pooled (p = {p_text(pooled.p_value)}, AUROC {num(auroc, 2)}, "
-        f"{said}); {limit}"
+        f"{status} when pooled, on the corrected integration (p = {p_text(pooled.p_value)}, "
+        f"AUROC {num(auroc, 2)}, {said}; raw exponent p = {p_text(raw.p_value)}, AUROC "
+        f"{num(raw_auroc, 2)}); {limit}"
     )
 
 
@@ -890,14 +971,12 @@ def verdict_lead(findings: Sequence[RunFindings]) -> str:
     """State in one sentence whether claim 2 holds."""
     counts = lead_counts(findings)
     nulls = null_counts(findings)
-    status = (
-        "holds" if counts.sign_p is not None and counts.sign_p < ALPHA else "is not established"
-    )
+    status = "holds" if significant(counts.sign_p) else "is not established"
     return (
         f"{status}: the convergence was decided before the plateau in {counts.early} of "
         f"{len(findings)} runs (sign test p = {p_text(counts.sign_p)}), with leads from "
         f"{epoch_text(float(counts.leads.min()))} to {epoch_text(float(counts.leads.max()))}"
-        f" epochs; it beats its time-shuffled surrogates (p < {ALPHA}) in {nulls.distinct} of "
+        f" epochs; it beats its time-shuffled surrogates (p ≤ {ALPHA}) in {nulls.distinct} of "
         f"{nulls.converged} runs, and {nulls.warned} of {len(findings)} runs have an early "
         "warning that does both."
     )
@@ -905,13 +984,35 @@ def verdict_lead(findings: Sequence[RunFindings]) -> str:
 
 def verdict_style(findings: Sequence[RunFindings]) -> str:
     """State in one sentence whether the style tells these runs apart (claim 3)."""
+    n = len(findings)
     counts = Counter(f.record["style"]["label"] for f in findings)
-    label, count = counts.most_common(1)[0]
+    rhos = np.array([f.record["style"]["spearman"] for f in findings])
+    cells: dict[str, list[bool]] = {}
+    for f in findings:
+        meta = f.record["metadata"]
+        cell = f"{meta['model']} / {meta['dataset']}"
+        cells.setdefault(cell, []).append(f.record["style"]["label"] != "independent")
+    labelled = n - counts["independent"]
+    with_label = sum(any(flags) for flags in cells.values())
+    all_labelled = sum(all(flags) for flags in cells.values())
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    head = (
+        f"with its surrogate test {labelled} of {n} runs keep a label ({parts}); ρ is "
+        f"negative in {int((rhos < 0).sum())} of {n}, as the learning transition gives by "
+        "itself"
+    )
+    if labelled == 0:
+        return f"{head}, and no run's ρ beats its surrogates: on this data there is no style."
+    if all_labelled == 0 and with_label > 1:
+        return (
+            f"{head}. The labelled runs are spread over {with_label} of the {len(cells)} "
+            "network × task cells and no cell has all its runs labelled: on this data the "
+            "style does not tell networks or tasks apart."
+        )
     return (
-        f"{count} of {len(findings)} runs are `{label}`, whatever the network or the task, "
-        "so on this data the style does not tell runs apart."
-        if count >= len(findings) - 2
-        else f"the labels vary ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})."
+        f"{head}. Labelled runs by network and task: "
+        + "; ".join(f"{cell} {sum(flags)} of {len(flags)}" for cell, flags in sorted(cells.items()))
+        + "."
     )
 
 

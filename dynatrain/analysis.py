@@ -11,6 +11,7 @@ output contract, and the plots are drawn from that dictionary alone.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 from dataclasses import dataclass, field
@@ -22,7 +23,14 @@ from dynatrain import defaults
 from dynatrain import measures as m
 from dynatrain.archive.reader import Archive
 from dynatrain.errors import InputError
-from dynatrain.signals import LayerSignals, finite_prefix_length, parse_epoch_range, read_signals
+from dynatrain.signals import (
+    LayerSignals,
+    finite_prefix_length,
+    flush_tiny,
+    parse_epoch_range,
+    read_signals,
+    usable_signal,
+)
 
 __all__ = [
     "AnalysisResult",
@@ -30,6 +38,7 @@ __all__ = [
     "analyze",
     "analyze_signals",
     "convergence_generator",
+    "style_generator",
     "transform_signals",
     "uncertainty_generators",
 ]
@@ -62,9 +71,10 @@ class Settings:
     plateau_tolerance: float = defaults.PLATEAU_TOLERANCE
     plateau_smoothing: int = defaults.PLATEAU_SMOOTHING
     style_threshold: float = defaults.STYLE_THRESHOLD
+    phase_edge: str = defaults.PHASE_EDGE
+    significance_level: float = defaults.SIGNIFICANCE_LEVEL
     surrogates: int = defaults.SURROGATES
     convergence_surrogates: int | None = None
-    bootstrap_resamples: int = defaults.BOOTSTRAP_RESAMPLES
     seed: int = defaults.SEED
     strict: bool = False
     layers: tuple[str, ...] | None = None
@@ -78,6 +88,17 @@ class Settings:
         if self.transform not in defaults.TRANSFORMS:
             raise InputError(
                 f"invalid transform {self.transform!r}: use one of {', '.join(defaults.TRANSFORMS)}"
+            )
+        if self.phase_edge not in defaults.PHASE_EDGES:
+            raise InputError(
+                f"invalid phase_edge {self.phase_edge!r}: use one of"
+                f" {', '.join(defaults.PHASE_EDGES)}"
+            )
+        level = self.significance_level
+        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+            raise InputError(
+                f"significance_level (--significance-level) must be a number strictly between"
+                f" 0 and 1, got {level!r}"
             )
         if not 0 <= self.surrogates <= defaults.MAX_SURROGATES:
             raise InputError(
@@ -115,6 +136,12 @@ class AnalysisResult:
     Series are NumPy arrays; scalars are floats (NaN where not computable).
     ``analysed`` holds the z-scored analysed series and the DFA fluctuation
     functions, so that every plot can be drawn from the result alone.
+
+    The ``*_corrected`` exponents are the raw ones corrected for the finite-size
+    bias of DFA at the run's own length and scales
+    (:func:`~dynatrain.measures.corrected_alpha`): comparable between runs of
+    different lengths.  ``style.p`` is NaN when the style was not tested
+    (``surrogates=0``): the label then comes from the threshold on rho alone.
     """
 
     run: str
@@ -126,18 +153,22 @@ class AnalysisResult:
     layer_names: tuple[str, ...]
     excluded_layers: list[dict[str, str]]
     layer_alpha: np.ndarray
+    layer_alpha_corrected: np.ndarray
     layer_mean: np.ndarray
     layer_std: np.ndarray
     integration: float
+    integration_corrected: float
     integration_global: float
+    integration_global_corrected: float
     integration_ci95: tuple[float, float] | None
+    integration_corrected_ci95: tuple[float, float] | None
     integration_p: float | None
     synchrony: float
     synchrony_p: float | None
     metastability: float
     metastability_p: float | None
     stability_index: float
-    style: m.Style | None
+    style: m.StyleTest | None
     convergence_epoch: float | None
     decided_epoch: float | None
     convergence_p: float | None
@@ -179,7 +210,12 @@ class AnalysisResult:
         """
         style = None
         if self.style is not None:
-            style = {"label": self.style.label, "spearman": float(self.style.spearman)}
+            p = float(self.style.p)
+            style = {
+                "label": self.style.label,
+                "spearman": float(self.style.spearman),
+                "p": None if math.isnan(p) else p,
+            }
         out: dict[str, Any] = {
             "run": self.run,
             "run_id": self.run_id,
@@ -191,10 +227,11 @@ class AnalysisResult:
             "layers_analysed": len(self.layer_names),
             "excluded_layers": self.excluded_layers,
             "integration": self.integration,
+            "integration_corrected": self.integration_corrected,
             "integration_global": self.integration_global,
-            "integration_ci95": None
-            if self.integration_ci95 is None
-            else list(self.integration_ci95),
+            "integration_global_corrected": self.integration_global_corrected,
+            "integration_ci95": _interval(self.integration_ci95),
+            "integration_corrected_ci95": _interval(self.integration_corrected_ci95),
             "integration_p": self.integration_p,
             "synchrony": self.synchrony,
             "synchrony_p": self.synchrony_p,
@@ -213,10 +250,17 @@ class AnalysisResult:
                 "metric": self.metric,
             },
             "layers": [
-                {"name": name, "alpha": float(alpha), "mean": float(mean), "std": float(std)}
-                for name, alpha, mean, std in zip(
+                {
+                    "name": name,
+                    "alpha": float(alpha),
+                    "alpha_corrected": float(corrected),
+                    "mean": float(mean),
+                    "std": float(std),
+                }
+                for name, alpha, corrected, mean, std in zip(
                     self.layer_names,
                     self.layer_alpha,
+                    self.layer_alpha_corrected,
                     self.layer_mean,
                     self.layer_std,
                     strict=True,
@@ -304,7 +348,7 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
     excluded = [{"name": e.name, "reason": e.reason} for e in signals.excluded]
 
     # -- the data: finite prefix, transform, dead layers ----------------------------------------
-    values, epochs = signals.values, signals.epochs
+    values, epochs = flush_tiny(signals.values), signals.epochs
     metrics = signals.metrics
     n_finite = finite_prefix_length(values)
     cut = ""  # why the analysed checkpoints stop early, for a too-short message
@@ -312,17 +356,17 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         bad_layers = [
             name
             for name, row in zip(signals.layer_names, values, strict=True)
-            if not np.isfinite(row[n_finite])
+            if not usable_signal(row[n_finite])
         ]
         message = (
-            f"non-finite values from epoch {epochs[n_finite]:g} (checkpoint"
+            f"{_unusable_phrase(values[:, n_finite])} from epoch {epochs[n_finite]:g} (checkpoint"
             f" {signals.first_checkpoint + n_finite}) in layer(s) {', '.join(bad_layers)}"
         )
         if settings.strict:
             raise InputError(f"{run}: {message} (--strict)")
         if n_finite == 0:
             raise InputError(
-                f"{run}: {message}: no finite checkpoint before it; the analysis needs at"
+                f"{run}: {message}: no usable checkpoint before it; the analysis needs at"
                 f" least {_checkpoints_needed(run, settings)} checkpoints"
             )
         warnings.append(f"{message}: analysing the {n_finite} checkpoints before it")
@@ -368,14 +412,20 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         fit = m.dfa_fit(series, max_scale=max_scale, **dfa_options)
         zscored = (series - series.mean(axis=1, keepdims=True)) / series.std(axis=1, keepdims=True)
         integration_global = float(m.dfa(zscored.mean(axis=0), max_scale=max_scale, **dfa_options))
-        sync = m.kuramoto(series)
+        sync = m.kuramoto(series, edge=settings.phase_edge)
         # Every layer goes through the windows, constant ones too (a layer constant in a
         # window has no exponent and no phase there): the windows see what a live
         # monitor, which cannot know that a layer will stay constant, sees.
         windows = _windows(all_series, series_epochs, window, step, settings)
+        # The finite-size correction at this run's length and scales (cached per length).
+        alpha_corrected, global_corrected = (
+            m.corrected_alpha(alpha, n_points, max_scale=max_scale, **dfa_options)
+            for alpha in (fit.alpha, integration_global)
+        )
     except ValueError as exc:  # bad option combinations the measures refuse
         raise InputError(f"{run}: {exc}") from exc
     integration = float(np.mean(fit.alpha))
+    integration_corrected = float(np.mean(alpha_corrected))
     metastability = float(sync.metastability)
 
     metric, metric_values = _accuracy_metric(run, metrics, settings.metric, warnings)
@@ -386,24 +436,25 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
             smoothing=settings.plateau_smoothing,
             tolerance=settings.plateau_tolerance,
         )
-    style = m.training_style(
-        windows.integration, windows.metastability, threshold=settings.style_threshold
-    )
+    style = _style(windows, settings, warnings)
 
     # -- uncertainty ----------------------------------------------------------------------------
+    # Intervals over layers: Student t, which covers what it claims with 4-50 layers and
+    # needs no random numbers (the percentile bootstrap covers 80-85% with 4-5 layers).
+    integration_ci95 = _t_interval(fit.alpha)
+    integration_corrected_ci95 = _t_interval(alpha_corrected)
     integration_p = synchrony_p = metastability_p = None
-    integration_ci95 = None
     if settings.surrogates > 0:
-        rng_shuffle, rng_phase, rng_boot = uncertainty_generators(settings.seed)
+        rng_shuffle, rng_phase, _ = uncertainty_generators(settings.seed)
         null_integration = m.integration_null(
             series, settings.surrogates, rng=rng_shuffle, max_scale=max_scale, **dfa_options
         )
-        null_sync = m.kuramoto_null(series, settings.surrogates, rng=rng_phase)
+        null_sync = m.kuramoto_null(
+            series, settings.surrogates, rng=rng_phase, edge=settings.phase_edge
+        )
         integration_p = float(m.surrogate_p_value(integration, null_integration))
         synchrony_p = float(m.surrogate_p_value(sync.synchrony, null_sync.synchrony))
         metastability_p = float(m.surrogate_p_value(metastability, null_sync.metastability))
-        lo, hi = m.bootstrap_ci(fit.alpha, n_resamples=settings.bootstrap_resamples, rng=rng_boot)
-        integration_ci95 = (float(lo), float(hi))
     decided = windows.convergence.decided_window
     known = all_series
     if decided is not None and settings.convergence_rule == "causal":
@@ -429,10 +480,13 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         "plateau_tolerance": settings.plateau_tolerance,
         "plateau_smoothing": settings.plateau_smoothing,
         "style_threshold": settings.style_threshold,
+        "phase_edge": settings.phase_edge,
+        "significance_level": settings.significance_level,
         "surrogates": settings.surrogates,
         "convergence_surrogates": _convergence_surrogates(settings),
-        "convergence_null_stop": defaults.convergence_null_stop(_convergence_surrogates(settings)),
-        "bootstrap_resamples": settings.bootstrap_resamples,
+        "convergence_null_stop": defaults.convergence_null_stop(
+            _convergence_surrogates(settings), settings.significance_level
+        ),
         "seed": settings.seed,
         "layers": list(settings.layers) if settings.layers else None,
         "epochs": settings.epochs,
@@ -449,11 +503,15 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         layer_names=tuple(names),
         excluded_layers=excluded,
         layer_alpha=fit.alpha,
+        layer_alpha_corrected=alpha_corrected,
         layer_mean=levels.mean(axis=1),
         layer_std=levels.std(axis=1),
         integration=integration,
+        integration_corrected=integration_corrected,
         integration_global=integration_global,
+        integration_global_corrected=float(global_corrected),
         integration_ci95=integration_ci95,
+        integration_corrected_ci95=integration_corrected_ci95,
         integration_p=integration_p,
         synchrony=float(sync.synchrony),
         synchrony_p=synchrony_p,
@@ -529,6 +587,7 @@ def _windows(
         min_scale=settings.min_scale,
         n_scales=settings.n_scales,
         order=settings.dfa_order,
+        edge=settings.phase_edge,
     )
     dsi = m.stability_index(windowed.integration, windowed.metastability)
     volatility = m.rolling_volatility(dsi, settings.vol_window)
@@ -550,6 +609,48 @@ def _windows(
         volatility=volatility,
         convergence=converged,
     )
+
+
+def _interval(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else list(interval)
+
+
+def _t_interval(alpha: np.ndarray) -> tuple[float, float] | None:
+    """The t interval of the mean of per-layer exponents; None if one is undefined (NaN)."""
+    if not np.all(np.isfinite(alpha)):
+        return None
+    lo, hi = m.t_interval(alpha, level=defaults.CI_LEVEL)
+    return float(lo), float(hi)
+
+
+def _style(windows: Windows, settings: Settings, warnings: list[str]) -> m.StyleTest | None:
+    """The training style, tested against its surrogates when there are any.
+
+    With ``surrogates=0`` the label comes from the threshold on rho alone (p NaN), as in
+    version 0.1, and a label other than "independent" comes with a warning that it is
+    untested.
+    """
+    if settings.surrogates > 0:
+        return m.style_test(
+            windows.integration,
+            windows.metastability,
+            settings.surrogates,
+            rng=style_generator(settings.seed),
+            threshold=settings.style_threshold,
+            level=settings.significance_level,
+        )
+    style = m.training_style(
+        windows.integration, windows.metastability, threshold=settings.style_threshold
+    )
+    if style is None:
+        return None
+    if style.label != m.STYLE_LABELS[2]:
+        warnings.append(
+            f"training style {style.label!r} from |rho| >= {settings.style_threshold:g} alone,"
+            " untested (no surrogates): two unrelated windowed series reach it often (a third"
+            " of white-noise runs)"
+        )
+    return m.StyleTest(style.label, style.spearman, math.nan)
 
 
 def _convergence_surrogates(settings: Settings) -> int:
@@ -603,7 +704,8 @@ def convergence_significance(
         min_scale=settings.min_scale,
         n_scales=settings.n_scales,
         order=settings.dfa_order,
-        stop_after=defaults.convergence_null_stop(n_surrogates),
+        edge=settings.phase_edge,
+        stop_after=defaults.convergence_null_stop(n_surrogates, settings.significance_level),
     )
 
 
@@ -616,12 +718,30 @@ def uncertainty_generators(
     -------
     (shuffle, phase, bootstrap) : tuple of numpy.random.Generator
         For the time-shuffled surrogates (integration), the phase-randomised
-        surrogates (synchrony, metastability) and the bootstrap over layers.
+        surrogates (synchrony, metastability) and a bootstrap over layers (the
+        analysis no longer draws one: its interval is the t interval; the child
+        stays, so that the later children keep their places).
     """
     shuffle, phase, bootstrap = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
     return shuffle, phase, bootstrap
+
+
+def style_generator(seed: int) -> np.random.Generator:
+    """The generator of the style test's surrogates, from ``--seed``.
+
+    The fifth child of ``SeedSequence(seed)``: independent of the others, which keep
+    their draws.
+    """
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
+
+
+def _unusable_phrase(column: np.ndarray) -> str:
+    """What is wrong with the first unusable checkpoint: non-finite, or huge values."""
+    if np.all(np.isfinite(column)):
+        return f"values beyond ±{defaults.HUGE_SIGNAL:g} (a diverging run)"
+    return "non-finite values"
 
 
 def convergence_generator(seed: int) -> np.random.Generator:

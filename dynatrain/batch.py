@@ -14,9 +14,14 @@ order in which they finish.
 Every run is analysed with the same ``Settings`` (``seed`` included), so a run's
 record is exactly what ``dynatrain analyze RUN`` gives for it, and a run's numbers
 do not change when the inputs are reordered, renamed or spread over other workers.
-Only the surrogate p-values and the bootstrap CI draw random numbers; reusing the
-seed across runs applies the same permutations to different data, which leaves each
-run's p-value valid and, for independent runs, the p-values independent.
+Only the surrogate p-values draw random numbers; reusing the seed across runs applies
+the same permutations to different data, which leaves each run's p-value valid and, for
+independent runs, the p-values independent.
+
+Groups are compared on the raw integration and on ``integration_corrected``, the
+exponent corrected for the finite-size bias of DFA at each run's own length: runs of
+different lengths are comparable on the corrected one only, and the summary warns
+when their lengths differ.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ ARCHIVE_SUFFIXES = (".h5", ".hdf5", ".zarr")
 #: Measures summarised per group and compared between groups (dotted JSON paths).
 GROUP_MEASURES = (
     "integration",
+    "integration_corrected",
     "integration_global",
     "synchrony",
     "metastability",
@@ -937,6 +943,7 @@ def group_summary(
         for key, runs in lacking.items()
         if runs
     ]
+    warnings += _length_warning(records, [i for group in members.values() for i in group])
     comparisons = []
     if len(groups) <= MAX_COMPARED_GROUPS:
         comparisons = [
@@ -953,6 +960,25 @@ def group_summary(
             " groups summarised, not compared (is it a key that differs from run to run?)"
         )
     return GroupSummary(keys, tuple(measures), groups, comparisons, warnings)
+
+
+def _analysed_points(record: Mapping[str, Any]) -> int | None:
+    """Length of the series a run's DFA was measured on (None if the record lacks it)."""
+    timeseries = record.get("timeseries")
+    epochs = timeseries.get("epoch") if isinstance(timeseries, Mapping) else None
+    return None if epochs is None else len(epochs)
+
+
+def _length_warning(records: Sequence[Mapping[str, Any]], indices: Iterable[int]) -> list[str]:
+    """A warning when the analysed runs differ in length (their raw integration then does)."""
+    lengths = {n for n in (_analysed_points(records[i]) for i in indices) if n is not None}
+    if len(lengths) < 2:
+        return []
+    return [
+        f"runs differ in length ({min(lengths)} to {max(lengths)} analysed points): DFA reads"
+        " shorter series higher, so compare integration_corrected (corrected for the"
+        " finite-size bias at each run's length), not integration"
+    ]
 
 
 def _group_key(value: Any) -> Hashable:

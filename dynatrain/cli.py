@@ -402,6 +402,14 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
             " (what a live watcher sees) or the whole run's (version 0.1).",
         ),
         click.option(
+            "--phase-edge",
+            type=click.Choice(defaults.PHASE_EDGES),
+            default=defaults.PHASE_EDGE,
+            show_default=True,
+            help="Edge handling of the Hilbert phases: extend each series at both ends by"
+            " an AR forecast, or none (circular: distorted near the ends).",
+        ),
+        click.option(
             "--metric",
             default=None,
             help="Accuracy metric for the plateau.  [default: first of "
@@ -413,22 +421,31 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(0, defaults.MAX_SURROGATES),
             default=defaults.SURROGATES,
             show_default=True,
-            help="Surrogates per test (0: no p-values or CI).",
+            help="Surrogates per test (0: no p-values; the style label and the convergence"
+            " are then untested).",
         ),
         click.option(
             "--convergence-surrogates",
             type=click.IntRange(min=0),
             default=None,
             help="Most surrogate runs for the convergence p-value; drawing stops once the"
-            f" p-value cannot fall below {defaults.SIGNIFICANCE_LEVEL:g}.  [default: the"
+            " p-value cannot reach the significance level.  [default: the"
             f" smaller of --surrogates and {defaults.CONVERGENCE_SURROGATES}]",
+        ),
+        click.option(
+            "--significance-level",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=defaults.SIGNIFICANCE_LEVEL,
+            show_default=True,
+            help="A surrogate p-value at or below it makes the style labelled and the"
+            " convergence an early warning.",
         ),
         click.option(
             "--seed",
             type=click.IntRange(min=0),
             default=defaults.SEED,
             show_default=True,
-            help="Seed of the surrogates and bootstrap.",
+            help="Seed of the surrogates.",
         ),
         click.option(
             "--strict",
@@ -460,9 +477,11 @@ def _settings(options: dict[str, Any]) -> Any:
         vol_threshold=options.pop("vol_threshold"),
         vol_patience=options.pop("vol_patience"),
         convergence_rule=options.pop("convergence_rule"),
+        phase_edge=options.pop("phase_edge"),
         metric=options.pop("metric"),
         surrogates=options.pop("surrogates"),
         convergence_surrogates=options.pop("convergence_surrogates"),
+        significance_level=options.pop("significance_level"),
         seed=options.pop("seed"),
         strict=options.pop("strict"),
     )

@@ -17,6 +17,7 @@ __all__ = [
     "CONVERGENCE_SURROGATES",
     "DFA_ORDER",
     "FFT_FRIENDLY_WINDOW",
+    "HUGE_SIGNAL",
     "MAX_SURROGATES",
     "MAX_WINDOWS",
     "METRIC_CANDIDATES",
@@ -31,9 +32,9 @@ __all__ = [
     "REDUCTIONS",
     "SEED",
     "SIGNIFICANCE_LEVEL",
-    "STYLE_LEVEL",
     "STYLE_THRESHOLD",
     "SURROGATES",
+    "TINY_SIGNAL",
     "TRANSFORM",
     "TRANSFORMS",
     "VOL_PATIENCE",
@@ -54,6 +55,13 @@ REDUCE: Final = "mean"
 #: Transforms applied to the layer signals before every measure (``--transform``).
 TRANSFORMS: Final = ("change", "level")
 TRANSFORM: Final = "change"
+#: Layer signals larger than this in magnitude are treated like non-finite ones (a
+#: diverging run): the measures square and sum them, which would overflow float64.
+HUGE_SIGNAL: Final = 1e150
+#: Layer signals smaller than this in magnitude are read as 0: z-scores and DFA
+#: fluctuations of such values underflow (subnormal numbers), and no activation that
+#: small carries information.
+TINY_SIGNAL: Final = 1e-150
 
 # --- DFA -----------------------------------------------------------------------------------
 MIN_SCALE: Final = 4
@@ -98,35 +106,41 @@ METRIC_CANDIDATES: Final = ("val_accuracy", "val_acc", "accuracy", "train_accura
 PLATEAU_SMOOTHING: Final = 3  # points in the moving average of the accuracy
 PLATEAU_TOLERANCE: Final = 0.02  # fraction of the total gain
 STYLE_THRESHOLD: Final = 0.3  # |Spearman rho| for "coupled" / "antagonistic"
-#: Surrogate p-value at or below which the style gets a label other than "independent".
-STYLE_LEVEL: Final = 0.05
 
 # --- uncertainty ---------------------------------------------------------------------------
 SURROGATES: Final = 199
 #: Most surrogates per test (``--surrogates``): p-values down to 1e-5; more cost time and
 #: memory and resolve nothing a study reports.
 MAX_SURROGATES: Final = 100_000
+#: Resamples of :func:`dynatrain.measures.bootstrap_ci` (kept for the library; the
+#: analysis reports the t interval, which covers what it claims with few layers).
 BOOTSTRAP_RESAMPLES: Final = 2000
 CI_LEVEL: Final = 0.95
 SEED: Final = 0
-#: Level below which a report words a result as distinguishable from its surrogates.
+#: The one significance level (``--significance-level``): a surrogate p-value at or below
+#: it makes a result distinguishable from its surrogates (an "early warning" for the
+#: convergence, a "coupled" or "antagonistic" label for the style); above it, the reports
+#: say the surrogates do as well.
 SIGNIFICANCE_LEVEL: Final = 0.05
 
 
-def convergence_null_stop(n_surrogates: int) -> int:
+def convergence_null_stop(n_surrogates: int, level: float = SIGNIFICANCE_LEVEL) -> int:
     """Early surrogates after which the convergence null stops drawing (Besag & Clifford).
 
-    ``ceil(SIGNIFICANCE_LEVEL * n_surrogates)``, at least 1: once that many surrogate runs
-    have converged as early as the run, its p-value (that count over the surrogates drawn)
-    can no longer fall below the significance level, and drawing more would only refine a
-    p-value that the reports word as "not distinguishable" anyway.
+    ``floor(level * n_surrogates) + 1``: once that many surrogate runs have converged as
+    early as the run, its p-value (that count over the surrogates drawn, at least that
+    count over `n_surrogates`) is above `level` whatever the rest would give, and
+    drawing more would only refine a p-value that the reports word as "not
+    distinguishable" anyway.
 
     Examples
     --------
     >>> convergence_null_stop(99), convergence_null_stop(199), convergence_null_stop(19)
     (5, 10, 1)
+    >>> convergence_null_stop(100)  # p = 5 / 100 = 0.05 would still be significant
+    6
     """
-    return max(1, math.ceil(SIGNIFICANCE_LEVEL * n_surrogates - 1e-9))
+    return math.floor(level * n_surrogates + 1e-9) + 1
 
 
 def default_max_scale(n_points: int) -> int:

@@ -43,6 +43,7 @@ from dynatrain import measures as m
 from dynatrain.analysis import Settings, convergence_significance
 from dynatrain.errors import InputError
 from dynatrain.measures.windows import kernel_origin, window_measures
+from dynatrain.signals import flush_tiny, usable_signal
 
 __all__ = ["EXPECTED_CHECKPOINTS_ATTR", "Monitor", "WindowPlan", "plan_windows"]
 
@@ -284,12 +285,17 @@ class Monitor:
         for name, value in (metrics or {}).items():
             self._metrics.setdefault(name, []).append(float(value))
         if self.stopped is None:
-            if not np.all(np.isfinite(values)):
-                bad = [
-                    n for n, v in zip(self.layer_names, values, strict=True) if not math.isfinite(v)
-                ]
+            values = flush_tiny(values)
+            usable = usable_signal(values)
+            if not np.all(usable):
+                bad = [n for n, ok in zip(self.layer_names, usable, strict=True) if not ok]
+                what = (
+                    "non-finite values"
+                    if not np.all(np.isfinite(values))
+                    else f"values beyond ±{defaults.HUGE_SIGNAL:g} (a diverging run)"
+                )
                 self.stopped = (
-                    f"non-finite values from epoch {epoch:g} (checkpoint {self._received - 1})"
+                    f"{what} from epoch {epoch:g} (checkpoint {self._received - 1})"
                     f" in layer(s) {', '.join(bad)}: analysing the {self.checkpoints}"
                     " checkpoints before it"
                 )
@@ -323,7 +329,13 @@ class Monitor:
         origin = kernel_origin(start, self._scales)
         tail = self._points.values[:, origin:]
         integration, metastability = window_measures(
-            tail, np.array([start]), window, self._scales, self.settings.dfa_order, origin=origin
+            tail,
+            np.array([start]),
+            window,
+            self._scales,
+            self.settings.dfa_order,
+            origin=origin,
+            edge=self.settings.phase_edge,
         )
         dsi = m.stability_index(integration, metastability)
         self._window_end.append(self.epoch)
@@ -381,7 +393,8 @@ class Monitor:
             n_scales=settings.n_scales,
             order=settings.dfa_order,
         )
-        self._running = (float(np.mean(alpha)), float(m.kuramoto(series).metastability))
+        metastability = m.kuramoto(series, edge=settings.phase_edge).metastability
+        self._running = (float(np.mean(alpha)), float(metastability))
         self._running_checkpoints = self.checkpoints
 
     # -- reading ----------------------------------------------------------------------------

@@ -25,8 +25,11 @@ CONTRACT_KEYS = {
     "layers_analysed",
     "excluded_layers",
     "integration",
+    "integration_corrected",
     "integration_global",
+    "integration_global_corrected",
     "integration_ci95",
+    "integration_corrected_ci95",
     "integration_p",
     "synchrony",
     "metastability",
@@ -81,6 +84,8 @@ def test_contract_keys_and_no_nan(archives):
         "stability_index",
         "volatility",
     }
+    assert set(data["style"]) == {"label", "spearman", "p"}
+    assert set(data["layers"][0]) == {"name", "alpha", "alpha_corrected", "mean", "std"}
     text = to_json(data)
     assert "NaN" not in text
     parsed = json.loads(text)
@@ -134,15 +139,116 @@ def test_same_seed_same_bytes_other_seed_other_p_values(archives):
     again = to_json(analyze(archives["switching.h5"], Settings(seed=5)).to_dict())
     other = json.loads(to_json(analyze(archives["switching.h5"], Settings(seed=6)).to_dict()))
     assert first == again
-    assert json.loads(first)["integration"] == other["integration"]  # no randomness in it
-    assert json.loads(first)["integration_ci95"] != other["integration_ci95"]
+    first = json.loads(first)
+    for key in ("integration", "integration_corrected", "integration_ci95"):
+        assert first[key] == other[key]  # no randomness in them
+    assert first["convergence"]["p"] != other["convergence"]["p"]
+    assert first["style"]["p"] != other["style"]["p"]
 
 
-def test_surrogates_zero_gives_null_uncertainty(archives):
+def test_surrogates_zero_gives_null_p_values_and_still_the_intervals(archives):
     data = analyze(archives["white.h5"], Settings(surrogates=0)).to_dict()
     assert data["integration_p"] is None
-    assert data["integration_ci95"] is None
     assert data["metastability_p"] is None
+    assert data["style"]["p"] is None
+    with_surrogates = analyze(archives["white.h5"], Settings(surrogates=19)).to_dict()
+    for key in ("integration_ci95", "integration_corrected_ci95"):
+        assert data[key] is not None
+        assert data[key] == with_surrogates[key]
+
+
+def test_intervals_are_student_t_over_layers(archives):
+    """Both intervals against scipy's t distribution, over the per-layer exponents."""
+    from scipy import stats
+
+    data = analyze(archives["persistent.h5"], Settings(surrogates=0)).to_dict()
+    for key, field in (
+        ("integration_ci95", "alpha"),
+        ("integration_corrected_ci95", "alpha_corrected"),
+    ):
+        alpha = np.array([layer[field] for layer in data["layers"]])
+        expected = stats.t.interval(0.95, len(alpha) - 1, loc=alpha.mean(), scale=stats.sem(alpha))
+        np.testing.assert_allclose(data[key], expected, rtol=1e-9)
+    assert data["integration_corrected"] == pytest.approx(
+        np.mean([layer["alpha_corrected"] for layer in data["layers"]]), abs=1e-12
+    )
+
+
+def _white_noise_signals(n_layers: int, n_points: int, seed: int) -> LayerSignals:
+    """Layers whose changes are independent white noise (H = 0.5), drawn directly."""
+    changes = np.random.default_rng(seed).standard_normal((n_layers, n_points))
+    levels = np.concatenate([np.zeros((n_layers, 1)), changes.cumsum(axis=1)], axis=1)
+    names = tuple(f"layer{i}" for i in range(n_layers))
+    epochs = np.arange(1.0, n_points + 2)
+    return LayerSignals("white", {}, "mean", names, epochs, levels, {})
+
+
+def test_corrected_integration_compares_runs_of_different_lengths():
+    """White noise at 64 and at 1024 points: raw integration differs, corrected does not.
+
+    DFA reads white noise +0.067 high at 64 points and +0.017 at 1024 (README, "Reading
+    the numbers"); 64 layers make the mean over layers precise to about 0.013.
+    """
+    short, long = (
+        analyze(_white_noise_signals(64, n_points, seed=n_points), Settings(surrogates=0))
+        for n_points in (64, 1024)
+    )
+    assert short.integration - long.integration > 0.03
+    assert short.integration_corrected == pytest.approx(0.5, abs=0.04)
+    assert long.integration_corrected == pytest.approx(0.5, abs=0.02)
+    assert abs(short.integration_corrected - long.integration_corrected) < 0.04
+    assert short.integration_global_corrected < short.integration_global
+
+
+def test_style_is_tested_and_labelled_only_when_significant(archives):
+    """The label needs |rho| >= threshold and p <= the significance level."""
+    settings = Settings(surrogates=99)
+    result = analyze(archives["training.h5"], settings)
+    style = result.to_dict()["style"]
+    assert 1 / 100 <= style["p"] <= 1
+    strong = abs(style["spearman"]) >= settings.style_threshold
+    significant = style["p"] <= settings.significance_level
+    assert (style["label"] != "independent") == (strong and significant)
+    # A stricter level can only take a label away.
+    strict = analyze(archives["training.h5"], settings.replace(significance_level=1e-6))
+    assert strict.style.label == "independent"
+    assert strict.style.p == style["p"]
+
+
+def test_untested_style_keeps_the_threshold_label_with_a_warning(archives):
+    results = [
+        analyze(archives[name], Settings(surrogates=0))
+        for name in ("training.h5", "switching.h5", "white.h5", "persistent.h5")
+    ]
+    for result in results:
+        rho, label = result.style.spearman, result.style.label
+        assert np.isnan(result.style.p)
+        assert (
+            label == m.training_style(result.window_integration, result.window_metastability).label
+        )
+        warned = any("untested" in warning for warning in result.warnings)
+        assert warned == (label != "independent")
+        assert (label == "independent") == (abs(rho) < 0.3)
+    assert any(result.style.label != "independent" for result in results)
+
+
+def test_phase_edge_none_is_the_textbook_hilbert_phase(archives):
+    """``phase_edge="none"``: metastability is that of scipy.signal.hilbert's phases."""
+    from scipy import signal
+
+    result = analyze(archives["switching.h5"], Settings(surrogates=0, phase_edge="none"))
+    default = analyze(archives["switching.h5"], Settings(surrogates=0))
+    z = result.zscored
+    t = np.arange(z.shape[1])
+    coefficients = np.polynomial.polynomial.polyfit(t, z.T, 1)  # (2, n_layers)
+    detrended = z - (coefficients[0][:, None] + coefficients[1][:, None] * t)
+    phases = np.angle(signal.hilbert(detrended, axis=-1))
+    r = np.abs(np.exp(1j * phases).mean(axis=0))
+    np.testing.assert_allclose(result.kuramoto_r, r, atol=1e-10)
+    assert result.metastability == pytest.approx(r.std(), abs=1e-10)
+    assert result.settings["phase_edge"] == "none"
+    assert default.metastability != pytest.approx(result.metastability, abs=1e-6)
+    assert not np.allclose(default.window_metastability, result.window_metastability)
 
 
 def test_level_transform_analyses_every_checkpoint(archives):

@@ -118,7 +118,8 @@ def convergence(p, lead=13.0, epoch=53.0):
         (0.02, 13.0, "13 epochs", ""),
         (0.005, 1.0, "1 epoch", ""),
         (0.3, 13.0, "none", "convergence not distinguishable from its surrogates"),
-        (0.05, 13.0, "none", "convergence not distinguishable from its surrogates"),
+        (0.051, 13.0, "none", "convergence not distinguishable from its surrogates"),
+        (0.05, 13.0, "13 epochs", ""),  # at the level: p = 10 / 200 is the 5% test
         (None, 13.0, "13 epochs", "untested (no surrogates)"),
         (0.02, -4.0, "none", "convergence decided 4 epochs after the plateau"),
         (0.02, 0.0, "none", "convergence decided at the plateau"),
@@ -126,6 +127,21 @@ def convergence(p, lead=13.0, epoch=53.0):
 )
 def test_early_warning_is_worded_by_its_test(p, lead, value, qualifier):
     assert early_warning_text(convergence(p, lead)) == (value, qualifier)
+    assert early_warning_text(convergence(p, lead), SETTINGS) == (value, qualifier)
+
+
+def test_the_wording_follows_the_significance_level_of_the_analysis():
+    strict = {**SETTINGS, "significance_level": 0.01}
+    assert early_warning_text(convergence(0.02), strict) == (
+        "none",
+        "convergence not distinguishable from its surrogates",
+    )
+    assert converged_text(convergence(0.02), strict)[1] == (
+        "decided 55, p = 0.02, surrogates converge as early, relapse 25%"
+    )
+    assert "no early warning" in convergence_headline(convergence(0.02), strict, "val_accuracy")
+    loose = {**SETTINGS, "significance_level": 0.1}
+    assert early_warning_text(convergence(0.08), loose) == ("13 epochs", "")
 
 
 def test_no_convergence_says_so():

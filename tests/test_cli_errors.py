@@ -51,6 +51,10 @@ def one_line(result, *needles: str, exit_code: int = 2) -> str:
         (("--window", "2"), ("'--window'",)),
         (("--reduce", "max"), ("'--reduce'", "'max' is not one of")),
         (("--bogus",), ("No such option '--bogus'",)),
+        (("--phase-edge", "mirror"), ("'--phase-edge'", "'mirror' is not one of 'ar', 'none'")),
+        (("--significance-level", "0"), ("'--significance-level'", "0<x<1")),
+        (("--significance-level", "1"), ("'--significance-level'", "0<x<1")),
+        (("--significance-level", "five"), ("'--significance-level'", "not a valid float")),
     ],
 )
 def test_bad_options_are_one_line_naming_the_option(cli, run, args, needles):
@@ -58,6 +62,31 @@ def test_bad_options_are_one_line_naming_the_option(cli, run, args, needles):
         line = one_line(cli(command, run, *args), *needles)
         # (the test runner names the program "main")
         assert line.startswith("dynatrain: error: ") and line.endswith(f" {command} --help')")
+
+
+@pytest.mark.parametrize("level", ["nan", "-nan"])
+def test_a_nan_significance_level_is_one_line(cli, run, level):
+    for command in ("analyze", "batch"):
+        one_line(cli(command, run, "--significance-level", level), "--significance-level", "nan")
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"phase_edge": "mirror"}, "invalid phase_edge 'mirror': use one of ar, none"),
+        ({"phase_edge": None}, "invalid phase_edge None"),
+        ({"significance_level": 0.0}, "strictly between 0 and 1, got 0.0"),
+        ({"significance_level": 1}, "strictly between 0 and 1, got 1"),
+        ({"significance_level": True}, "got True"),
+        ({"significance_level": "0.05"}, "got '0.05'"),
+        ({"significance_level": float("inf")}, "got inf"),
+    ],
+)
+def test_bad_phase_edge_or_level_is_refused_on_construction(changes, needle):
+    with pytest.raises(InputError) as caught:
+        Settings(**changes)
+    assert needle in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_missing_argument_and_unknown_command(cli):
@@ -93,7 +122,7 @@ def test_a_non_finite_first_checkpoint_names_epoch_layer_and_need(cli, plain_arc
     one_line(
         cli("analyze", path),
         f"{path}: non-finite values from epoch 1 (checkpoint 0) in layer(s) b:",
-        "no finite checkpoint before it; the analysis needs at least 25 checkpoints",
+        "no usable checkpoint before it; the analysis needs at least 25 checkpoints",
     )
 
 
@@ -106,6 +135,22 @@ def test_a_short_finite_prefix_says_where_it_ends(cli, plain_archive):
         "10 checkpoint(s) (the checkpoints before the non-finite values from epoch 11",
         "in layer(s) c) give 9 analysed points",
         "i.e. 25 checkpoints",
+    )
+
+
+def test_huge_float64_activations_are_a_diverging_run_not_an_overflow(cli, plain_archive):
+    layers = _layers(60)
+    layers["a"][45:] *= 1e200  # a float64 run that diverges at epoch 46
+    path = plain_archive("huge.h5", layers=layers)
+    result = cli("analyze", path, "--format", "json", "--surrogates", "9")
+    assert result.exit_code == 0, result.output
+    assert "values beyond ±1e+150 (a diverging run) from epoch 46" in result.output
+    layers["a"][:] = 1e200
+    path = plain_archive("huge-first.h5", layers=layers)
+    one_line(
+        cli("analyze", path),
+        f"{path}: values beyond ±1e+150 (a diverging run) from epoch 1 (checkpoint 0)",
+        "no usable checkpoint before it",
     )
 
 

@@ -86,8 +86,9 @@ def random_run(n_checkpoints, n_layers, seed, *, constant_stretch=True):
         (300, 3, {"transform": "level", "dfa_order": 2, "min_scale": 5, "surrogates": 19}),
         (260, 4, {"window": 60, "window_step": 7, "vol_window": 9, "surrogates": 19}),
         (200, 6, {"vol_threshold": 0.6, "vol_patience": 1, "seed": 3, "surrogates": 29}),
+        (180, 4, {"phase_edge": "none", "vol_threshold": 0.6, "surrogates": 19}),
     ],
-    ids=["short", "step-3", "level-order-2", "custom-windows", "loose-rule"],
+    ids=["short", "step-3", "level-order-2", "custom-windows", "loose-rule", "phase-edge-none"],
 )
 def test_random_runs_live_equal_analyze(n_checkpoints, n_layers, options):
     signals = random_run(n_checkpoints, n_layers, seed=n_checkpoints)
@@ -95,6 +96,22 @@ def test_random_runs_live_equal_analyze(n_checkpoints, n_layers, options):
     monitor = Monitor(signals.layer_names, settings, expected_checkpoints=n_checkpoints)
     statuses = feed(monitor, signals)
     assert_same_as_analyze(monitor, statuses, signals, settings)
+
+
+def test_the_monitor_honours_the_phase_edge():
+    """Live with ``phase_edge="none"`` is analyze with it, and differs from the default."""
+    signals = random_run(140, 4, seed=8)
+    plain = Settings(phase_edge="none", surrogates=0)
+    monitors = {}
+    for settings in (plain, Settings(surrogates=0)):
+        monitors[settings.phase_edge] = Monitor(
+            signals.layer_names, settings, expected_checkpoints=140
+        )
+        statuses = feed(monitors[settings.phase_edge], signals)
+        assert_same_as_analyze(monitors[settings.phase_edge], statuses, signals, settings)
+    ar, none = (monitors[edge].timeseries()["metastability"] for edge in ("ar", "none"))
+    assert not np.allclose(ar, none)
+    assert monitors["none"].status()["metastability"] != monitors["ar"].status()["metastability"]
 
 
 def test_a_decision_is_reached_and_matches_on_a_converging_run():
@@ -123,6 +140,34 @@ def test_a_diverged_run_stops_where_analyze_cuts_it():
     settings = Settings(window=monitor.plan.window, window_step=monitor.plan.step)
     result = analyze(signals, settings)
     np.testing.assert_array_equal(monitor.timeseries()["integration"], result.window_integration)
+
+
+def test_huge_values_stop_the_monitor_where_analyze_cuts_the_run():
+    """A run whose float64 signals grow past 1e150 (diverging) is cut, not overflowed."""
+    signals = random_run(150, 3, seed=6, constant_stretch=False)
+    signals.values[1, 110:] = 1e200 * np.arange(1, 41)
+    monitor = Monitor(signals.layer_names, expected_checkpoints=150)
+    statuses = feed(monitor, signals)  # pytest turns any overflow warning into an error
+    assert statuses[-1]["checkpoints"] == 110
+    assert statuses[-1]["stopped"].startswith("values beyond ±1e+150 (a diverging run) from epoch")
+    assert "layer1" in statuses[-1]["stopped"]
+    settings = Settings(window=monitor.plan.window, window_step=monitor.plan.step, surrogates=19)
+    result = analyze(signals, settings)
+    assert result.checkpoints == 110
+    assert any("values beyond ±1e+150" in w for w in result.warnings)
+    np.testing.assert_array_equal(monitor.timeseries()["integration"], result.window_integration)
+
+
+def test_subnormal_layer_is_read_as_zero_live_and_offline():
+    """A layer of subnormal values would underflow every z-score: it counts as constant."""
+    signals = random_run(150, 4, seed=7, constant_stretch=False)
+    signals.values[3] = np.random.default_rng(0).standard_normal(150) * 1e-310
+    result = analyze(signals, Settings(surrogates=19))
+    assert {"name": "layer3", "reason": "constant over the analysed checkpoints"} in (
+        result.excluded_layers
+    )
+    monitor = Monitor(signals.layer_names, Settings(surrogates=19), expected_checkpoints=150)
+    assert_same_as_analyze(monitor, feed(monitor, signals), signals, Settings(surrogates=19))
 
 
 def test_status_is_json_ready_and_complete():
@@ -201,9 +246,9 @@ def test_each_window_reads_at_most_one_window_of_history(monkeypatch):
     seen = []
     real = live.window_measures
 
-    def spy(x, starts, window, scales, order, *, origin):
+    def spy(x, starts, window, scales, order, *, origin, edge):
         seen.append((x.shape[-1], int(starts[0]), origin))
-        return real(x, starts, window, scales, order, origin=origin)
+        return real(x, starts, window, scales, order, origin=origin, edge=edge)
 
     monkeypatch.setattr(live, "window_measures", spy)
     signals = random_run(600, 3, seed=3)

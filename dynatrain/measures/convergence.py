@@ -17,6 +17,8 @@ from dynatrain.defaults import (
     DFA_ORDER,
     MIN_SCALE,
     N_SCALES,
+    PHASE_EDGE,
+    PHASE_EDGES,
     VOL_PATIENCE,
     VOL_THRESHOLD,
     VOL_WINDOW,
@@ -47,6 +49,8 @@ __all__ = [
 
 #: Surrogate elements (float64) shuffled and windowed at once (~8 MiB).
 _NULL_CHUNK_ELEMENTS = 1 << 20
+#: Surrogates in the first batch of a sequential null, per early surrogate that stops it.
+_FIRST_BATCH = 2
 
 
 class Convergence(NamedTuple):
@@ -247,6 +251,7 @@ def convergence_null(
     min_scale: int = MIN_SCALE,
     n_scales: int = N_SCALES,
     order: int = DFA_ORDER,
+    edge: str = PHASE_EDGE,
     stop_after: int | None = None,
 ) -> ConvergenceNull:
     r"""How often time-shuffled copies of a run converge as early as the run did.
@@ -272,6 +277,8 @@ def convergence_null(
         The convergence rule and its settings, as for the run.
     min_scale, n_scales, order : int, optional
         DFA settings of the windows.
+    edge : {"ar", "none"}, optional
+        Edge handling of the Hilbert phases in the windows, as for the run.
     stop_after : int or None, optional
         Stop once this many surrogates have converged as early (the sequential test of
         Besag and Clifford; the analysis uses
@@ -317,15 +324,21 @@ def convergence_null(
     if x.ndim != 2:
         raise ValueError(f"x must be shaped (n_layers, n_points), got shape {x.shape}")
     rule = check_choice(rule, "rule", CONVERGENCE_RULES)
+    edge = check_choice(edge, "edge", PHASE_EDGES)
     n_surrogates = check_int(n_surrogates, "n_surrogates", minimum=1)
     decided_window = check_int(decided_window, "decided_window", minimum=0)
     if stop_after is not None:
         stop_after = check_int(stop_after, "stop_after", minimum=1)
     per_chunk = max(1, _NULL_CHUNK_ELEMENTS // x.size)
-    options = {"min_scale": min_scale, "n_scales": n_scales, "order": order}
+    # With a stop, the first batches are small and double: a run whose surrogates converge
+    # as early stops after about stop_after / p of them, which would otherwise be a full
+    # batch of n_surrogates windowed passes.
+    batch = per_chunk if stop_after is None else min(per_chunk, _FIRST_BATCH * stop_after)
+    options = {"min_scale": min_scale, "n_scales": n_scales, "order": order, "edge": edge}
     drawn = as_early = 0
     while drawn < n_surrogates:
-        size = min(per_chunk, n_surrogates - drawn)
+        size = min(batch, n_surrogates - drawn)
+        batch = min(per_chunk, 2 * batch)
         shuffled = shuffle_surrogates(x, size, rng=rng)
         windowed = windowed_measures(shuffled, window, step=step, **options)
         dsi = stability_index(windowed.integration, windowed.metastability)

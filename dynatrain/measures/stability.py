@@ -19,6 +19,8 @@ from dynatrain.defaults import (
     DFA_ORDER,
     MIN_SCALE,
     N_SCALES,
+    PHASE_EDGE,
+    PHASE_EDGES,
     PLATEAU_SMOOTHING,
     PLATEAU_TOLERANCE,
     STYLE_THRESHOLD,
@@ -28,6 +30,7 @@ from dynatrain.defaults import (
 )
 from dynatrain.measures._checks import (
     as_float_array,
+    check_choice,
     check_fraction,
     check_int,
     check_layers,
@@ -100,6 +103,7 @@ def windowed_measures(
     min_scale: int = MIN_SCALE,
     n_scales: int = N_SCALES,
     order: int = DFA_ORDER,
+    edge: str = PHASE_EDGE,
 ) -> Windowed:
     r"""Integration and metastability in sliding windows that advance by `step` points.
 
@@ -114,6 +118,9 @@ def windowed_measures(
         Points between the starts of consecutive windows, at least 1.
     min_scale, n_scales, order : int, optional
         DFA settings; the largest scale is ``window // 2``.
+    edge : {"ar", "none"}, optional
+        Edge handling of the Hilbert transform in each window, as in
+        :func:`~dynatrain.measures.kuramoto.kuramoto`.
 
     Returns
     -------
@@ -126,8 +133,8 @@ def windowed_measures(
     ------
     ValueError
         On non-finite input, fewer than 2 layers, a window longer than the
-        series, a bad step, or a window too short for the DFA scales (the
-        message gives the shortest usable window).
+        series, a bad step, a window too short for the DFA scales (the
+        message gives the shortest usable window), or an unknown `edge`.
 
     Notes
     -----
@@ -155,6 +162,7 @@ def windowed_measures(
     check_layers(x)
     window = check_int(window, "window", minimum=1)
     step = check_int(step, "step", minimum=1)
+    edge = check_choice(edge, "edge", PHASE_EDGES)
     n_points = x.shape[-1]
     if window > n_points:
         raise ValueError(
@@ -162,7 +170,7 @@ def windowed_measures(
         )
     scales = window_scales(window, min_scale=min_scale, n_scales=n_scales, order=order)
     starts = window_starts(n_points, window, step)
-    integration, metastability = window_measures(x, starts, window, scales, order)
+    integration, metastability = window_measures(x, starts, window, scales, order, edge=edge)
     return Windowed(integration, metastability)
 
 

@@ -18,13 +18,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dynatrain.defaults import STYLE_LEVEL, STYLE_THRESHOLD
+from dynatrain.defaults import SIGNIFICANCE_LEVEL, STYLE_THRESHOLD
 from dynatrain.measures._checks import as_float_array, check_fraction, check_generator, check_int
 from dynatrain.measures._ranks import average_ranks
 from dynatrain.measures.stability import STYLE_LABELS, spearman
 from dynatrain.measures.surrogates import phase_randomized_surrogates
 
 __all__ = ["StyleTest", "rank_surrogates", "style_test"]
+
+#: Surrogate values (float64) ranked at once (~4 MiB): memory does not grow with N.
+_CHUNK_ELEMENTS = 1 << 19
 
 
 class StyleTest(NamedTuple):
@@ -110,7 +113,7 @@ def style_test(
     *,
     rng: np.random.Generator,
     threshold: float = STYLE_THRESHOLD,
-    level: float = STYLE_LEVEL,
+    level: float = SIGNIFICANCE_LEVEL,
 ) -> StyleTest | None:
     r"""Training style with a surrogate p-value; a label only when significant.
 
@@ -180,11 +183,17 @@ def style_test(
     if math.isnan(rho):
         return None
     n_pairs = len(a)
-    # Both series in one call: independent phases for each, shape (n_surrogates, 2, n).
-    ranks = rank_surrogates(np.stack([a, b]), n_surrogates, rng=rng) - (n_pairs + 1) / 2.0
-    # Spearman rho of untied ranks: the sum of squares of centred ranks is n (n^2 - 1) / 12.
-    null = 12.0 * np.einsum("ij,ij->i", ranks[:, 0], ranks[:, 1]) / (n_pairs * (n_pairs**2 - 1))
-    extreme = np.count_nonzero(np.abs(null) >= abs(rho) - 1e-12)  # - rounding of equal values
+    pair = np.stack([a, b])
+    extreme = 0
+    per_chunk = max(1, _CHUNK_ELEMENTS // (2 * n_pairs))
+    for lo in range(0, n_surrogates, per_chunk):
+        # Both series in one call: independent phases for each, shape (size, 2, n).  The
+        # phases are drawn in order, so chunks give the draws of one big call.
+        size = min(per_chunk, n_surrogates - lo)
+        ranks = rank_surrogates(pair, size, rng=rng) - (n_pairs + 1) / 2.0
+        # Spearman rho of untied ranks: the sum of squares of centred ranks is n (n^2 - 1) / 12.
+        null = 12.0 * np.einsum("ij,ij->i", ranks[:, 0], ranks[:, 1]) / (n_pairs * (n_pairs**2 - 1))
+        extreme += np.count_nonzero(np.abs(null) >= abs(rho) - 1e-12)  # - rounding of ties
     p = (1.0 + extreme) / (n_surrogates + 1.0)
     coupled, antagonistic, independent = STYLE_LABELS
     label = independent

@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from dynatrain.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, DFA_ORDER, MIN_SCALE, N_SCALES
+from dynatrain.defaults import (
+    BOOTSTRAP_RESAMPLES,
+    CI_LEVEL,
+    DFA_ORDER,
+    MIN_SCALE,
+    N_SCALES,
+    PHASE_EDGE,
+    PHASE_EDGES,
+)
 from dynatrain.measures._checks import (
     as_float_array,
     check_choice,
@@ -390,7 +398,9 @@ def integration_null(
     return alpha.reshape(n_surrogates, *x.shape[:-2], x.shape[-2]).mean(axis=-1)
 
 
-def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kuramoto:
+def kuramoto_null(
+    x: Any, n_surrogates: int, *, rng: np.random.Generator, edge: str = PHASE_EDGE
+) -> Kuramoto:
     """Synchrony and metastability of phase-randomised surrogates.
 
     Parameters
@@ -401,6 +411,9 @@ def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kur
         Number of surrogates, at least 1.
     rng : numpy.random.Generator
         Source of randomness.
+    edge : {"ar", "none"}, optional
+        Edge handling of the Hilbert transform, as for the run
+        (:func:`~dynatrain.measures.kuramoto.kuramoto`).
 
     Returns
     -------
@@ -411,7 +424,8 @@ def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kur
     Raises
     ------
     ValueError
-        On non-finite input, fewer than 2 layers or fewer than 3 points.
+        On non-finite input, fewer than 2 layers, fewer than 3 points or an
+        unknown `edge`.
     TypeError
         If `rng` is not a :class:`numpy.random.Generator`.
 
@@ -426,6 +440,7 @@ def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kur
     """
     x, n_surrogates = _check_surrogate_input(x, n_surrogates, rng)
     check_layers(x, min_points=MIN_PHASE_POINTS)
+    edge = check_choice(edge, "edge", PHASE_EDGES)
     n_layers, n_points = x.shape[-2:]
     units = x.reshape(-1, n_layers, n_points)  # one set of layers per leading index
     spectrum = np.fft.rfft(units, axis=-1)
@@ -437,7 +452,7 @@ def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kur
         for lo in range(0, n_runs, per_batch):
             which = np.arange(lo, min(lo + per_batch, n_runs)) % len(units)
             r[lo : lo + len(which)] = _order_parameter(
-                _phase_randomized(spectrum[which], n_points, 1, rng)[0]
+                _phase_randomized(spectrum[which], n_points, 1, rng)[0], edge
             )
     else:  # a run's layers in groups, their phasors summed
         per_group = max(1, _PHASE_CHUNK_ELEMENTS // n_points)
@@ -445,7 +460,7 @@ def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kur
             sums = [np.zeros(n_points), np.zeros(n_points), np.zeros(n_points, np.int64)]
             for first in range(0, n_layers, per_group):
                 group = spectrum[run % len(units), first : first + per_group]
-                parts = _phasor_sums(_phase_randomized(group, n_points, 1, rng)[0])
+                parts = _phasor_sums(_phase_randomized(group, n_points, 1, rng)[0], edge)
                 for total, part in zip(sums, parts, strict=True):
                     total += part
             r[run] = _order_from_sums(*sums)

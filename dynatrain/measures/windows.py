@@ -35,6 +35,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from dynatrain.defaults import PHASE_EDGE
 from dynatrain.measures._checks import check_int
 from dynatrain.measures.kuramoto import _order_parameter
 
@@ -368,7 +369,9 @@ def _windowed_integration(
     return _layer_mean(by_layer)
 
 
-def _windowed_metastability(x: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+def _windowed_metastability(
+    x: np.ndarray, starts: np.ndarray, window: int, edge: str = PHASE_EDGE
+) -> np.ndarray:
     """Population std of R(t) in every window: x (batch, L, n) -> (batch, n_windows).
 
     Each batch of windows is a (batch, windows, L, window) view, copied once (into C
@@ -387,7 +390,7 @@ def _windowed_metastability(x: np.ndarray, starts: np.ndarray, window: int) -> n
             part = windows[:, chunk[0] : chunk[-1] + 1 : int(steps[0])]
         else:
             part = windows[:, chunk]
-        metastability[:, lo : lo + per_chunk] = _order_parameter(part).std(axis=-1)
+        metastability[:, lo : lo + per_chunk] = _order_parameter(part, edge).std(axis=-1)
     return metastability
 
 
@@ -411,6 +414,7 @@ def window_measures(
     order: int,
     *,
     origin: int = 0,
+    edge: str = PHASE_EDGE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integration and metastability of the windows starting at `starts` (unchecked).
 
@@ -432,6 +436,9 @@ def window_measures(
     origin : int, optional
         The point of the run at which `x` starts (a live monitor passes only the tail
         of its history: :func:`kernel_origin` of its newest window).
+    edge : {"ar", "none"}, optional
+        Edge handling of the Hilbert transform in each window (see
+        :func:`~dynatrain.measures.kuramoto.hilbert_phase`).
 
     Returns
     -------
@@ -445,7 +452,7 @@ def window_measures(
         empty = np.empty((*lead_shape, 0))
         return empty, empty.copy()
     integration = _windowed_integration(x3, starts, window, scales, order, origin)
-    metastability = _windowed_metastability(x3, starts - origin, window)
+    metastability = _windowed_metastability(x3, starts - origin, window, edge)
     n_windows = len(starts)
     return integration.reshape(*lead_shape, n_windows), metastability.reshape(
         *lead_shape, n_windows

@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from dynatrain.batch import GroupSummary, measure_value, measure_values
-from dynatrain.defaults import SIGNIFICANCE_LEVEL
 from dynatrain.report._mpl import color_cycle, new_figure, plain_text, save_figure
-from dynatrain.report.convergence_text import distinguishable
+from dynatrain.report.convergence_text import distinguishable, significance_level
 
 __all__ = [
     "BATCH_FIGURES",
@@ -30,7 +29,7 @@ BATCH_FIGURES = ("measures_by_group", "integration_vs_metastability", "lead_by_g
 
 #: Measures shown in ``measures_by_group``, with their axis labels.
 _BY_GROUP = {
-    "integration": "integration (mean DFA $\\alpha$)",
+    "integration_corrected": "integration, corrected (mean DFA $\\alpha$)",
     "metastability": "metastability (std of R)",
     "stability_index": "stability index",
 }
@@ -98,7 +97,15 @@ def draw_measure_by_group(
 
 
 def draw_integration_vs_metastability(ax: Any, records: Records, summary: GroupSummary) -> None:
-    """Integration against metastability, one dot per run (with its integration CI), by group."""
+    """Integration against metastability, one dot per run (with its integration CI), by group.
+
+    The integration is the finite-size corrected one, comparable across run lengths
+    (records saved before it existed have none: their raw integration is drawn, and the
+    axis says so).
+    """
+    corrected = any(record.get("integration_corrected") is not None for record in records)
+    measure = "integration_corrected" if corrected else "integration"
+    interval = "integration_corrected_ci95" if corrected else "integration_ci95"
     handles, labels = [], []
     for group, color in zip(summary.groups, color_cycle(len(summary.groups)), strict=True):
         runs = [records[i] for i in group.members]
@@ -106,20 +113,20 @@ def draw_integration_vs_metastability(ax: Any, records: Records, summary: GroupS
             run
             for run in runs
             if measure_value(run, "metastability") is not None
-            and measure_value(run, "integration") is not None
+            and measure_value(run, measure) is not None
         ]
         if not runs:
             continue
         metastability = [measure_value(run, "metastability") for run in runs]
-        integration = [measure_value(run, "integration") for run in runs]
+        integration = [measure_value(run, measure) for run in runs]
         handles.append(ax.scatter(metastability, integration, s=24, color=color, zorder=3))
         labels.append(plain_text(f"{group.label} (n={len(runs)})"))
         for x, run in zip(metastability, runs, strict=True):
-            ci = run.get("integration_ci95")
+            ci = run.get(interval)
             if ci is not None and None not in ci:
                 ax.plot([x, x], ci, color=color, alpha=0.4, linewidth=1)
     ax.set_xlabel("metastability (std of R)")
-    ax.set_ylabel("integration (mean DFA $\\alpha$)")
+    ax.set_ylabel(f"integration{', corrected' if corrected else ''} (mean DFA $\\alpha$)")
     if handles:
         # Handles and labels given explicitly: matplotlib leaves out a collected label that
         # starts with "_", and a group may well be called "_baseline".
@@ -154,12 +161,14 @@ def plot_batch(
         summary,
         "convergence.lead_epochs",
         label="lead (epochs; > 0: decided before the plateau)",
-        hollow=lambda run: not distinguishable(run.get("convergence") or {}),
+        hollow=lambda run: not distinguishable(run.get("convergence") or {}, run.get("settings")),
     )
     ax.axhline(0.0, color="0.4", linewidth=0.8, linestyle="--")
+    levels = {significance_level(r.get("settings")) for r in records if "error" not in r}
+    level = f"p <= {levels.pop():g}" if len(levels) == 1 else "its significance level"
     ax.set_title(
         "Accuracy plateau minus the decided DSI convergence\n"
-        f"(open: the convergence does not beat its surrogates at p < {SIGNIFICANCE_LEVEL:g})",
+        f"(open: the convergence does not beat its surrogates at {level})",
         fontsize=10,
     )
     paths.append(save_figure(figure, directory, BATCH_FIGURES[2], fmt))

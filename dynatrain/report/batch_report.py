@@ -120,9 +120,15 @@ def run_table_rows(records: Records, summary: GroupSummary) -> list[dict[str, An
             "integration [95% CI]": _with_interval(
                 record.get("integration"), record.get("integration_ci95")
             ),
+            # Corrected for the finite-size bias at the run's length: comparable across runs.
+            "corrected [95% CI]": _with_interval(
+                record.get("integration_corrected"), record.get("integration_corrected_ci95")
+            ),
             "metastability": record.get("metastability"),
             "DSI": record.get("stability_index"),
+            # Labelled only when significant; p null: untested (no surrogates).
             "style": style["label"] if style else None,
+            "p (style)": style.get("p") if style else None,
             "converged": convergence.get("epoch"),
             "decided": convergence.get("decided_epoch"),
             "p (converged)": convergence.get("p"),
@@ -130,7 +136,9 @@ def run_table_rows(records: Records, summary: GroupSummary) -> list[dict[str, An
             "plateau": convergence.get("accuracy_plateau_epoch"),
             # Worded by the convergence's test: no lead for a convergence the run's own
             # surrogates reach as early.
-            "early warning": early_warning_text(convergence)[0] if convergence else None,
+            "early warning": (
+                early_warning_text(convergence, record.get("settings"))[0] if convergence else None
+            ),
         }
         if failed:
             row["error"] = record.get("error")

@@ -2,8 +2,9 @@
 
 One place for the words, so the table, the Markdown, the figure and the batch report
 never claim more than the surrogate test does: an "early warning" is printed only for a
-convergence its time-shuffled surrogates do not reach as early (p below the significance
-level), and a convergence without a test says so.
+convergence its time-shuffled surrogates do not reach as early (p at or below the
+significance level of the analysis, ``settings.significance_level``), and a convergence
+without a test says so.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "distinguishable",
     "early_warning_text",
     "relapse_text",
+    "significance_level",
 ]
 
 
@@ -30,12 +32,23 @@ def convergence_p_text(convergence: Mapping[str, Any], settings: Mapping[str, An
     return p_value_text(convergence.get("p"), drawn)
 
 
-def distinguishable(convergence: Mapping[str, Any]) -> bool | None:
-    """Whether the convergence beats its surrogates: None if untested or not converged."""
+def significance_level(settings: Mapping[str, Any] | None) -> float:
+    """The level the analysis was run with (results saved before it was a setting: 0.05)."""
+    level = (settings or {}).get("significance_level")
+    return SIGNIFICANCE_LEVEL if level is None else float(level)
+
+
+def distinguishable(
+    convergence: Mapping[str, Any], settings: Mapping[str, Any] | None = None
+) -> bool | None:
+    """Whether the convergence beats its surrogates: None if untested or not converged.
+
+    Beats: p at or below the analysis's significance level (:func:`significance_level`).
+    """
     p = convergence.get("p")
     if convergence.get("epoch") is None or p is None:
         return None
-    return p < SIGNIFICANCE_LEVEL
+    return p <= significance_level(settings)
 
 
 def relapse_text(convergence: Mapping[str, Any]) -> str:
@@ -56,7 +69,7 @@ def converged_text(convergence: Mapping[str, Any], settings: Mapping[str, Any]) 
     decided = convergence.get("decided_epoch")
     parts = [] if decided is None else [f"decided {decided:g}"]
     p_text = convergence_p_text(convergence, settings)
-    verdict = distinguishable(convergence)
+    verdict = distinguishable(convergence, settings)
     if verdict is None:
         parts.append("untested (no surrogates)")
     elif verdict:
@@ -68,11 +81,14 @@ def converged_text(convergence: Mapping[str, Any], settings: Mapping[str, Any]) 
     return f"epoch {epoch:g}", ", ".join(parts)
 
 
-def early_warning_text(convergence: Mapping[str, Any]) -> tuple[str, str]:
+def early_warning_text(
+    convergence: Mapping[str, Any], settings: Mapping[str, Any] | None = None
+) -> tuple[str, str]:
     """``(value, qualifier)`` of the "early warning" row, worded by the convergence's test.
 
     A lead in epochs is shown only when the convergence came before the plateau and is
-    distinguishable from its surrogates (or untested, which is said).
+    distinguishable from its surrogates at the level of `settings` (or untested, which
+    is said).
     """
     lead = convergence.get("lead_epochs")
     if convergence.get("epoch") is None:
@@ -80,7 +96,7 @@ def early_warning_text(convergence: Mapping[str, Any]) -> tuple[str, str]:
     if lead is None:
         metric = convergence.get("metric")
         return "-", ("no accuracy metric" if metric is None else f"{metric} did not plateau")
-    verdict = distinguishable(convergence)
+    verdict = distinguishable(convergence, settings)
     if verdict is False:
         return "none", "convergence not distinguishable from its surrogates"
     if lead <= 0:
@@ -102,7 +118,7 @@ def convergence_headline(
         return "the stability index did not converge" + missing
     # .get: a result saved by version 0.1 has no decision and no p-value.
     decided = convergence.get("decided_epoch")
-    verdict = distinguishable(convergence)
+    verdict = distinguishable(convergence, settings)
     about = [] if decided is None else [f"decided at {decided:g}"]
     about.append("untested" if verdict is None else convergence_p_text(convergence, settings))
     head = f"stability index converged at epoch {epoch:g} ({', '.join(about)})"

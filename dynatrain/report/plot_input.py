@@ -58,6 +58,9 @@ def check_plot_input(result: Any) -> None:
     _number(settings, "vol_threshold", where="settings", measure=True)
     if "surrogates" in settings:
         _integer(settings, "surrogates", where="settings", minimum=0, null=True)
+    for key in ("style_threshold", "significance_level"):  # read by the style's words
+        if key in settings:
+            _number(settings, key, where="settings", null=True, measure=True)
 
     layers = _sequence(result, "layers", minimum=1)
     for i, layer in enumerate(layers):
@@ -74,19 +77,24 @@ def check_plot_input(result: Any) -> None:
         for key in ("name", "reason"):
             _text(excluded, key, where=f"excluded_layers[{i}]")
     _number(result, "integration", null=True, measure=True)
+    if "integration_corrected" in result:  # results saved before 0.2 have none
+        _number(result, "integration_corrected", null=True, measure=True)
     for key in ("integration_p", "synchrony_p", "metastability_p"):
         if key in result:
             _number(result, key, null=True)
     for key in ("synchrony", "metastability"):
         _number(result, key, measure=True)
-    interval = result.get("integration_ci95")
-    if interval is not None:
-        _numbers(interval, "integration_ci95", length=2, measure=True)
+    for key in ("integration_ci95", "integration_corrected_ci95"):
+        interval = result.get(key)
+        if interval is not None:
+            _numbers(interval, key, length=2, measure=True)
     style = result.get("style")
     if style is not None:
         style = _as_mapping(style, "style")
         _text(style, "label", where="style")
         _number(style, "spearman", where="style", null=True, measure=True)
+        if "p" in style:
+            _number(style, "p", where="style", null=True)
     convergence = _mapping(result, "convergence")
     for key in ("epoch", "accuracy_plateau_epoch", "lead_epochs"):
         _number(convergence, key, where="convergence", null=True)

@@ -56,6 +56,7 @@ from dynatrain.report.convergence_text import (
     relapse_text,
 )
 from dynatrain.report.plot_input import check_plot_input
+from dynatrain.report.style_text import style_headline
 
 __all__ = [
     "FIGURES",
@@ -179,6 +180,12 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None or value != value else format(value, spec)
 
 
+def _ci_text(interval: Sequence[float | None] | None) -> str:
+    if not interval or None in interval:
+        return ""
+    return f", 95% CI [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
 def _p_text(result: Mapping[str, Any], key: str, sep: str = ", ") -> str:
     text = p_value_text(result.get(key), result["settings"].get("surrogates"))
     return text and sep + text
@@ -292,12 +299,18 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
         axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("scale s (points of the analysed series)")
     ax.set_ylabel("fluctuation F(s)")
-    ci = result.get("integration_ci95")
-    ci_text = f", 95% CI [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+    corrected = result.get("integration_corrected")
+    corrected_text = ""
+    if corrected is not None and corrected == corrected:  # saved before 0.2: none
+        corrected_text = (
+            f"\ncorrected for the finite-size bias: {_fmt(corrected, '.2f')}"
+            f"{_ci_text(result.get('integration_corrected_ci95'))}"
+        )
     ax.set_title(
         f"{run_label(result)}: detrended fluctuation analysis per layer\n"
-        f"integration (mean α) = {_fmt(result['integration'], '.2f')}{ci_text}"  # noqa: RUF001
-        f"{_p_text(result, 'integration_p')}",
+        f"integration (mean α) = {_fmt(result['integration'], '.2f')}"  # noqa: RUF001
+        f"{_ci_text(result.get('integration_ci95'))}"
+        f"{_p_text(result, 'integration_p')}{corrected_text}",
     )
     if mappable is None:  # beside the axes: a flat layer can run through any corner
         ax.legend(
@@ -514,15 +527,10 @@ def plot_style_map(ax: Axes, result: Mapping[str, Any]) -> None:
     colorbar.set_label("epoch (end of window)")
     ax.set_xlabel("integration I (mean DFA α in the window)")  # noqa: RUF001
     ax.set_ylabel("metastability M (SD of R in the window)")
-    style = result["style"]
-    style_text = (
-        f"style {style['label']} (Spearman ρ = {_fmt(style['spearman'], '.2f')})"  # noqa: RUF001
-        if style
-        else "no training style (too few windows)"
-    )
     ax.set_title(
         f"{run_label(result)}: integration vs metastability in "
-        f"{result['settings']['window']}-point windows\n{style_text}"
+        f"{result['settings']['window']}-point windows\n"
+        f"{style_headline(result['style'], result['settings'])}"
     )
 
 

@@ -22,7 +22,12 @@ from rich.table import Table
 from rich.text import Text
 
 from dynatrain.report._format import p_value_text, printable
-from dynatrain.report.convergence_text import converged_text, early_warning_text
+from dynatrain.report.convergence_text import (
+    converged_text,
+    early_warning_text,
+    significance_level,
+)
+from dynatrain.report.style_text import style_text
 
 __all__ = [
     "analysis_markdown",
@@ -122,7 +127,9 @@ WIDE_TERMINAL = 110
 #: One-line explanations shown next to each measure, for readers new to the method.
 EXPLAIN = {
     "integration": "memory of layer activity: 0.5 none, 1 strong",
+    "integration_corrected": "without the bias of DFA at this length: compare runs",
     "integration_global": "the same, for the mean of all layers",
+    "integration_global_corrected": "the same, corrected",
     "synchrony": "phase alignment of the layers, 0 to 1",
     "metastability": "how much that alignment varies",
     "stability_index": "integration x (1 - metastability)",
@@ -145,24 +152,46 @@ def _epoch(value: float | None) -> str:
     return "-" if value is None else f"epoch {value:g}"
 
 
+def _interval_text(interval: Any) -> str:
+    """``"[0.702, 0.918]"``; ``""`` without an interval."""
+    if not interval or None in interval:
+        return ""
+    return f"[{_num(float(interval[0]))}, {_num(float(interval[1]))}]"
+
+
 def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    """``(measure, value, uncertainty, meaning)`` rows summarising one analysis."""
-    ci = result["integration_ci95"]
-    ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-    surrogates = result["settings"].get("surrogates")
+    """``(measure, value, uncertainty, meaning)`` rows summarising one analysis.
+
+    Values have 3 decimals; the uncertainty is the 95% interval, then the p-value and
+    what the test says.  Fields a result saved by an earlier version lacks show ``-``.
+    """
+    settings = result["settings"]
+    surrogates = settings.get("surrogates")
     integration_p = p_value_text(result["integration_p"], surrogates)
-    style = result["style"]
+    style, style_detail = style_text(result["style"], settings)
     convergence = result["convergence"]
-    converged, converged_detail = converged_text(convergence, result["settings"])
-    warning, warning_detail = early_warning_text(convergence)
+    converged, converged_detail = converged_text(convergence, settings)
+    warning, warning_detail = early_warning_text(convergence, settings)
     return [
         (
             "integration",
             _num(result["integration"]),
-            " ".join(x for x in (ci_text, integration_p) if x),
+            " ".join(x for x in (_interval_text(result["integration_ci95"]), integration_p) if x),
             EXPLAIN["integration"],
         ),
+        (
+            "  corrected",
+            _num(result.get("integration_corrected")),
+            _interval_text(result.get("integration_corrected_ci95")),
+            EXPLAIN["integration_corrected"],
+        ),
         ("  mean field", _num(result["integration_global"]), "", EXPLAIN["integration_global"]),
+        (
+            "    corrected",
+            _num(result.get("integration_global_corrected")),
+            "",
+            EXPLAIN["integration_global_corrected"],
+        ),
         (
             "synchrony",
             _num(result["synchrony"]),
@@ -176,12 +205,7 @@ def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             EXPLAIN["metastability"],
         ),
         ("stability index", _num(result["stability_index"]), "", EXPLAIN["stability_index"]),
-        (
-            "training style",
-            style["label"] if style else "-",
-            f"rho = {style['spearman']:.2f}" if style else "",
-            EXPLAIN["style"],
-        ),
+        ("training style", style, style_detail, EXPLAIN["style"]),
         ("DSI converged", converged, converged_detail, EXPLAIN["convergence"]),
         (
             "accuracy plateau",
@@ -246,12 +270,14 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     layers = Table(title="Layers", title_justify="left", header_style="bold")
     layers.add_column("layer")
     layers.add_column("alpha", justify="right")
+    layers.add_column("alpha corrected", justify="right")
     layers.add_column("signal mean", justify="right")
     layers.add_column("signal std", justify="right")
     for layer in result["layers"]:
         layers.add_row(
             data_text(layer["name"]),
             _num(layer["alpha"]),
+            _num(layer.get("alpha_corrected")),
             f"{layer['mean']:.4g}",
             f"{layer['std']:.4g}",
         )
@@ -260,15 +286,19 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
             data_text(excluded["name"], style="dim"),
             "-",
             "-",
+            "-",
             data_text(f"excluded: {excluded['reason']}", style="dim"),
         )
 
+    edge = settings.get("phase_edge")  # results saved before it was a setting have none
     footer = Text(
         f"reduce {settings['reduce']}, transform {settings['transform']}, DFA order"
         f" {settings['dfa_order']} scales {settings['min_scale']}..{settings['max_scale']},"
         f" window {settings['window']} every {_step_text(settings)},"
         f" volatility over {settings['vol_window']} windows, {_rule_text(settings)},"
-        f" {settings['surrogates']} surrogates, seed {settings['seed']}",
+        + ("" if edge is None else f" phase edges {printable(edge)},")
+        + f" {settings['surrogates']} surrogates, significance level"
+        f" {significance_level(settings):g}, seed {settings['seed']}",
         style="dim",
     )
     parts = [_key_values(about), Text(""), measures, Text(""), *([] if wide else [legend]), footer]
@@ -288,6 +318,7 @@ def analysis_markdown(result: Mapping[str, Any]) -> str:
         {
             "layer": layer["name"],
             "alpha": layer["alpha"],
+            "alpha corrected": layer.get("alpha_corrected"),
             "mean": layer["mean"],
             "std": layer["std"],
         }

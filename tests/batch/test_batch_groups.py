@@ -144,3 +144,20 @@ def test_unhashable_metadata_values_group_by_their_json():
     # the same groups, whatever the order of the runs
     again = group_summary(records[::-1], ["widths", "opt"], measures=["integration"])
     assert [group.label for group in again.groups] == labels
+
+
+def _with_length(record: dict, n_points: int) -> dict:
+    return {**record, "timeseries": {"epoch": list(range(n_points))}}
+
+
+def test_corrected_integration_is_compared_and_a_length_difference_warned():
+    from dynatrain.batch import GROUP_MEASURES
+
+    assert GROUP_MEASURES[:2] == ("integration", "integration_corrected")
+    same = [_with_length(_record(f"r{i}", 0.6, dataset="A"), 99) for i in range(3)]
+    assert group_summary(same, ["dataset"]).warnings == []
+    mixed = [*same, _with_length(_record("long", 0.6, dataset="B"), 1999)]
+    mixed.append({"run": "bad.h5", "error": "broken"})  # failed runs have no length
+    [warning] = group_summary(mixed, ["dataset"]).warnings
+    assert warning.startswith("runs differ in length (99 to 1999 analysed points)")
+    assert "compare integration_corrected" in warning

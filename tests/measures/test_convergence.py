@@ -158,13 +158,13 @@ def run():
     return 3 * drift + rng.standard_normal((4, n_points))
 
 
-def by_hand(x, n_surrogates, seed, decided_window, rule="causal"):
+def by_hand(x, n_surrogates, seed, decided_window, rule="causal", edge="ar"):
     """Decided window of each surrogate, drawn one at a time from the same generator."""
     rng = np.random.default_rng(seed)
     decisions = []
     for _ in range(n_surrogates):
         [surrogate] = shuffle_surrogates(x, 1, rng=rng)
-        windowed = windowed_measures(surrogate, WINDOW, step=STEP)
+        windowed = windowed_measures(surrogate, WINDOW, step=STEP, edge=edge)
         volatility = rolling_volatility(
             stability_index(windowed.integration, windowed.metastability), 5
         )
@@ -172,13 +172,15 @@ def by_hand(x, n_surrogates, seed, decided_window, rule="causal"):
     return [d is not None and d <= decided_window for d in decisions]
 
 
-@pytest.mark.parametrize("decided_window", [8, 20, 33])
-def test_p_value_counts_surrogates_that_decide_as_early(run, decided_window):
-    options = {"window": WINDOW, "step": STEP, "decided_window": decided_window}
+@pytest.mark.parametrize(
+    ("decided_window", "edge"), [(8, "ar"), (20, "ar"), (33, "ar"), (20, "none"), (33, "none")]
+)
+def test_p_value_counts_surrogates_that_decide_as_early(run, decided_window, edge):
+    options = {"window": WINDOW, "step": STEP, "decided_window": decided_window, "edge": edge}
     null = convergence_null(
         run, n_surrogates=30, rng=np.random.default_rng(5), stop_after=None, **options
     )
-    early = by_hand(run, 30, 5, decided_window)
+    early = by_hand(run, 30, 5, decided_window, edge=edge)
     assert null.drawn == 30 and null.as_early == sum(early)
     assert null.p == (1 + sum(early)) / 31
 
@@ -213,9 +215,13 @@ def test_whole_run_rule_null(run):
     assert null.as_early == sum(by_hand(run, 12, 8, 20, rule="whole-run"))
 
 
-def test_null_is_the_same_in_any_batches(run, monkeypatch):
-    options = {"window": WINDOW, "step": STEP, "decided_window": 25, "n_surrogates": 15}
+@pytest.mark.parametrize("stop_after", [None, 1, 2])
+def test_null_is_the_same_in_any_batches(run, monkeypatch, stop_after):
+    options = {"window": WINDOW, "step": STEP, "decided_window": 33, "n_surrogates": 40}
+    options["stop_after"] = stop_after
     whole = convergence_null(run, rng=np.random.default_rng(9), **options)
+    if stop_after is not None:  # the sequential stop is reached
+        assert whole.as_early == stop_after and whole.drawn < 40
     monkeypatch.setattr(convergence_module, "_NULL_CHUNK_ELEMENTS", 1)  # one at a time
     assert convergence_null(run, rng=np.random.default_rng(9), **options) == whole
 
@@ -230,3 +236,5 @@ def test_null_errors(run):
         convergence_null(run[np.newaxis], rng=np.random.default_rng(0), **options)
     with pytest.raises(ValueError, match="stop_after must be >= 1"):
         convergence_null(run, rng=np.random.default_rng(0), stop_after=0, **options)
+    with pytest.raises(ValueError, match="edge must be one of"):
+        convergence_null(run, rng=np.random.default_rng(0), edge="taper", **options)

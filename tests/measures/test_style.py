@@ -82,6 +82,19 @@ def test_same_generator_same_result_and_nan_pairs():
     assert style_test(np.ones(9), np.arange(9.0), 9, rng=np.random.default_rng(0)) is None
 
 
+def test_the_p_value_counts_surrogates_in_any_chunks(monkeypatch):
+    """Chunks of surrogates give the draws and the p-value of one big batch, by hand."""
+    import dynatrain.measures.style as style_module
+
+    a, b = _smooth_pair(0.3, 80, np.random.default_rng(6))
+    whole = style_test(a, b, 150, rng=np.random.default_rng(7))
+    ranks = rank_surrogates(np.stack([a, b]), 150, rng=np.random.default_rng(7))
+    rho = np.array([np.corrcoef(r[0], r[1])[0, 1] for r in ranks])  # Pearson of the ranks
+    assert whole.p == (1 + np.count_nonzero(np.abs(rho) >= abs(whole.spearman) - 1e-12)) / 151
+    monkeypatch.setattr(style_module, "_CHUNK_ELEMENTS", 2 * len(a) * 7)  # 7 at a time
+    assert style_test(a, b, 150, rng=np.random.default_rng(7)) == whole
+
+
 def test_rank_surrogates_keep_the_ranks_and_their_smoothness():
     rng = np.random.default_rng(5)
     smooth, _ = _smooth_pair(0.0, 100, rng)

@@ -194,7 +194,8 @@ def test_strong_correlations_give_the_smallest_p_value():
     )
 
 
-def test_nulls_are_the_documented_compositions():
+@pytest.mark.parametrize("edge", ["ar", "none"])
+def test_nulls_are_the_documented_compositions(edge):
     x = _rng(18).standard_normal((3, 64))
     expected = dfa(shuffle_surrogates(x, 7, rng=_rng(19)), order=2).mean(axis=-1)
     # The same shuffles; the null's DFA goes by projections (F(s) equal to rounding).
@@ -202,7 +203,8 @@ def test_nulls_are_the_documented_compositions():
         integration_null(x, 7, rng=_rng(19), order=2), expected, rtol=1e-12, atol=0
     )
     surrogates = phase_randomized_surrogates(x, 7, rng=_rng(20))
-    result, reference = kuramoto_null(x, 7, rng=_rng(20)), kuramoto(surrogates)
+    result = kuramoto_null(x, 7, rng=_rng(20), edge=edge)
+    reference = kuramoto(surrogates, edge=edge)
     np.testing.assert_array_equal(result.metastability, reference.metastability)
     np.testing.assert_array_equal(result.synchrony, reference.synchrony)
 
@@ -214,6 +216,8 @@ def test_null_errors():
         integration_null(_rng().standard_normal((3, 20)), 5, rng=_rng())
     with pytest.raises(TypeError, match="rng must be"):
         kuramoto_null(np.ones((3, 64)), 5, rng=None)
+    with pytest.raises(ValueError, match="edge must be one of"):
+        kuramoto_null(_rng().standard_normal((3, 64)), 5, rng=_rng(), edge="mirror")
 
 
 # --- bootstrap -----------------------------------------------------------------------------

@@ -116,12 +116,18 @@ def test_windowed_dfa_matches_fathon_on_windows(start):
 # --- metastability -------------------------------------------------------------------------
 
 
-def test_windowed_metastability_matches_kuramoto_of_every_window():
+@pytest.mark.parametrize("edge", ["ar", "none"])
+def test_windowed_metastability_matches_kuramoto_of_every_window(edge):
     x = np.random.default_rng(4).standard_normal((5, 300))
-    result = windowed_measures(x, 64, step=9)
+    result = windowed_measures(x, 64, step=9, edge=edge)
     for k, start in enumerate(window_starts(300, 64, 9)):
-        expected = kuramoto(x[:, start : start + 64]).metastability
+        expected = kuramoto(x[:, start : start + 64], edge=edge).metastability
         assert result.metastability[k] == pytest.approx(expected, abs=1e-13)
+    other = windowed_measures(x, 64, step=9, edge="none" if edge == "ar" else "ar")
+    assert not np.allclose(other.metastability, result.metastability)
+    np.testing.assert_array_equal(other.integration, result.integration)  # DFA has no edges
+    with pytest.raises(ValueError, match=r"edge must be one of \('ar', 'none'\), got 'pad'"):
+        windowed_measures(x, 64, edge="pad")
 
 
 # --- the same bits whatever is computed together -------------------------------------------
