@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/bench_analyze_scale.py            # every size below
     python benchmarks/bench_analyze_scale.py --quick    # the small ones only
     python benchmarks/bench_analyze_scale.py --live-only   # the live monitor's update cost
+    python benchmarks/bench_analyze_scale.py --sizes 50x1000,500x1000 --no-live
 
 Each archive is written directly with h5py in the format of version 1 (activations of
 2 values per layer and checkpoint, float32: a learning-like transition shared by the
@@ -176,11 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--live-only", action="store_true", help="only the live monitor's update cost"
     )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        help="only these LAYERSxCHECKPOINTS sizes, comma-separated (e.g. 50x1000,500x1000)",
+    )
+    parser.add_argument("--no-live", action="store_true", help="skip the live monitor's cost")
     args = parser.parse_args(argv)
     if args.live_only:
         measure_live(50, 2_000 if args.quick else 10_000)
         return 0
-    sizes = QUICK_SIZES if args.quick else SIZES
+    sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     print(
         f"{'layers':>6} {'T':>8} {'window':>7} {'step':>5} {'windows':>7} {'wall s':>7}"
@@ -221,8 +228,19 @@ def main(argv: list[str] | None = None) -> int:
             f"500 layers x T = 1,000: {wide['wall']:.1f} s (target < 10 s),"
             f" {wide['peak_rss_mib']:.0f} MiB (target < 1024)"
         )
-    measure_live(50, 2_000 if args.quick else 10_000)
+    if not args.no_live:
+        measure_live(50, 2_000 if args.quick else 10_000)
     return 0
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        return [
+            (int(layers), int(checkpoints))
+            for layers, checkpoints in (item.lower().split("x") for item in text.split(","))
+        ]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 50x1000,500x1000, got {text!r}") from None
 
 
 if __name__ == "__main__":
