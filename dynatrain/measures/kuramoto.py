@@ -209,8 +209,9 @@ def edge_pads(n_points: int) -> tuple[int, int]:
     :func:`_edge_pad` at each end.  Few lengths have no prime factor above 11, so for
     a long series often no pad in 8..16 gives one; for series longer than
     ``_FFT_FRIENDLY_FROM`` points the extension is then lengthened, half at each end,
-    to the next such length: the FFT of a length with a large prime factor costs 3 to
-    5 times more (10,032 = 10,000 + 2 x 16 has the factor 19 and no pad in 8..16 helps).
+    to the next such length: the FFT of a length with a large prime factor costs up to
+    11 times more (24,980 = 24,948 + 2 x 16; 10,032 = 10,000 + 2 x 16, with the factor
+    19: 1.2 times; no pad in 8..16 helps either).
 
     Examples
     --------
@@ -322,8 +323,10 @@ def hilbert_phase(x: Any, *, axis: int = -1, edge: str = PHASE_EDGE) -> np.ndarr
     zeroed).  With ``edge="none"`` that is all (the result equals
     ``np.angle(scipy.signal.hilbert(z))``).  With ``edge="ar"`` an AR model of
     order ``min(4, n // 3)`` is fitted to z (Yule-Walker equations, solved by
-    the Levinson-Durbin recursion), z is extended by ``min(max(n // 4, 8),
-    16)`` forecast points at each end (the start by forecasting the reversed
+    the Levinson-Durbin recursion), z is extended by about a quarter of its
+    length, 8 to 16 points at each end, chosen so that the extended length has
+    no prime factor above 11 (longer where none does, above 128 points: see
+    :func:`edge_pads`), of forecast points (the start by forecasting the reversed
     series: the model of a stationary series predicts both ways), and
     :math:`\mathcal{H}` of the extended series is cut back to the n original
     points; the real part stays z.  A series that is constant or a straight
