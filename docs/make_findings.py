@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 from scipy import stats
 
 from dynatrain import measures
+from dynatrain._format import format_number, p_value_text
 from dynatrain.analysis import (
     AnalysisResult,
     Settings,
@@ -37,9 +37,8 @@ from dynatrain.analysis import (
     analyze_signals,
     uncertainty_generators,
 )
-from dynatrain.batch import GroupSummary, group_summary
+from dynatrain.batch import GroupSummary, group_summary, smallest_p_value
 from dynatrain.defaults import CI_LEVEL, SIGNIFICANCE_LEVEL
-from dynatrain.report._format import p_value_text
 from dynatrain.report.convergence_text import convergence_p_text
 from dynatrain.report.export import json_ready
 from dynatrain.signals import LayerSignals
@@ -114,15 +113,13 @@ def significant(p: float | None) -> bool:
 
 
 def num(value: float | None, digits: int = 3) -> str:
-    """A number with `digits` decimals; an en dash for a missing value."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.{digits}f}"
+    """A number with `digits` decimals (dynatrain's one rule); an en dash for a missing value."""
+    return format_number(value, digits, missing="–")
 
 
 def p_text(value: float | None) -> str:
     """A p-value, at the resolution the surrogates give."""
-    return "–" if value is None else f"{value:.3f}"
+    return format_number(value, 3, missing="–")
 
 
 def surrogate_p(record: Mapping[str, Any], key: str) -> str:
@@ -133,7 +130,7 @@ def surrogate_p(record: Mapping[str, Any], key: str) -> str:
 
 def epoch_text(value: float | None) -> str:
     """An epoch (or a lead in epochs), signed leads keep their sign."""
-    return "never" if value is None else f"{value:g}"
+    return "never" if value is None else format_number(value, None)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
@@ -330,14 +327,9 @@ def claim_integration(
             f"* Within the {model.upper()} runs ({item.n_a} against {item.n_b}): {said_here}, "
             f"AUROC {num(auroc_here, 2)}, Cohen's d {num(item.cohens_d, 2)}, "
             f"p = {p_text(item.p_value)} (the smallest two-sided p that {item.n_a} runs "
-            f"against {item.n_b} can give is {p_text(smallest_mwu_p(item.n_a, item.n_b))})."
+            f"against {item.n_b} can give is {p_text(smallest_p_value(item.n_a, item.n_b))})."
         )
     return "\n".join(lines) + "\n"
-
-
-def smallest_mwu_p(n_a: int, n_b: int) -> float:
-    """Smallest two-sided exact Mann-Whitney p for complete separation of n_a and n_b runs."""
-    return float(stats.mannwhitneyu(np.arange(n_a), np.arange(n_b) + n_a).pvalue)
 
 
 @dataclass
@@ -950,7 +942,7 @@ def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
         f"{model.upper()} AUROC {num(auroc_here, 2)} ({said_here})"
         for model, _, said_here, auroc_here in comparisons
     )
-    floor = max(smallest_mwu_p(item.n_a, item.n_b) for _, item, _, _ in comparisons)
+    floor = max(smallest_p_value(item.n_a, item.n_b) for _, item, _, _ in comparisons)
     limit = (
         f"within a network no test of so few seeds can reach p ≤ {ALPHA}: {within}. "
         "More seeds would decide it."
@@ -1031,9 +1023,10 @@ def draw_figures(findings: Sequence[RunFindings]) -> None:
     plot_batch(records, group_summary(records, ["model", "dataset"]), FIGURES)
     showcase = next(f for f in findings if f.record["run_id"] == SHOWCASE_RUN)
     with tempfile.TemporaryDirectory() as scratch:
-        plot_analysis(json_ready(showcase.result.to_dict(detail=True)), scratch)
+        plot_analysis(showcase.result, scratch)  # <run id>-<figure>.png
         for name in ("signals", "stability", "style"):
-            shutil.copyfile(Path(scratch) / f"{name}.png", FIGURES / f"{SHOWCASE_RUN}-{name}.png")
+            figure = f"{SHOWCASE_RUN}-{name}.png"
+            shutil.copyfile(Path(scratch) / figure, FIGURES / figure)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,8 +4,17 @@ Reads activation archives (HDF5 or Zarr) written checkpoint by checkpoint during
 training and measures integration (DFA), metastability (Kuramoto order parameter)
 and a dynamical stability index.
 
-The public names below are imported on first use, so that ``import dynatrain``
-(and ``dynatrain --help``) stays fast.
+>>> import dynatrain
+>>> result = dynatrain.analyze("sample_data/mlp-digits-seed1.h5")  # doctest: +SKIP
+>>> result.to_frame()  # doctest: +SKIP
+
+The entry points: :func:`analyze` (one run), :func:`analyze_many` (many, in
+parallel), :func:`open` (an archive), :func:`read_signals` and
+:func:`signals_dataset` (the layer x checkpoint signals), the plot functions
+(``plot_*``, on your own matplotlib axes) and :class:`ArchiveWriter` (to record a
+run). Every name is imported on first use, so ``import dynatrain`` (and
+``dynatrain --help``) stays fast: NumPy, matplotlib, pandas and zarr are loaded only
+when something needs them.
 """
 
 from __future__ import annotations
@@ -15,36 +24,76 @@ from typing import TYPE_CHECKING, Any
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "analyze": "dynatrain.api",
+    "analyze_many": "dynatrain.api",
+    "open": "dynatrain.api",
+    "signals_dataset": "dynatrain.api",
+    "BatchResult": "dynatrain.api",
+    "AnalysisResult": "dynatrain.analysis",
+    "Settings": "dynatrain.analysis",
     "ArchiveError": "dynatrain.errors",
     "DynatrainError": "dynatrain.errors",
     "InputError": "dynatrain.errors",
+    "OptionError": "dynatrain.errors",
     "Archive": "dynatrain.archive.reader",
     "open_archive": "dynatrain.archive.reader",
     "ArchiveWriter": "dynatrain.archive.writer",
     "validate_archive": "dynatrain.archive.validate",
     "LayerSignals": "dynatrain.signals",
     "read_signals": "dynatrain.signals",
+    "plot_analysis": "dynatrain.report.plots",
+    "plot_dfa": "dynatrain.report.plots",
+    "plot_kuramoto": "dynatrain.report.plots",
+    "plot_signals": "dynatrain.report.plots",
+    "plot_stability": "dynatrain.report.plots",
+    "plot_style_map": "dynatrain.report.plots",
 }
 
 __all__ = [
+    "AnalysisResult",
     "Archive",
     "ArchiveError",
     "ArchiveWriter",
+    "BatchResult",
     "DynatrainError",
     "InputError",
     "LayerSignals",
+    "OptionError",
+    "Settings",
     "__version__",
+    "analyze",
+    "analyze_many",
+    "open",
     "open_archive",
+    "plot_analysis",
+    "plot_dfa",
+    "plot_kuramoto",
+    "plot_signals",
+    "plot_stability",
+    "plot_style_map",
     "read_signals",
+    "signals_dataset",
     "validate_archive",
 ]
 
 if TYPE_CHECKING:
+    from dynatrain.analysis import AnalysisResult, Settings
+    from dynatrain.api import BatchResult, analyze, analyze_many, open, signals_dataset
     from dynatrain.archive.reader import Archive, open_archive
     from dynatrain.archive.validate import validate_archive
     from dynatrain.archive.writer import ArchiveWriter
-    from dynatrain.errors import ArchiveError, DynatrainError, InputError
+    from dynatrain.errors import ArchiveError, DynatrainError, InputError, OptionError
+    from dynatrain.report.plots import (
+        plot_analysis,
+        plot_dfa,
+        plot_kuramoto,
+        plot_signals,
+        plot_stability,
+        plot_style_map,
+    )
     from dynatrain.signals import LayerSignals, read_signals
+
+    __version__: str
 
 
 def _version() -> str:
@@ -69,4 +118,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return list(__all__)

@@ -21,7 +21,8 @@ import numpy as np
 
 from dynatrain import defaults
 from dynatrain import measures as m
-from dynatrain.archive.reader import Archive
+from dynatrain._plain import json_ready
+from dynatrain.archive.reader import Archive, open_archive
 from dynatrain.errors import InputError
 from dynatrain.signals import (
     LayerSignals,
@@ -122,6 +123,7 @@ class Settings:
             raise InputError(
                 f"convergence_surrogates must be >= 0, got {self.convergence_surrogates}"
             )
+        _check_settings(self)
         parse_epoch_range(self.epochs)  # fail early on a malformed range
 
     def replace(self, **changes: Any) -> Settings:
@@ -129,13 +131,105 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-@dataclass
+def _check_settings(settings: Settings) -> None:
+    """Refuse, on construction, every value an analysis would fail on after the DFA work.
+
+    Each message is one line naming the setting (and its command-line option) and the value.
+    ``layers`` given as one string becomes a one-name tuple; ``epochs`` as ``(start, end)``
+    becomes ``"start:end"`` (``None`` for an open end).
+    """
+
+    def integer(name: str, minimum: int, maximum: int | None = None, *, none: bool = False) -> None:
+        value = getattr(settings, name)
+        if none and value is None:
+            return
+        in_range = (
+            isinstance(value, numbers.Integral)
+            and not isinstance(value, bool)
+            and minimum <= int(value) <= (maximum if maximum is not None else int(value))
+        )
+        if not in_range:
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise InputError(f"{_setting_name(name)} must be an integer {bound}, got {value!r}")
+
+    def fraction(name: str, low: float, high: float) -> None:
+        value = getattr(settings, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not low <= float(value) <= high
+        ):
+            raise InputError(
+                f"{_setting_name(name)} must be a number between {low:g} and {high:g},"
+                f" got {value!r}"
+            )
+
+    integer("dfa_order", 1, 3)
+    integer("min_scale", 1)
+    if settings.min_scale < settings.dfa_order + 2:  # a segment must outlast its fitted line
+        raise InputError(
+            f"min_scale (--min-scale) must be at least dfa_order + 2 = {settings.dfa_order + 2}"
+            f" at --dfa-order {settings.dfa_order} (a segment needs more points than its"
+            f" detrending polynomial has coefficients), got {settings.min_scale}"
+        )
+    integer("n_scales", defaults.MIN_N_SCALES)
+    # At least MIN_N_SCALES distinct integer scales from min_scale to max_scale.
+    integer("max_scale", settings.min_scale + defaults.MIN_N_SCALES - 1, none=True)
+    integer("vol_window", 2)
+    integer("vol_patience", 1)
+    integer("plateau_smoothing", 1)
+    fraction("vol_threshold", 0.0, 1.0)
+    fraction("plateau_tolerance", 0.0, 1.0)
+    fraction("style_threshold", 0.0, 1.0)
+    if not isinstance(settings.strict, bool):
+        raise InputError(f"strict must be True or False, got {settings.strict!r}")
+    if settings.metric is not None and not isinstance(settings.metric, str):
+        raise InputError(f"metric (--metric) must be a metric name, got {settings.metric!r}")
+    layers = settings.layers
+    if isinstance(layers, str):
+        layers = (layers,)
+    if layers is not None:
+        layers = tuple(layers)
+        if not all(isinstance(pattern, str) for pattern in layers):
+            raise InputError(f"layers (--layers) must be layer names or globs, got {layers!r}")
+        object.__setattr__(settings, "layers", layers or None)
+    epochs = settings.epochs
+    if isinstance(epochs, (tuple, list)) and len(epochs) == 2:
+        ends = ["" if end is None else f"{end!r}".strip("'") for end in epochs]
+        object.__setattr__(settings, "epochs", ":".join(ends))
+    elif epochs is not None and not isinstance(epochs, str):
+        raise InputError(f"epochs (--epochs) must be 'START:END' or (start, end), got {epochs!r}")
+
+
+def _setting_name(name: str) -> str:
+    """``vol_window (--vol-window)`` for a setting that is a command-line option."""
+    option = "--" + name.replace("_", "-")
+    return f"{name} ({option})" if name in _CLI_SETTINGS else name
+
+
+#: Settings that are also options of ``dynatrain analyze``.
+_CLI_SETTINGS = frozenset(
+    {
+        "reduce", "transform", "dfa_order", "min_scale", "max_scale", "n_scales", "window",
+        "window_step", "vol_window", "vol_threshold", "vol_patience", "convergence_rule",
+        "phase_edge", "significance_level", "metric", "surrogates", "convergence_surrogates",
+        "seed", "strict", "layers", "epochs",
+    }
+)  # fmt: skip
+
+
+@dataclass(repr=False)
 class AnalysisResult:
     """Everything measured on one run (plain data; see :meth:`to_dict`).
 
     Series are NumPy arrays; scalars are floats (NaN where not computable).
-    ``analysed`` holds the z-scored analysed series and the DFA fluctuation
-    functions, so that every plot can be drawn from the result alone.
+    ``zscored`` and the ``dfa_*`` arrays hold the analysed series and the DFA
+    fluctuation functions, so that every plot can be drawn from the result alone.
+
+    In a REPL the result prints as a few lines; in Jupyter, as a small table.
+    :meth:`to_dict` gives the JSON of ``dynatrain analyze --format json``;
+    :meth:`to_frame`, :meth:`layers_frame` and :meth:`windows_frame` give pandas
+    data frames (``pip install 'dynatrain[pandas]'``).
 
     The ``*_corrected`` exponents are the raw ones corrected for the finite-size
     bias of DFA at the run's own length and scales
@@ -198,8 +292,43 @@ class AnalysisResult:
             return None
         return self.plateau_epoch - self.decided_epoch
 
-    def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
-        """The JSON object of the output contract (NaN still NaN: export makes it null).
+    def __repr__(self) -> str:
+        from dynatrain._repr import result_text
+
+        return result_text(self.to_dict(json_safe=False))
+
+    def _repr_html_(self) -> str:
+        from dynatrain._repr import result_html
+
+        return result_html(self.to_dict(json_safe=False))
+
+    def to_frame(self) -> Any:
+        """One row with the columns of ``dynatrain analyze --format csv`` (a pandas DataFrame)."""
+        from dynatrain.frames import runs_frame
+
+        return runs_frame([self], error_column=False)
+
+    def layers_frame(self) -> Any:
+        """One row per layer (a pandas DataFrame indexed by layer name).
+
+        ``alpha``, the signal's ``mean`` and ``std``, and ``excluded`` (why a layer was left
+        out, ``None`` for the analysed layers, which come first).
+        """
+        from dynatrain.frames import layers_frame
+
+        return layers_frame(self)
+
+    def windows_frame(self) -> Any:
+        """One row per sliding window (a pandas DataFrame indexed by the epoch ending it).
+
+        The windowed integration, metastability, stability index and volatility.
+        """
+        from dynatrain.frames import windows_frame
+
+        return windows_frame(self)
+
+    def to_dict(self, *, detail: bool = False, json_safe: bool = True) -> dict[str, Any]:
+        """The JSON object of the output contract.
 
         Parameters
         ----------
@@ -207,6 +336,10 @@ class AnalysisResult:
             Also include ``detail``: the z-scored analysed series, the DFA
             fluctuation functions with the intercepts of their fitted lines (ln F at
             s = 1) and the accuracy curve, which the plots need.
+        json_safe : bool
+            Plain Python data, as ``dynatrain analyze --format json`` prints it: lists,
+            and ``None`` for NaN, so ``json.dumps(result.to_dict())`` works. False: NumPy
+            arrays and NaN as they are (faster, for computing on).
         """
         style = None
         if self.style is not None:
@@ -287,7 +420,7 @@ class AnalysisResult:
                 },
                 "metric": {"epoch": self.metric_epoch, "values": self.metric_values},
             }
-        return out
+        return json_ready(out) if json_safe else out
 
 
 def analyze(
@@ -317,14 +450,38 @@ def analyze(
     settings = settings or Settings()
     if isinstance(source, LayerSignals):
         signals = source
+    elif isinstance(source, Archive):
+        signals = _read(source, settings)
     else:
-        signals = read_signals(
-            source,
-            reduce=settings.reduce,
-            layers=settings.layers,
-            epochs=parse_epoch_range(settings.epochs),
-        )
+        with open_archive(source) as archive:
+            signals = _read(archive, settings)
     return analyze_signals(signals, settings)
+
+
+def _read(archive: Archive, settings: Settings) -> LayerSignals:
+    """The layer signals ``settings`` select.
+
+    An ``--epochs`` range that leaves too few checkpoints is refused, naming the archive's
+    own range of epochs.
+    """
+    signals = read_signals(
+        archive,
+        reduce=settings.reduce,
+        layers=settings.layers,
+        epochs=parse_epoch_range(settings.epochs),
+    )
+    needed = _checkpoints_needed(archive.path, settings)
+    if settings.epochs is not None and len(signals.epochs) < needed:
+        epochs = archive.epochs
+        span = (
+            f"epochs {epochs[0]:g} to {epochs[-1]:g}" if len(epochs) else "no complete checkpoint"
+        )
+        raise InputError(
+            f"{archive.path}: --epochs {settings.epochs} selects {len(signals.epochs)}"
+            f" checkpoint(s) of the archive's {len(epochs)} ({span}); the analysis needs at"
+            f" least {needed}"
+        )
+    return signals
 
 
 def transform_signals(
@@ -407,9 +564,38 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         "order": settings.dfa_order,
     }
 
+    warnings += _grid_warnings(epochs, n_points)
+
     # -- run-level measures ---------------------------------------------------------------------
     try:
         fit = m.dfa_fit(series, max_scale=max_scale, **dfa_options)
+    except ValueError as exc:  # bad option combinations the measures refuse
+        raise InputError(f"{run}: {exc}") from exc
+    # A layer whose alpha is undefined (F(s) = 0: a straight line left by the detrending)
+    # is excluded as a constant one is: it would make integration and the surrogates NaN.
+    defined = np.isfinite(fit.alpha)
+    if not defined.all():
+        for name in np.asarray(names)[~defined]:
+            excluded.append(
+                {
+                    "name": str(name),
+                    "reason": "DFA exponent undefined (no fluctuation left after detrending"
+                    f" of order {settings.dfa_order})",
+                }
+            )
+        names = [name for name, keep in zip(names, defined, strict=True) if keep]
+        series, levels = series[defined], levels[defined]
+        fit = fit._replace(
+            alpha=fit.alpha[defined],
+            intercept=fit.intercept[defined],
+            fluctuations=fit.fluctuations[defined],
+        )
+        if len(names) < 2:
+            raise InputError(
+                f"{run}: {len(names)} layer(s) with a defined DFA exponent; the analysis needs"
+                f" at least 2 (excluded: {', '.join(e['name'] for e in excluded)})"
+            )
+    try:
         zscored = (series - series.mean(axis=1, keepdims=True)) / series.std(axis=1, keepdims=True)
         integration_global = float(m.dfa(zscored.mean(axis=0), max_scale=max_scale, **dfa_options))
         sync = m.kuramoto(series, edge=settings.phase_edge)
@@ -541,6 +727,32 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         metric_values=metric_values,
         warnings=warnings,
     )
+
+
+def _grid_warnings(epochs: np.ndarray, n_points: int) -> list[str]:
+    """Warnings about the time grid: too few points, or unevenly spaced checkpoints.
+
+    Every measure takes consecutive points as equally far apart, and DFA on short series
+    reads noisy exponents (:data:`~dynatrain.defaults.RELIABLE_POINTS`).
+    """
+    warnings = []
+    if n_points < defaults.RELIABLE_POINTS:
+        warnings.append(
+            f"only {n_points} analysed points: below {defaults.RELIABLE_POINTS}, one layer's DFA"
+            " exponent varies by more than 0.1 (SD) from series to series (0.4-0.6 at 24"
+            " points), so read integration, its CI and p-value and the style label as rough"
+        )
+    steps = np.diff(epochs)
+    if len(steps) > 1:
+        typical = float(np.median(steps))
+        if float(np.max(np.abs(steps - typical))) > defaults.UNEVEN_STEP_TOLERANCE * typical:
+            warnings.append(
+                f"checkpoints are unevenly spaced in epoch (steps from {np.min(steps):g} to"
+                f" {np.max(steps):g} epochs): every measure takes consecutive checkpoints as"
+                " equally far apart; record at a fixed interval, or select an evenly spaced"
+                " range with --epochs"
+            )
+    return warnings
 
 
 @dataclass(frozen=True)

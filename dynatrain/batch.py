@@ -39,14 +39,22 @@ import signal
 import stat
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Generator,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
 from dynatrain import defaults
-from dynatrain.analysis import Settings, analyze
+from dynatrain.analysis import AnalysisResult, Settings, analyze
 from dynatrain.archive.format import is_url
 from dynatrain.errors import DynatrainError, InputError
 
@@ -61,12 +69,15 @@ __all__ = [
     "MeasureStats",
     "analyze_or_error",
     "analyze_runs",
+    "check_group_keys",
     "collect_runs",
     "default_jobs",
     "group_summary",
     "iter_analyses",
     "measure_value",
     "measure_values",
+    "result_or_error",
+    "smallest_p_value",
     "unconverged_runs",
 ]
 
@@ -335,8 +346,15 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
-def analyze_or_error(run: str, settings: Settings) -> dict[str, Any]:
+def analyze_or_error(run: str, settings: Settings, *, detail: bool = False) -> dict[str, Any]:
     """Analyse one run; never raises (what runs in a worker).
+
+    Parameters
+    ----------
+    run : str
+    settings : Settings
+    detail : bool
+        Keep the ``detail`` the figures need (``AnalysisResult.to_dict(detail=True)``).
 
     Returns
     -------
@@ -347,11 +365,22 @@ def analyze_or_error(run: str, settings: Settings) -> dict[str, Any]:
         regular file nor a folder (a FIFO, a device) is not opened, which could block
         forever: its record says what it is.
     """
+    outcome = result_or_error(run, settings)
+    if isinstance(outcome, dict):
+        return outcome
+    return outcome.to_dict(detail=detail)
+
+
+def result_or_error(run: str, settings: Settings) -> AnalysisResult | dict[str, Any]:
+    """Analyse one run: its :class:`AnalysisResult`, or its error record; never raises.
+
+    See :func:`analyze_or_error` for the error record and the paths never opened.
+    """
     special = _special_file(run)
     if special is not None:
         return {"run": run, "error": f"{run}: not an archive but a {special}; not opened"}
     try:
-        return analyze(run, settings).to_dict()
+        return analyze(run, settings)
     except Exception as exc:  # a worker must report, never crash the batch
         return _error_record(run, exc)
 
@@ -392,7 +421,8 @@ def iter_analyses(
     scheduler: str = "local",
     dask_address: str | None = None,
     on_done: Callable[[], None] | None = None,
-) -> Iterator[dict[str, Any]]:
+    task: Callable[[str, Settings], Any] = analyze_or_error,
+) -> Iterator[Any]:
     """Analyse runs in parallel and yield their records in input order.
 
     A record is yielded as soon as it and every record before it are done, so output
@@ -418,6 +448,12 @@ def iter_analyses(
     on_done : callable, optional
         Called with no argument each time a run finishes (in completion order), for
         progress bars.
+    task : callable, optional
+        What each worker does with one run: ``task(run, settings)``, which must never
+        raise (default :func:`analyze_or_error`; :func:`result_or_error` yields the
+        :class:`AnalysisResult` objects, ``functools.partial(analyze_or_error,
+        detail=True)`` records with ``detail``). A module-level function (or a partial
+        of one), so that worker processes can receive it.
 
     Yields
     ------
@@ -436,14 +472,15 @@ def iter_analyses(
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise InputError(f"jobs must be >= 1, got {jobs}")
+    completed: Generator[tuple[int, Any], None, None]
     if scheduler == "dask":
-        completed = _on_dask(runs, settings, jobs, dask_address)
+        completed = _on_dask(runs, settings, jobs, dask_address, task)
     elif scheduler != "local":
         raise InputError(f"invalid scheduler {scheduler!r}: use local or dask")
     elif min(jobs, len(runs)) <= 1:
-        completed = ((i, analyze_or_error(run, settings)) for i, run in enumerate(runs))
+        completed = ((i, task(run, settings)) for i, run in enumerate(runs))
     else:
-        completed = _on_process_pool(runs, settings, min(jobs, len(runs)))
+        completed = _on_process_pool(runs, settings, min(jobs, len(runs)), task)
     with contextlib.closing(completed):
         finished: dict[int, dict[str, Any]] = {}
         next_index = 0
@@ -479,8 +516,8 @@ def _single_threaded_children() -> Iterator[None]:
 
 
 def _on_process_pool(
-    runs: list[str], settings: Settings, workers: int
-) -> Iterator[tuple[int, dict[str, Any]]]:
+    runs: list[str], settings: Settings, workers: int, task: Callable[[str, Settings], Any]
+) -> Generator[tuple[int, Any], None, None]:
     """``(index, record)`` pairs in completion order, from worker processes.
 
     Each worker analyses one run at a time, so when one dies (killed by the
@@ -497,7 +534,7 @@ def _on_process_pool(
         for _ in range(workers):
             _start_worker(context, pool)
         for worker in pool:
-            _give_run(worker, waiting, settings)
+            _give_run(worker, waiting, settings, task)
         while any(worker.task is not None for worker in pool):
             busy = [worker for worker in pool if worker.task is not None]
             multiprocessing.connection.wait(
@@ -519,11 +556,11 @@ def _on_process_pool(
                     worker.connection.close()
                     yield index, {"run": run, "error": _died(run, worker.process.exitcode)}
                     if waiting:
-                        _give_run(_start_worker(context, pool), waiting, settings)
+                        _give_run(_start_worker(context, pool), waiting, settings, task)
                     continue
                 worker.task = None
                 yield done_index, record
-                _give_run(worker, waiting, settings)
+                _give_run(worker, waiting, settings, task)
     finally:
         _stop(pool)
 
@@ -589,14 +626,19 @@ def _interrupts_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _give_run(worker: _Worker, waiting: deque[tuple[int, str]], settings: Settings) -> None:
+def _give_run(
+    worker: _Worker,
+    waiting: deque[tuple[int, str]],
+    settings: Settings,
+    task: Callable[[str, Settings], Any],
+) -> None:
     """Send the next waiting run to ``worker`` (nothing if none is left)."""
     if not waiting:
         return
     index, run = waiting.popleft()
     worker.task = (index, run)
     with contextlib.suppress(OSError):  # a worker already dead: its sentinel says so
-        worker.connection.send((index, run, settings))
+        worker.connection.send((index, run, settings, task))
 
 
 def _work(connection: Any) -> None:
@@ -609,8 +651,8 @@ def _work(connection: Any) -> None:
             return
         if task is None:
             return
-        index, run, settings = task
-        connection.send((index, analyze_or_error(run, settings)))
+        index, run, settings, analyse = task
+        connection.send((index, analyse(run, settings)))
 
 
 def _died(run: str, exitcode: int | None) -> str:
@@ -644,8 +686,12 @@ def _stop(pool: list[_Worker]) -> None:
 
 
 def _on_dask(
-    runs: list[str], settings: Settings, jobs: int, address: str | None
-) -> Iterator[tuple[int, dict[str, Any]]]:
+    runs: list[str],
+    settings: Settings,
+    jobs: int,
+    address: str | None,
+    task: Callable[[str, Settings], Any],
+) -> Generator[tuple[int, Any], None, None]:
     """``(index, record)`` pairs in completion order, from a Dask cluster."""
     try:
         import distributed
@@ -672,7 +718,7 @@ def _on_dask(
             if address is None:
                 raise
             raise InputError(_bad_dask_address(address, exc)) from exc
-        futures = client.map(analyze_or_error, runs, settings=settings, pure=False)
+        futures = client.map(task, runs, settings=settings, pure=False)
         index_of = {future.key: i for i, future in enumerate(futures)}
         for future in distributed.as_completed(futures):
             index = index_of[future.key]
@@ -907,6 +953,10 @@ def group_summary(
     from scipy import stats as scipy_stats  # ~1 s to import: only when summarising
 
     keys = tuple(keys)
+    analysed = [record.get("metadata") or {} for record in records if "error" not in record]
+    for key in keys:
+        if analysed and all(metadata.get(key) is None for metadata in analysed):
+            raise InputError(_unknown_key(key, {k for metadata in analysed for k in metadata}))
     members: dict[tuple[Hashable, ...], list[int]] = {}
     shown: dict[tuple[Hashable, ...], tuple[Any, ...]] = {}  # values as the group shows them
     lacking: dict[str, list[str]] = {key: [] for key in keys}
@@ -925,12 +975,12 @@ def group_summary(
 
     groups = []
     for group_key in sorted(members, key=lambda group_key: _group_order(shown[group_key])):
-        values, indices = shown[group_key], members[group_key]
+        group_values, indices = shown[group_key], members[group_key]
         columns = {measure: measure_values(records, indices, measure) for measure in measures}
         groups.append(
             Group(
-                label=" / ".join(map(_value_text, values)) if keys else "all runs",
-                values=dict(zip(keys, values, strict=True)),
+                label=" / ".join(map(_value_text, group_values)) if keys else "all runs",
+                values=dict(zip(keys, group_values, strict=True)),
                 members=tuple(indices),
                 runs=tuple(records[i]["run"] for i in indices),
                 stats={m: _measure_stats(column, scipy_stats) for m, column in columns.items()},
@@ -981,6 +1031,65 @@ def _length_warning(records: Sequence[Mapping[str, Any]], indices: Iterable[int]
     ]
 
 
+def check_group_keys(runs: Sequence[str], keys: Sequence[str]) -> None:
+    """Refuse a ``--group-by`` key that no run's metadata has, before any run is analysed.
+
+    Reads the metadata of the runs (attributes only, no data), each only until every key
+    has been seen; a run that cannot be opened is skipped (its analysis reports it).
+
+    Raises
+    ------
+    InputError
+        One line naming the key, with the closest keys the runs do have.
+    """
+    from dynatrain.archive.reader import open_archive
+
+    missing = {key for key in keys}
+    available: set[str] = set()
+    for run in runs:
+        if not missing:
+            return
+        if _special_file(run) is not None:
+            continue  # never opened (a FIFO could block)
+        try:
+            with open_archive(run) as archive:
+                metadata = dict(archive.metadata)
+        except Exception:
+            continue
+        available.update(metadata)
+        missing -= {key for key in missing if metadata.get(key) is not None}
+    if missing and available:  # none readable: each run's row says why
+        raise InputError(_unknown_key(sorted(missing)[0], available))
+
+
+def _unknown_key(key: str, available: Iterable[str]) -> str:
+    """``--group-by 'datset': no run has this metadata key; did you mean 'dataset'? ...``."""
+    from dynatrain._format import did_you_mean
+
+    available = sorted(available)
+    keys = ", ".join(available[:20]) + (", ..." if len(available) > 20 else "")
+    hint = did_you_mean(key, available)
+    return f"--group-by {key!r}: no run has this metadata key{hint} (keys: {keys})"
+
+
+def smallest_p_value(n_a: int, n_b: int) -> float:
+    """Smallest two-sided Mann-Whitney p that groups of ``n_a`` and ``n_b`` runs can give.
+
+    Reached when every run of one group is above every run of the other (no ties):
+    ``2 / C(n_a + n_b, n_a)``, capped at 1; with 3 runs against 3 it is 0.1, so such
+    groups can never reach p < 0.1. ``scipy.stats.mannwhitneyu`` computes this exact p
+    for samples this small.
+
+    Examples
+    --------
+    >>> smallest_p_value(3, 3), smallest_p_value(4, 4)
+    (0.1, 0.02857142857142857)
+    """
+    if n_a < 1 or n_b < 1:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n_a + n_b, n_a))
+
+
 def _group_key(value: Any) -> Hashable:
     """A hashable, stable stand-in for one metadata value, to group runs on.
 
@@ -1028,7 +1137,7 @@ def _value_text(value: Any) -> str:
 
 def _group_order(values: tuple[Any, ...]) -> tuple[tuple[int, int, Any], ...]:
     """Sort key: numbers by value, then text (lists and mappings by their JSON), then MISSING."""
-    order = []
+    order: list[tuple[int, int, Any]] = []
     for value in values:
         if isinstance(value, str) and value == MISSING:
             order.append((2, 0, ""))

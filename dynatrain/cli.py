@@ -11,6 +11,8 @@ unreadable/invalid input (one line on stderr, ``--debug`` for the traceback);
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -27,6 +29,9 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 _DEBUG_ENV = "DYNATRAIN_DEBUG"
+#: Errors of writing to stdout that are the destination's, not dynatrain's: no space,
+#: file too large, over quota, I/O error.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO})
 
 
 def _debug_enabled(ctx: click.Context) -> bool:
@@ -50,7 +55,7 @@ debug_option = click.option(
 
 def _say(message: str) -> None:
     """One line on stderr, control characters from the data shown as escapes."""
-    from dynatrain.report._format import printable
+    from dynatrain._format import printable
 
     click.echo(printable(message), err=True)
 
@@ -97,6 +102,15 @@ class _Main(click.Group):
             if _debug_enabled(ctx):
                 raise
             _say(f"dynatrain: error: {exc}")
+            ctx.exit(EXIT_BAD_INPUT)
+        except OSError as exc:
+            # Files are written through `writing`, which names them: an OSError left is the
+            # output stream (`> /dev/full`, a full disk or quota behind a redirection).
+            if _debug_enabled(ctx) or exc.errno not in _OUTPUT_ERRNOS:
+                raise
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the exit flush would fail again
+            _say(f"dynatrain: error: cannot write the output: {exc.strerror}")
             ctx.exit(EXIT_BAD_INPUT)
         except Exception as exc:
             if _debug_enabled(ctx):
@@ -289,11 +303,19 @@ plot_format_option = click.option(
 )
 
 
-def _write_plots(data: dict[str, Any], directory: str, plot_format: str) -> None:
-    """Draw the figures of an analysis result (with ``detail``) into ``directory``."""
-    from dynatrain.report.outputs import writing
+def _write_plots(
+    data: dict[str, Any], directory: str, plot_format: str, *, inputs: list[str], option: str
+) -> None:
+    """Draw the figures of an analysis result (with ``detail``) into ``directory``.
+
+    The figures' names come from the run (``<run id>-signals.png``): checked here, once
+    the run id is known, against ``inputs`` as every output is.
+    """
+    from dynatrain.report.outputs import check_plot_dir, writing
     from dynatrain.report.plots import plot_analysis
 
+    if isinstance(data, dict) and isinstance(data.get("run"), str):
+        check_plot_dir(directory, inputs=inputs, fmt=plot_format, option=option, result=data)
     with writing(directory):
         paths = plot_analysis(data, directory, fmt=plot_format)
     names = ", ".join(os.path.basename(path) for path in paths)
@@ -317,8 +339,13 @@ def _single_threaded_blas() -> None:
             os.environ.setdefault(name, "1")
 
 
-def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options of one analysis, shared by ``analyze`` and ``batch``."""
+def analysis_options(
+    command: Callable[..., Any], *, leave_out: tuple[str, ...] = ()
+) -> Callable[..., Any]:
+    """The options of one analysis, shared by ``analyze``, ``batch`` and ``watch``.
+
+    ``leave_out`` names options (as spelt on the command line) a command does not take.
+    """
     options = [
         reduce_option,
         click.option(
@@ -332,16 +359,17 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
         epochs_option,
         click.option(
             "--min-scale",
-            type=click.IntRange(min=2),
+            type=click.IntRange(min=3),
             default=defaults.MIN_SCALE,
             show_default=True,
-            help="Smallest DFA scale, in checkpoints.",
+            help="Smallest DFA scale, in checkpoints (at least --dfa-order + 2).",
         ),
         click.option(
             "--max-scale",
-            type=click.IntRange(min=3),
+            type=click.IntRange(min=5),
             default=None,
-            help="Largest DFA scale, in checkpoints.  [default: points // 4]",
+            help="Largest DFA scale, in checkpoints (at least --min-scale + 2)."
+            "  [default: points // 4]",
         ),
         click.option(
             "--n-scales",
@@ -454,8 +482,19 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
     ]
     for option in reversed(options):
-        command = option(command)
+        probe = option(lambda: None)
+        names = [param.opts[0] for param in getattr(probe, "__click_params__", [])]
+        if not set(names) & set(leave_out):
+            command = option(command)
     return command
+
+
+def _runs_text(runs: list[str], shown: int = 3) -> str:
+    """``a.h5`` for one run; ``3 runs (a.h5, b.h5, c.h5)``, ``12 runs (a.h5, b.h5, c.h5, ...)``."""
+    if len(runs) == 1:
+        return runs[0]
+    names = ", ".join(runs[:shown]) + (", ..." if len(runs) > shown else "")
+    return f"{len(runs)} runs ({names})"
 
 
 def _settings(options: dict[str, Any]) -> Any:
@@ -466,7 +505,7 @@ def _settings(options: dict[str, Any]) -> Any:
         reduce=options.pop("reduce"),
         transform=options.pop("transform"),
         layers=options.pop("layer_patterns") or None,
-        epochs=options.pop("epoch_range"),
+        epochs=options.pop("epoch_range", None),
         min_scale=options.pop("min_scale"),
         max_scale=options.pop("max_scale"),
         n_scales=options.pop("n_scales"),
@@ -476,8 +515,8 @@ def _settings(options: dict[str, Any]) -> Any:
         vol_window=options.pop("vol_window"),
         vol_threshold=options.pop("vol_threshold"),
         vol_patience=options.pop("vol_patience"),
-        convergence_rule=options.pop("convergence_rule"),
-        phase_edge=options.pop("phase_edge"),
+        convergence_rule=options.pop("convergence_rule", defaults.CONVERGENCE_RULE),
+        phase_edge=options.pop("phase_edge", defaults.PHASE_EDGE),
         metric=options.pop("metric"),
         surrogates=options.pop("surrogates"),
         convergence_surrogates=options.pop("convergence_surrogates"),
@@ -538,7 +577,10 @@ def analyze(
     elif output_format == "jsonl":
         _emit(export.to_jsonl([data]))
     elif output_format == "csv":
-        _emit(export.to_csv([export.scalar_row(data)]))
+        from dynatrain._plain import run_columns
+
+        row = export.scalar_row(data)
+        _emit(export.to_csv([row], run_columns([row])))
     elif output_format == "markdown":
         from dynatrain.report.tables import analysis_markdown
 
@@ -549,10 +591,133 @@ def analyze(
         render_analysis(export.json_ready(data), _stdout_console())
     if plot_dir is not None:
         # Plot the JSON form, so `dynatrain plot` on saved JSON draws the same bytes.
-        _write_plots(export.json_ready(result.to_dict(detail=True)), plot_dir, plot_format)
+        _write_plots(
+            result.to_dict(detail=True), plot_dir, plot_format, inputs=[run], option="--plot"
+        )
     if fail_if_not_converged and result.convergence_epoch is None:
         _warn(f"{run}: the stability index did not converge (--fail-if-not-converged)")
         sys.exit(EXIT_CHECK_FAILED)
+
+
+#: The choices of ``watch --until`` (``dynatrain.watch.UNTIL``, not imported here: it
+#: imports NumPy; a test keeps them equal).
+WATCH_UNTIL = ("converged", "complete")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=str))
+@functools.partial(analysis_options, leave_out=("--epochs", "--convergence-rule"))
+@format_option(("panel", "jsonl"), "panel on a terminal, jsonl otherwise")
+@click.option(
+    "--until",
+    type=click.Choice(WATCH_UNTIL),
+    default=WATCH_UNTIL[0],
+    show_default=True,
+    help="Stop when the stability index has converged, or follow the run to its end.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Give up (exit 1) after SECONDS without a new checkpoint.  [default: wait as long"
+    " as the writer holds the archive]",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.01),
+    default=0.25,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between two looks at the archive.",
+)
+@click.option(
+    "--max-p",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    metavar="P",
+    help="With --until converged: count a convergence only if its surrogate p-value is at"
+    " most P.  [default: the rule's decision, its p-value reported]",
+)
+@debug_option
+def watch(
+    run: str,
+    output_format: str | None,
+    until: str,
+    timeout: float | None,
+    interval: float,
+    max_p: float | None,
+    **options: Any,
+) -> None:
+    """Follow a run while it trains: one report per new checkpoint.
+
+    RUN is an archive a training job is writing (HDF5 in SWMR mode, or Zarr) or has
+    written. Each new checkpoint updates the running integration and metastability,
+    the newest window's stability index and volatility, and the causal convergence;
+    piped, one JSON object per checkpoint (and a last one, "event": "end", that says
+    why the watch ended), at a terminal a live panel.
+
+    The windows must be known before the run ends: --window (and --window-step), else
+    the archive's expected_checkpoints, else (a writer already gone) the run's length.
+    The run is complete when it holds its expected_checkpoints or its writer closed
+    it. Exit 0 when the --until condition is met; 1 when the run ended (or the writer
+    went away, or --timeout passed) without it; 2 on bad input; 130 on Ctrl-C.
+    """
+    _single_threaded_blas()
+    from dynatrain.report import export
+    from dynatrain.watch import watch as watch_run
+
+    settings = _settings(options)
+    output_format = _output_format(output_format, terminal="panel", pipe="jsonl")
+    surrogates = min(settings.surrogates, defaults.CONVERGENCE_SURROGATES)
+    if settings.convergence_surrogates is not None:
+        surrogates = settings.convergence_surrogates
+
+    def started(follower: Any) -> None:
+        for warning in follower.warnings:
+            _warn(f"{run}: {warning}")
+
+    if output_format == "jsonl":
+        end = watch_run(
+            run,
+            settings,
+            until=until,
+            timeout=timeout,
+            interval=interval,
+            max_p=max_p,
+            on_event=lambda event: _emit(export.to_jsonl([event])),
+            on_start=started,
+        )
+        _emit(export.to_jsonl([end.to_dict()]))
+    else:
+        from rich.live import Live
+
+        from dynatrain.report.watch_panel import watch_panel
+
+        console = _stdout_console()
+        with Live(console=console, auto_refresh=False, transient=False) as live:
+            latest_metrics: dict[str, Any] = {}
+
+            def show(event: dict[str, Any]) -> None:
+                latest_metrics.update(event.get("metrics") or {})
+                event = {**event, "metrics": latest_metrics}
+                live.update(watch_panel(event, surrogates=surrogates), refresh=True)
+
+            end = watch_run(
+                run,
+                settings,
+                until=until,
+                timeout=timeout,
+                interval=interval,
+                max_p=max_p,
+                on_event=show,
+                on_start=started,
+            )
+            if end.status is not None:
+                show(end.to_dict())
+    _say(f"dynatrain: watch: {end.message}")
+    if end.exit_code:
+        sys.exit(end.exit_code)
 
 
 @main.command()
@@ -594,12 +759,26 @@ def plot(result_file: str, out_dir: str, plot_format: str) -> None:
 
     # Neither the JSON nor the archive it was measured on is written over.
     archive = data.get("run") if isinstance(data, dict) else None
+    named = data if isinstance(archive, str) else None
     if result_file != "-":
-        check_plot_dir(out_dir, inputs=[result_file], fmt=plot_format, option="--out", kind="file")
+        check_plot_dir(
+            out_dir,
+            inputs=[result_file],
+            fmt=plot_format,
+            option="--out",
+            kind="file",
+            result=named,
+        )
     if isinstance(archive, str):
-        check_plot_dir(out_dir, inputs=[archive], fmt=plot_format, option="--out")
+        check_plot_dir(out_dir, inputs=[archive], fmt=plot_format, option="--out", result=named)
     try:
-        _write_plots(data, out_dir, plot_format)
+        _write_plots(
+            data,
+            out_dir,
+            plot_format,
+            inputs=[archive] if isinstance(archive, str) else [],
+            option="--out",
+        )
     except InputError as exc:
         raise InputError(f"{result_file}: {exc}") from exc
 
@@ -649,6 +828,13 @@ def _split_keys(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @click.option("--force", is_flag=True, help="Write the report into a non-empty DIR.")
 @click.option(
+    "--columns",
+    metavar="all|summary|NAME,...",
+    default=None,
+    help="--format csv: every field (all), the summary (run id, group keys, measures,"
+    " convergence), or the columns named.  [default: all]",
+)
+@click.option(
     "--groups-json",
     type=click.Path(dir_okay=False, path_type=str),
     metavar="FILE",
@@ -676,6 +862,7 @@ def batch(
     report_dir: str | None,
     force: bool,
     groups_json: str | None,
+    columns: str | None,
     fail_if_not_converged: bool,
     null: bool,
     **options: Any,
@@ -688,6 +875,7 @@ def batch(
     --detail and figures, use analyze). A run that fails keeps its row with its error and the
     others go on; the exit code is then 2. No output may be, or lie inside, an input.
     """
+    import functools
     from dataclasses import asdict
 
     from rich.console import Console
@@ -699,13 +887,21 @@ def batch(
 
     settings = _settings(options)
     paths = batch_lib.collect_runs(runs, stdin=sys.stdin, null=null)
-    # Every output is checked before any run is analysed.
+    # Every output and the grouping keys are checked before any run is analysed.
     if groups_json is not None:
         check_output_file(groups_json, inputs=paths, option="--groups-json")
     if report_dir is not None:
         batch_report.check_report_dir(report_dir, force=force, inputs=paths)
+    if group_by:
+        batch_lib.check_group_keys(paths, group_by)
     output_format = _output_format(output_format, terminal="table", pipe="jsonl")
+    if columns is not None and output_format != "csv":
+        raise click.UsageError("--columns chooses the columns of --format csv")
     records = []
+    # With a report folder, each run's JSON keeps the detail its figures are drawn from
+    # (`dynatrain plot DIR/runs/<run>.json`): written as it comes, then dropped.
+    run_files = batch_report.RunFiles(report_dir) if report_dir is not None else None
+    task = functools.partial(batch_lib.analyze_or_error, detail=run_files is not None)
     progress_console = Console(stderr=True) if sys.stderr.isatty() else None
     with batch_report.batch_progress(len(paths), progress_console) as advance:
         for record in batch_lib.iter_analyses(
@@ -715,13 +911,23 @@ def batch(
             scheduler=scheduler or ("dask" if dask_address else "local"),
             dask_address=dask_address,
             on_done=advance,
+            task=task,
         ):
+            if run_files is not None:
+                run_files.write(record)
+                record.pop("detail", None)
             records.append(record)
             if output_format == "jsonl":  # streamed: a line as soon as its run is done
                 _emit(export.to_jsonl([record]))
+    # A warning shared by several runs (e.g. an untested style at --surrogates 0) is said
+    # once, with the runs it concerns, not once per run.
+    warned: dict[str, list[str]] = {}
     for record in records:
         for warning in record.get("warnings", ()):
-            _warn(f"{record['run']}: {warning}")
+            warned.setdefault(warning, []).append(record["run"])
+    for warning, warned_runs in warned.items():
+        _warn(f"{_runs_text(warned_runs)}: {warning}")
+    for record in records:
         if "error" in record:
             where = "" if record["error"].startswith(record["run"]) else f"{record['run']}: "
             _say(f"dynatrain: error: {where}{record['error']}")
@@ -730,7 +936,8 @@ def batch(
         _warn(warning)
 
     if output_format == "csv":
-        _emit(batch_report.runs_csv(records, summary))
+        chosen = batch_report.csv_columns(records, summary, columns or "all")
+        _emit(batch_report.runs_csv(records, summary, chosen))
     elif output_format == "markdown":
         _emit(batch_report.batch_markdown(records, summary))
     elif output_format == "table":
@@ -739,7 +946,13 @@ def batch(
         batch_report.write_groups_json(groups_json, summary)
     if report_dir is not None:
         batch_report.write_report(
-            report_dir, records, summary, asdict(settings), version=__version__, force=force
+            report_dir,
+            records,
+            summary,
+            asdict(settings),
+            version=__version__,
+            force=force,
+            run_files=run_files,
         )
         _say(f"dynatrain: wrote the report to {report_dir}")
     unconverged = batch_lib.unconverged_runs(records) if fail_if_not_converged else []

@@ -30,6 +30,7 @@ __all__ = [
     "PLATEAU_TOLERANCE",
     "REDUCE",
     "REDUCTIONS",
+    "RELIABLE_POINTS",
     "SEED",
     "SIGNIFICANCE_LEVEL",
     "STYLE_THRESHOLD",
@@ -37,6 +38,7 @@ __all__ = [
     "TINY_SIGNAL",
     "TRANSFORM",
     "TRANSFORMS",
+    "UNEVEN_STEP_TOLERANCE",
     "VOL_PATIENCE",
     "VOL_THRESHOLD",
     "VOL_WINDOW",
@@ -69,6 +71,13 @@ N_SCALES: Final = 16
 DFA_ORDER: Final = 1
 #: DFA needs at least this many distinct scales to fit a slope.
 MIN_N_SCALES: Final = 3
+#: Below this many analysed points an analysis warns that its exponents are rough: one
+#: series' DFA alpha then has an SD above 0.1 (0.11-0.16 at 50 points, 0.4-0.6 at 24; the
+#: README, "Reading the numbers").
+RELIABLE_POINTS: Final = 50
+#: Checkpoints whose epoch steps differ by more than this fraction of the median step
+#: are "unevenly spaced": every measure assumes one step between consecutive points.
+UNEVEN_STEP_TOLERANCE: Final = 0.01
 
 # --- phases ------------------------------------------------------------------------------
 #: Edge handling of the Hilbert transform: "ar" extends each series at both ends with an

@@ -6,7 +6,7 @@ They are plain exceptions, independent of the command line: the CLI maps every
 
 from __future__ import annotations
 
-__all__ = ["ArchiveError", "DynatrainError", "InputError"]
+__all__ = ["ArchiveError", "DynatrainError", "InputError", "OptionError"]
 
 
 class DynatrainError(Exception):
@@ -34,4 +34,11 @@ class InputError(DynatrainError, ValueError):
     """The data or settings cannot be analysed (too short, non-finite, bad option).
 
     It is also a ``ValueError``, so library callers may catch either.
+    """
+
+
+class OptionError(InputError, TypeError):
+    """An option that does not exist was given to a Python entry point.
+
+    Also a ``TypeError``, as Python raises for an unexpected keyword argument.
     """

@@ -41,14 +41,17 @@ import numpy as np
 from dynatrain import defaults
 from dynatrain import measures as m
 from dynatrain.analysis import Settings, convergence_significance
+from dynatrain.archive import format as fmt
 from dynatrain.errors import InputError
 from dynatrain.measures.windows import kernel_origin, window_measures
-from dynatrain.signals import flush_tiny, usable_signal
+from dynatrain.signals import flush_tiny, reduce_rows, usable_signal
 
-__all__ = ["EXPECTED_CHECKPOINTS_ATTR", "Monitor", "WindowPlan", "plan_windows"]
+__all__ = ["EXPECTED_CHECKPOINTS_ATTR", "Monitor", "WindowPlan", "plan_windows", "recorder_monitor"]
 
 #: Root attribute in which a training job states how many checkpoints it plans.
-EXPECTED_CHECKPOINTS_ATTR = "expected_checkpoints"
+EXPECTED_CHECKPOINTS_ATTR = fmt.EXPECTED_ATTR
+#: Types an archive stores activations in (others are stored as float32).
+_STORED = fmt.ACTIVATION_DTYPES
 #: The run-level measures are refreshed once the run has grown by this fraction.
 _REFRESH_GROWTH = 1 / 8
 
@@ -231,7 +234,7 @@ class Monitor:
         self.epoch: float | None = None
         self.stopped: str | None = None
         self._received = 0
-        self._previous: np.ndarray | None = None
+        self._previous: tuple[float, np.ndarray] | None = None
         self._points = _Growing(len(self.layer_names))
         self._point_epochs = _Growing(None)
         self._metrics: dict[str, list[float]] = {}
@@ -303,6 +306,50 @@ class Monitor:
                 self.checkpoints += 1
                 self._take(epoch, values)
         return self.status()
+
+    def update_activations(
+        self,
+        epoch: float,
+        activations: Mapping[str, Any],
+        metrics: Mapping[str, float] | None = None,
+        *,
+        reduce: str = defaults.REDUCE,
+        dtype: str | None = None,
+    ) -> dict[str, Any]:
+        """Take one checkpoint's activations, reduced as ``analyze`` reads them back.
+
+        For a training loop that also writes them to an archive: each layer is first
+        given the type the archive stores (as :class:`~dynatrain.archive.writer.ArchiveWriter`
+        does), then reduced like :func:`dynatrain.signals.read_signals`, so the monitor
+        sees bit for bit the signals a later ``analyze`` reads.
+
+        Parameters
+        ----------
+        epoch : float
+        activations : mapping of str to array_like
+            Per layer of `layer_names` (others are ignored), shape ``(N, ...)``.
+        metrics : mapping of str to float, optional
+        reduce : {"mean", "rms", "mean-abs", "std"}
+        dtype : {"float16", "float32", "float64"}, optional
+            The stored type (the writer's ``activation_dtype``); default: the
+            array's own floating type, float32 for any other.
+
+        Raises
+        ------
+        InputError
+            If a layer is missing, or as :meth:`update`.
+        """
+        missing = [name for name in self.layer_names if name not in activations]
+        if missing:
+            raise InputError(f"no activations for layer(s) {', '.join(missing)}")
+        values = np.empty(len(self.layer_names))
+        for i, name in enumerate(self.layer_names):
+            array = np.asarray(activations[name])
+            stored = dtype or (array.dtype.name if array.dtype.name in _STORED else "float32")
+            with np.errstate(over="ignore", invalid="ignore"):  # as the writer casts
+                array = array.astype(stored, copy=False)
+            values[i] = reduce_rows(array.reshape(1, -1), reduce)[0]
+        return self.update(epoch, values, metrics)
 
     def _take(self, epoch: float, values: np.ndarray) -> None:
         """Add one finite checkpoint: a new analysed point, maybe a new window."""
@@ -485,3 +532,43 @@ def _number(values: np.ndarray, index: int) -> float | None:
         return None
     value = float(values[index])
     return None if math.isnan(value) else value
+
+
+def recorder_monitor(
+    monitor: Monitor | bool | None,
+    layer_names: Sequence[str],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    writer_options: Mapping[str, Any] | None = None,
+) -> Monitor | None:
+    """The monitor a recorder feeds: ``monitor`` itself, a new one (True), or None.
+
+    A new monitor uses the default settings and takes its windows from the
+    ``expected_checkpoints`` given to the writer (as an option or in the metadata).
+
+    Raises
+    ------
+    InputError
+        If ``monitor`` is neither, a given monitor's layers differ from the recorder's,
+        or a new one cannot fix its windows (no ``expected_checkpoints``).
+    """
+    if monitor is None or monitor is False:
+        return None
+    if monitor is True:
+        expected = (writer_options or {}).get(EXPECTED_CHECKPOINTS_ATTR)
+        if expected is None:
+            expected = (metadata or {}).get(EXPECTED_CHECKPOINTS_ATTR)
+        if expected is None:
+            raise InputError(
+                "monitor=True needs the run's length to fix its windows: pass"
+                " expected_checkpoints=N (or monitor=Monitor(layers, Settings(window=...)))"
+            )
+        return Monitor(layer_names, expected_checkpoints=expected)
+    if not isinstance(monitor, Monitor):
+        raise InputError(f"monitor must be True, False or a Monitor, got {type(monitor).__name__}")
+    if tuple(monitor.layer_names) != tuple(layer_names):
+        raise InputError(
+            f"the monitor's layers ({', '.join(monitor.layer_names)}) are not the recorder's"
+            f" ({', '.join(layer_names)})"
+        )
+    return monitor

@@ -31,6 +31,7 @@ __all__ = [
     "parse_epoch_range",
     "read_signals",
     "reduce_layer",
+    "reduce_rows",
     "select_layers",
     "usable_signal",
 ]
@@ -265,6 +266,30 @@ def reduce_layer(
     return reduction.result()
 
 
+def reduce_rows(values: np.ndarray, reduce: str) -> np.ndarray:
+    """Reduce each row of ``values`` (checkpoints x elements) as :func:`reduce_layer` does.
+
+    For activations still in memory (a training loop's monitor): the result is bit
+    for bit what ``read_signals`` reads back from the archive the same rows went to.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_checkpoints, n_elements)
+        Activations in their stored type.
+    reduce : {"mean", "rms", "mean-abs", "std"}
+
+    Returns
+    -------
+    ndarray of float64, shape (n_checkpoints,)
+    """
+    if reduce not in defaults.REDUCTIONS or reduce == "signal":
+        choices = ", ".join(r for r in defaults.REDUCTIONS if r != "signal")
+        raise InputError(f"invalid reduce {reduce!r} for activations: use one of {choices}")
+    reduction = _RowReduction(reduce, values.shape[0])
+    reduction.add(0, values)
+    return reduction.result()
+
+
 #: NumPy >= 2: dot products along the last axis, with BLAS for float64.
 _vecdot = getattr(np, "vecdot", None)
 #: Longest run of elements handed to one BLAS dot product. OpenBLAS spreads a dot
@@ -461,7 +486,9 @@ _TINY_SQUARES = 2.0**-968
 
 def _needs_scaling(sums: np.ndarray | None, squares: np.ndarray | None) -> np.ndarray:
     """Rows whose sums overflowed (non-finite) or whose squares underflowed (tiny)."""
-    bad = np.zeros(len(sums if sums is not None else squares), dtype=bool)
+    rows = sums if sums is not None else squares
+    assert rows is not None  # one of the two is always given
+    bad: np.ndarray = np.zeros(len(rows), dtype=np.bool_)
     for part in (sums, squares):
         if part is not None:
             bad |= ~np.isfinite(part)
@@ -496,7 +523,9 @@ def _rescale(
     candidates = candidates[np.isfinite(largest) & (largest > 0)]
     if candidates.size == 0:
         return None
-    exponent = np.zeros(len(sums if sums is not None else squares), dtype=np.int64)
+    rows = sums if sums is not None else squares
+    assert rows is not None  # one of the two is always given
+    exponent = np.zeros(len(rows), dtype=np.int64)
     for i in candidates:
         row = np.asarray(values[i], dtype=np.float64)
         k = 0.0 if shift is None else float(shift[i])

@@ -34,6 +34,7 @@ from torch import nn
 from dynatrain.archive import format as fmt
 from dynatrain.archive.writer import ArchiveWriter
 from dynatrain.errors import InputError
+from dynatrain.live import recorder_monitor
 
 __all__ = ["POOLING", "ActivationRecorder"]
 
@@ -66,6 +67,13 @@ class ActivationRecorder:
     metadata : mapping, optional
         Run metadata stored as root attributes (``run_id``, ``model``, ``dataset``,
         ``seed``, ``optimizer``, ``lr``, ...).
+    monitor : bool or dynatrain.live.Monitor, optional
+        Also analyse each checkpoint in the training loop, without reading the
+        archive: ``True`` makes a :class:`~dynatrain.live.Monitor` with the default
+        settings (it needs ``expected_checkpoints`` among the writer options or in
+        the metadata, to fix its windows), or pass your own. After each
+        :meth:`record`, :attr:`status` holds its status (see
+        :meth:`dynatrain.live.Monitor.status`).
     pool : {None, "channel_mean"}
         ``None`` stores each output as it is. ``"channel_mean"`` averages every
         dimension after the channel dimension of outputs with three or more
@@ -106,6 +114,7 @@ class ActivationRecorder:
         metadata: Mapping[str, Any] | None = None,
         *,
         pool: Pooling | None = None,
+        monitor: Any = None,
         **writer_options: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -128,6 +137,13 @@ class ActivationRecorder:
             key: str(value) if isinstance(value, str) else value
             for key, value in (metadata or {}).items()
         }
+        # The live analysis (optional) is fixed before the archive exists.
+        self.monitor = recorder_monitor(
+            monitor, list(self.layer_modules), metadata=metadata, writer_options=writer_options
+        )
+        #: The monitor's status after the last record (None without a monitor).
+        self.status: dict[str, Any] | None = None
+        self._activation_dtype = writer_options.get("activation_dtype")
         self.writer = ArchiveWriter(path, plain_metadata, **writer_options)
 
     @property
@@ -192,12 +208,17 @@ class ActivationRecorder:
         Returns
         -------
         int
-            Index of the checkpoint in the archive.
+            Index of the checkpoint in the archive. With a monitor, :attr:`status`
+            then holds its status at this checkpoint.
         """
         scalars = {name: _as_float(value) for name, value in (metrics or {}).items()}
-        return self.writer.append(
-            epoch=epoch, activations=self.capture(), metrics=scalars, step=step
-        )
+        activations = self.capture()
+        index = self.writer.append(epoch=epoch, activations=activations, metrics=scalars, step=step)
+        if self.monitor is not None:
+            self.status = self.monitor.update_activations(
+                epoch, activations, scalars, dtype=self._activation_dtype
+            )
+        return index
 
     def _to_array(self, name: str, captured: list[Any], n_probe: int) -> np.ndarray:
         """One module's captured output -> a pooled CPU array, checked."""
@@ -314,10 +335,10 @@ def _probe_state(model: nn.Module) -> Iterator[None]:
 
 def _model_device(model: nn.Module) -> torch.device:
     """Device of the model's first parameter or buffer (CPU for a model with neither)."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for parameter in model.parameters():
+        return parameter.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 

@@ -180,7 +180,7 @@ def test_table_markdown_and_batch_rows_agree(run, p):
     rows = {row[0]: row for row in measure_rows(data)}
     warning = early_warning_text(data["convergence"])
     assert rows["early warning"][1:3] == warning
-    console = Console(width=140, record=True)
+    console = Console(width=220, record=True)
     render_analysis(data, console)
     text = console.export_text()
     markdown = analysis_markdown(data)

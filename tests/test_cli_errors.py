@@ -177,9 +177,9 @@ def test_one_checkpoint_is_too_short_not_constant(cli, plain_archive):
 
 
 def test_an_infinite_accuracy_is_reported_not_a_crash(cli, plain_archive):
-    accuracy = np.linspace(0.1, 0.9, 40)
+    accuracy = np.linspace(0.1, 0.9, 60)
     accuracy[[5, 30]] = [np.inf, -np.inf]
-    path = plain_archive("inf-accuracy.h5", layers=_layers(40), metrics={"val_accuracy": accuracy})
+    path = plain_archive("inf-accuracy.h5", layers=_layers(60), metrics={"val_accuracy": accuracy})
     result = cli("analyze", path, "--surrogates", "0", "--format", "json")
     line = one_line(
         result,

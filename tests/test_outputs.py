@@ -122,7 +122,7 @@ def test_plot_folder_in_or_over_an_input_is_refused(cli, h5, store, tmp_path):
     # A figure's file name linked to the archive: saving the figure would overwrite it.
     figures = tmp_path / "figures"
     figures.mkdir()
-    (figures / "signals.svg").symlink_to(h5)
+    (figures / "a-signals.svg").symlink_to(h5)
     before = snapshot(h5)
     _refused(
         cli("analyze", h5, *FAST, "--plot", figures, "--plot-format", "svg"),
@@ -135,7 +135,7 @@ def test_figures_beside_the_archive_are_written(cli, h5):
     before = snapshot(h5)
     result = cli("analyze", h5, *FAST, "--plot", h5.parent)
     assert result.exit_code == 0, result.stderr
-    assert (h5.parent / "signals.png").exists() and snapshot(h5) == before
+    assert (h5.parent / "a-signals.png").exists() and snapshot(h5) == before
 
 
 def test_plot_out_never_writes_over_the_json_or_its_archive(cli, store, tmp_path):
@@ -151,7 +151,7 @@ def test_plot_out_never_writes_over_the_json_or_its_archive(cli, store, tmp_path
     # A JSON saved under a figure's name, in the output folder.
     figures = tmp_path / "figures"
     figures.mkdir()
-    saved = figures / "dfa.png"
+    saved = figures / "b-dfa.png"
     saved.write_text(data)
     _refused(cli("plot", saved, "--out", figures), "--out would write over the input file")
     assert saved.read_text() == data
@@ -172,10 +172,10 @@ def test_unwritable_outputs_are_named_before_any_analysis(cli, h5, tmp_path):
     ]:
         _refused(cli(*args, *FAST), message)
     figures = tmp_path / "figures"
-    (figures / "signals.png").mkdir(parents=True)
+    (figures / "a-signals.png").mkdir(parents=True)
     _refused(
         cli("analyze", h5, *FAST, "--plot", figures),
-        f"{figures / 'signals.png'}: --plot would write this file, and it is a directory",
+        f"{figures / 'a-signals.png'}: --plot would write this file, and it is a directory",
     )
 
 
@@ -259,12 +259,12 @@ def test_analyze_plot_and_plot_out_never_write_through_a_planted_link(cli, h5, t
     victim = _victim(tmp_path)
     figures = tmp_path / "figures"
     figures.mkdir()
-    (figures / "signals.png").symlink_to(victim)  # absolute
-    (figures / "dfa.png").symlink_to(os.path.relpath(victim, figures))  # relative
-    (figures / "kuramoto.png").symlink_to(tmp_path / "nowhere" / "new.png")  # dangling
+    (figures / "a-signals.png").symlink_to(victim)  # absolute
+    (figures / "a-dfa.png").symlink_to(os.path.relpath(victim, figures))  # relative
+    (figures / "a-kuramoto.png").symlink_to(tmp_path / "nowhere" / "new.png")  # dangling
     result = cli("analyze", h5, *FAST, "--plot", figures, "--format", "json", "--detail")
     assert result.exit_code == 0, result.stderr
-    for name in ("signals.png", "dfa.png", "kuramoto.png"):
+    for name in ("a-signals.png", "a-dfa.png", "a-kuramoto.png"):
         _replaced_not_written_through(figures / name, victim, b"\x89PNG")
     assert not (tmp_path / "nowhere").exists()
     assert not [p for p in figures.iterdir() if p.name.startswith(".")]  # no temporary left
@@ -273,10 +273,10 @@ def test_analyze_plot_and_plot_out_never_write_through_a_planted_link(cli, h5, t
     saved.write_text(result.stdout)
     again = tmp_path / "again"
     again.mkdir()
-    (again / "style.svg").symlink_to(victim)
+    (again / "a-style.svg").symlink_to(victim)
     result = cli("plot", saved, "--out", again, "--plot-format", "svg")
     assert result.exit_code == 0, result.stderr
-    _replaced_not_written_through(again / "style.svg", victim, b"<?xml")
+    _replaced_not_written_through(again / "a-style.svg", victim, b"<?xml")
 
 
 def test_groups_json_never_writes_through_a_planted_link(cli, h5, tmp_path):

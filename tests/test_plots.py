@@ -35,7 +35,7 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def result(run):
     """The detailed result as the library gives it (NumPy arrays, NaN)."""
-    return analyze(run, Settings(surrogates=19)).to_dict(detail=True)
+    return analyze(run, Settings(surrogates=19)).to_dict(detail=True, json_safe=False)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def close_figures():
 @pytest.mark.parametrize("fmt", PLOT_FORMATS)
 def test_every_figure_is_written_with_a_valid_header(written, fmt):
     paths = written[fmt]
-    assert [p.rsplit("/", 1)[-1] for p in paths] == [f"{name}.{fmt}" for name in NAMES]
+    assert [p.rsplit("/", 1)[-1] for p in paths] == [f"run-{name}.{fmt}" for name in NAMES]
     for path in paths:
         content = Path(path).read_bytes()
         assert content.startswith(HEADERS[fmt]), path
@@ -147,7 +147,9 @@ def test_stability_marks_and_names_both_epochs(result):
     ) in labels
     assert f"convergence decided: epoch {convergence['decided_epoch']:g}" in labels
     assert f"val_accuracy plateau: epoch {convergence['accuracy_plateau_epoch']:g}" in labels
-    title = figure.get_suptitle().replace("\n", " ")
+    # On the user's figure the title goes to the top panel: the figure's own is left alone.
+    title = axes[0].get_title().replace("\n", " ")
+    assert figure.get_suptitle() == ""
     assert f"converged at epoch {convergence['epoch']:g}" in title
     assert f"(decided at {convergence['decided_epoch']:g}, p = {p:.3g})" in title
     assert axes[2].get_ylabel() == "val_accuracy"
@@ -172,8 +174,8 @@ def test_stability_title_claims_no_more_than_the_test(result, p, said, not_said)
         "lead_epochs": 18.0,
         "p": p,
     }
-    figure, _ = drawn(plots.plot_stability, data, nrows=3)
-    title = figure.get_suptitle().replace("\n", " ")
+    _, axes = drawn(plots.plot_stability, data, nrows=3)
+    title = axes[0].get_title().replace("\n", " ")
     assert said in title
     assert not_said not in title
 
@@ -224,7 +226,7 @@ def test_dfa_legend_gives_alpha_per_layer_and_reference_slopes(result):
     _, ax = drawn(plots.plot_dfa, result)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     first = result["layers"][0]
-    assert f"{first['name']}  α = {first['alpha']:.2f}" in labels  # noqa: RUF001
+    assert f"{first['name']}  α = {first['alpha']:.3f}" in labels  # noqa: RUF001
     assert "slope 0.5 (white noise)" in labels and "slope 1 (1/f noise)" in labels
 
 
@@ -234,7 +236,7 @@ def test_kuramoto_and_style_state_their_numbers(result):
     assert f"(SD of R) = {result['metastability']:.3f}" in texts(figure)
     figure, ax = drawn(plots.plot_style_map, result)
     assert result["style"]["label"] in ax.get_title()
-    assert f"ρ = {result['style']['spearman']:.2f}" in ax.get_title()  # noqa: RUF001
+    assert f"ρ = {result['style']['spearman']:.3f}" in ax.get_title()  # noqa: RUF001
 
 
 # -- null cases -----------------------------------------------------------------------------------
@@ -248,8 +250,8 @@ def test_no_metric_and_an_excluded_layer_still_plot(plain_archive, tmp_path):
     data = json_ready(analyze(path, Settings(surrogates=0)).to_dict(detail=True))
     assert data["convergence"]["metric"] is None and data["excluded_layers"]
     assert len(plots.plot_analysis(data, tmp_path / "out", fmt="svg")) == 5
-    figure, _ = drawn(plots.plot_stability, data, nrows=2)
-    assert "no accuracy metric" in figure.get_suptitle()
+    figure, axes = drawn(plots.plot_stability, data, nrows=2)
+    assert "no accuracy metric" in axes[0].get_title()
     figure, _ = drawn(plots.plot_signals, data)
     assert "not analysed: dead" in texts(figure)
 
@@ -262,8 +264,8 @@ def test_no_convergence_no_style_and_nan_volatility(result):
         **dict.fromkeys(("epoch", "decided_epoch", "p", "relapse", "lead_epochs")),
     }
     data["style"] = None
-    figure, axes = drawn(plots.plot_stability, data, nrows=3)
-    assert "did not converge" in figure.get_suptitle()
+    _, axes = drawn(plots.plot_stability, data, nrows=3)
+    assert "did not converge" in axes[0].get_title()
     labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
     plateau = data["convergence"]["accuracy_plateau_epoch"]
     assert labels == [
@@ -271,7 +273,7 @@ def test_no_convergence_no_style_and_nan_volatility(result):
         "running peak",
         "convergence threshold: 0.25 × running peak",  # noqa: RUF001
     ]
-    figure, ax = drawn(plots.plot_style_map, data)
+    _, ax = drawn(plots.plot_style_map, data)
     assert "no training style" in ax.get_title()
 
 
@@ -279,7 +281,7 @@ def test_many_layers_get_a_colour_bar_not_a_legend(tmp_path):
     path = tmp_path / "wide.h5"
     wide = simulate_run("training", n_layers=50, n_checkpoints=40, seed=0)
     write_run(path, wide, samples=1, features=1)
-    data = analyze(path, Settings(surrogates=0)).to_dict(detail=True)
+    data = analyze(path, Settings(surrogates=0)).to_dict(detail=True, json_safe=False)
     figure, ax = drawn(plots.plot_dfa, data)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert all(label.startswith("slope") for label in labels)
@@ -311,9 +313,9 @@ def test_plot_command_redraws_what_analyze_drew(cli, run, tmp_path):
     saved.write_text(analysed.stdout)
     redrawn = cli("plot", saved, "--out", tmp_path / "b", "--plot-format", "svg")
     assert redrawn.exit_code == 0, redrawn.stderr
-    for name in NAMES:
-        first = (tmp_path / "a" / f"{name}.svg").read_bytes()
-        assert first == (tmp_path / "b" / f"{name}.svg").read_bytes(), name
+    for name in NAMES:  # named by the run: the archive has no run id, so its file name
+        first = (tmp_path / "a" / f"{run.stem}-{name}.svg").read_bytes()
+        assert first == (tmp_path / "b" / f"{run.stem}-{name}.svg").read_bytes(), name
 
 
 def test_plot_command_refuses_json_without_detail(cli, run, tmp_path):
@@ -380,8 +382,8 @@ def test_names_from_the_archive_are_drawn_as_they_are(result, tmp_path):
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(label.startswith("_proj  α") for label in legend)  # noqa: RUF001
     assert not any(cbook.is_math_text(label) for label in legend)
-    figure, _ = drawn(plots.plot_stability, data, nrows=3)
-    assert not cbook.is_math_text(figure.get_suptitle())
+    _, axes = drawn(plots.plot_stability, data, nrows=3)
+    assert not cbook.is_math_text(axes[0].get_title())
 
 
 def test_a_result_saved_by_version_0_1_still_plots(result):
@@ -396,7 +398,7 @@ def test_a_result_saved_by_version_0_1_still_plots(result):
         for key, value in data["settings"].items()
         if key not in ("window_step", "convergence_rule", "convergence_surrogates")
     }
-    figure, axes = drawn(plots.plot_stability, data, nrows=3)
-    assert "untested" in figure.get_suptitle()
+    _, axes = drawn(plots.plot_stability, data, nrows=3)
+    assert "untested" in axes[0].get_title()
     labels = [line.get_label() for line in axes[1].get_lines()]
     assert "peak volatility" in labels

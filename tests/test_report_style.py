@@ -22,37 +22,37 @@ SETTINGS = {"surrogates": 199, "style_threshold": 0.3, "significance_level": 0.0
         (
             {"label": "coupled", "spearman": 0.62, "p": 0.01},
             SETTINGS,
-            ("coupled", "rho = 0.62, p = 0.01"),
+            ("coupled", "rho = 0.620, p = 0.01"),
         ),
         (
             {"label": "antagonistic", "spearman": -0.9, "p": 0.005},
             SETTINGS,
-            ("antagonistic", "rho = -0.90, p ≤ 0.005"),
+            ("antagonistic", "rho = -0.900, p ≤ 0.005"),
         ),
         (
             {"label": "independent", "spearman": 0.45, "p": 0.21},
             SETTINGS,
-            ("independent", "rho = 0.45, p = 0.21, surrogates correlate as strongly"),
+            ("independent", "rho = 0.450, p = 0.21, surrogates correlate as strongly"),
         ),
         (
             {"label": "independent", "spearman": 0.1, "p": 0.6},
             SETTINGS,
-            ("independent", "rho = 0.10, p = 0.6"),
+            ("independent", "rho = 0.100, p = 0.6"),
         ),
         (  # --surrogates 0: the threshold label, said to be untested
             {"label": "coupled", "spearman": 0.45, "p": None},
             {**SETTINGS, "surrogates": 0},
-            ("coupled", "rho = 0.45, untested (no surrogates)"),
+            ("coupled", "rho = 0.450, untested (no surrogates)"),
         ),
         (  # a result saved before the test existed
             {"label": "coupled", "spearman": 0.45},
             {"surrogates": 199},
-            ("coupled", "rho = 0.45, untested (no surrogates)"),
+            ("coupled", "rho = 0.450, untested (no surrogates)"),
         ),
         (  # a stricter level of the analysis
             {"label": "independent", "spearman": 0.45, "p": 0.03},
             {**SETTINGS, "significance_level": 0.01},
-            ("independent", "rho = 0.45, p = 0.03, surrogates correlate as strongly"),
+            ("independent", "rho = 0.450, p = 0.03, surrogates correlate as strongly"),
         ),
         (None, SETTINGS, ("-", "")),
     ],
@@ -74,7 +74,7 @@ def test_style_row(style, settings, expected):
 def test_headline_for_the_figure():
     style = {"label": "independent", "spearman": 0.45, "p": 0.21}
     assert style_headline(style, SETTINGS) == (
-        "style independent (Spearman ρ = 0.45, p = 0.21, surrogates correlate as strongly)"  # noqa: RUF001
+        "style independent (Spearman ρ = 0.450, p = 0.21, surrogates correlate as strongly)"  # noqa: RUF001
     )
     assert style_headline(None, SETTINGS) == "no training style (too few windows)"
 
@@ -99,7 +99,7 @@ def test_table_markdown_and_batch_show_the_label_with_its_p(run, surrogates):
     assert ("untested" in detail) == (surrogates == 0)
     [row] = run_table_rows([data], group_summary([data]))
     assert (row["style"], row["p (style)"]) == (data["style"]["label"], data["style"]["p"])
-    assert row["corrected [95% CI]"].startswith(f"{data['integration_corrected']:.3g} [")
+    assert row["corrected [95% CI]"].startswith(f"{data['integration_corrected']:.3f} [")
 
 
 def test_table_shows_the_corrected_integration_and_its_interval(run):

@@ -59,14 +59,23 @@ def test_inspect_and_analyze_tables(cli, hostile, monkeypatch):
         assert text.replace(" / synthetic", "") in out, text
 
 
-def test_batch_table_with_hostile_names_and_errors(cli, hostile, tmp_path, monkeypatch):
+def test_batch_table_with_hostile_names_and_errors(
+    cli, hostile, plain_archive, tmp_path, monkeypatch
+):
     monkeypatch.setenv("COLUMNS", "200")
     (tmp_path / "[").mkdir()
     broken = tmp_path / "[" / "oops].h5"  # the path reads [/oops].h5, a closing tag
     broken.write_text("not an archive")
+    rng = np.random.default_rng(3)
+    keyed = plain_archive(  # has the key the hostile run lacks (a key no run has is refused)
+        "keyed.h5",
+        layers={"a": rng.normal(size=(60, 3)), "b": rng.normal(size=(60, 3))},
+        attrs={"[b]key": "[i]value", "dataset": DATASET},
+    )
     result = cli(
         "batch",
         hostile,
+        keyed,
         broken,
         "--surrogates",
         "0",
@@ -78,9 +87,9 @@ def test_batch_table_with_hostile_names_and_errors(cli, hostile, tmp_path, monke
         "table",
     )
     out = _clean(result, exit_code=2)  # the broken run
-    assert out.index("Runs (2)") < out.index("Groups (by dataset, [b]key)")
+    assert out.index("Runs (3)") < out.index("Groups (by dataset, [b]key)")
     assert f"failed {broken}: {broken}: not an HDF5 file" in out
-    for text in [RUN_ID, DATASET, f"{DATASET} / (missing)", "[b]key"]:
+    for text in [RUN_ID, DATASET, f"{DATASET} / (missing)", f"{DATASET} / [i]value", "[b]key"]:
         assert text in out, text
 
 

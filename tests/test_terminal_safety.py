@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ElementTree
 import numpy as np
 import pytest
 
-from dynatrain.report._format import printable, spreadsheet_safe
+from dynatrain._format import printable, spreadsheet_safe
 from dynatrain.report.export import to_csv, to_json, to_markdown
 
 #: What must never reach a terminal raw: C0 controls but newline, DEL, C1 controls.
@@ -106,13 +106,22 @@ def test_csv_cells_are_never_formulas(cli, hostile):
     assert all(not cell.startswith(("=", "+", "@")) for cell in row.values())
 
 
-def test_batch_outputs_and_messages_are_safe(cli, hostile, tmp_path, monkeypatch):
+def test_batch_outputs_and_messages_are_safe(cli, hostile, plain_archive, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     missing = tmp_path / "gone\x1b\rx.h5"
+    # A key only some runs have is grouped as (missing) with a warning; one that no run has
+    # is refused (tests/test_api_newcomer.py).
+    rng = np.random.default_rng(2)
+    keyed = plain_archive(
+        "keyed.h5",
+        layers={"a": rng.normal(size=(60, 3)), "b": rng.normal(size=(60, 3))},
+        attrs={"\x1b[1mkey": "\x1b[2Jvalue"},
+    )
     for output_format in ("table", "markdown", "csv", "jsonl"):
         result = cli(
             "batch",
             hostile,
+            keyed,
             missing,
             "--surrogates",
             "0",

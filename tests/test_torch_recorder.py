@@ -10,7 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed: pip install -e '.[test,torch]' runs the recorder tests"
+)
 nn = torch.nn
 
 from dynatrain.archive.reader import open_archive  # noqa: E402

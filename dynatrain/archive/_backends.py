@@ -256,6 +256,29 @@ class Store(ABC):
         """Whether rows in absent chunks are lost data (else, possibly the fill value)."""
         return True
 
+    def attr(self, key: str, parts: tuple[str, ...] = ()) -> Any:
+        """One attribute of the group at ``parts`` (None if absent)."""
+        return self.attrs(parts).get(key)
+
+    # Following a writer (``Archive.refresh``): hooks for a store still being filled.
+
+    def refresh(self) -> bool:
+        """Look again at a store a writer is still filling: :meth:`attr` then reads anew.
+
+        Returns True if the arrays handed out before stay usable (bring each up to
+        date with :meth:`refresh_array`), False if the store had to be opened again
+        and they must be fetched again with :meth:`array`.
+        """
+        return True
+
+    def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
+        """``array`` (from :meth:`array`) as the writer has left it now: length, chunks.
+
+        ``n_rows`` is the number of rows the caller is about to read (None: it needs
+        the current length).
+        """
+        return array
+
     def size_on_disk(self) -> int | None:
         """Bytes the archive occupies, or ``None`` when it cannot be told (URLs)."""
         return None

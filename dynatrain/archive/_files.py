@@ -41,6 +41,8 @@ except ImportError:  # pragma: no cover - Windows: no lock, see lock_file
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "archive_writer_present",
+    "directory_locked_elsewhere",
     "file_locked_elsewhere",
     "lock_directory",
     "lock_file",
@@ -105,6 +107,42 @@ def file_locked_elsewhere(path: str) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def directory_locked_elsewhere(path: str) -> bool | None:
+    """Whether a ``flock`` (a Zarr writer's lock, :func:`lock_directory`) is held on ``path``.
+
+    Only looks, in ``/proc/locks`` (Linux): trying the lock to see would, for that
+    instant, refuse a writer starting at the same moment. None where it cannot tell
+    (not Linux, or ``path`` is gone).
+    """
+    try:
+        status = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            table = locks.read()
+    except OSError:
+        return None
+    # "1: FLOCK  ADVISORY  WRITE 4242 fe:01:1234567 0 EOF": major:minor (hex) and inode.
+    here = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if "FLOCK" in fields and here in fields and "->" not in fields:  # "->": a waiter
+            return True
+    return False
+
+
+def archive_writer_present(path: str) -> bool | None:
+    """Whether a writer holds the archive at ``path`` open (its one-writer lock), by looking.
+
+    A Zarr store (a directory) is checked with :func:`directory_locked_elsewhere`, an
+    HDF5 file with :func:`file_locked_elsewhere`. None where the lock cannot be seen
+    (not Linux, or the path is gone).
+    """
+    if os.path.isdir(path):
+        return directory_locked_elsewhere(path)
+    if not _HAVE_OFD or not os.path.exists(path):  # pragma: no cover - not Linux
+        return None
+    return file_locked_elsewhere(path)
 
 
 def lock_directory(fd: int, path: str) -> bool:

@@ -10,11 +10,12 @@ file), and inflates deflate-compressed chunks itself with the output bounded
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -328,6 +329,33 @@ class HDF5Store(Store):
                 self.path, f"cannot read attributes of {where} ({first_line(exc)})"
             ) from exc
 
+    def attr(self, key: str, parts: tuple[str, ...] = ()) -> Any:
+        node = self._node(parts)
+        where = "/" + "/".join(parts)
+        try:
+            return node.attrs[key] if node is not None and key in node.attrs else None
+        except (OSError, RuntimeError, TypeError, ValueError) as exc:
+            raise ArchiveError(
+                self.path, f"cannot read attribute {key!r} of {where} ({first_line(exc)})"
+            ) from exc
+
+    def refresh(self) -> bool:
+        # A SWMR reader caches object headers: the root's attributes (the count of
+        # complete checkpoints) stay as first read until the root is refreshed. h5py
+        # wraps only H5Drefresh, so H5Orefresh is called from the library h5py loaded;
+        # where it cannot be found, the file is opened again.
+        refresh_object = _h5orefresh()
+        root = self._file["/"]  # held: its identifier must stay open during the call
+        if refresh_object is not None and refresh_object(root.id.id) >= 0:
+            return True
+        self._file.close()
+        self.__init__(self.path)  # type: ignore[misc]
+        return False
+
+    def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
+        array.refresh()  # H5Drefresh: its extent and chunk index as flushed by the writer
+        return array
+
     def kind(self, parts: tuple[str, ...]) -> str | None:
         node = self._node(parts)
         if node is None:
@@ -552,3 +580,31 @@ def _attribute_names(node: Any) -> list[bytes]:
 
     h5a.iterate(node.id, collect)
     return names
+
+
+@functools.cache
+def _h5orefresh() -> Callable[[int], int] | None:
+    """``H5Orefresh`` of the HDF5 library h5py uses, or None where it cannot be found.
+
+    Looked up by path in the process's mapped libraries (Linux): another copy of the
+    library would not know h5py's identifiers.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split()[-1] for line in maps if "/libhdf5" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        name = os.path.basename(path)
+        if not name.startswith(("libhdf5.", "libhdf5-")):
+            continue  # libhdf5_hl, the high-level library, has no H5Orefresh
+        try:
+            function = ctypes.CDLL(path).H5Orefresh
+        except (OSError, AttributeError):
+            continue
+        function.argtypes = [ctypes.c_int64]  # hid_t since HDF5 1.10
+        function.restype = ctypes.c_int
+        return function
+    return None

@@ -241,7 +241,7 @@ def _decoded_size(codecs: frozenset[str], data: bytes | memoryview, limit: int) 
     for name, make in _STREAM_DECODERS.items():
         if name in codecs:
             try:
-                decoder = make()
+                decoder: Any = make()
                 out = decoder.decompress(bytes(data), limit + 1)
             except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
                 return None  # not this codec's stream, or corrupt: zarr will say so
@@ -358,6 +358,31 @@ class ZarrStore(Store):
     def attrs(self, parts: tuple[str, ...] = ()) -> dict[str, Any]:
         node = self._node(parts)
         return dict(node.attrs) if node is not None else {}
+
+    def refresh(self) -> bool:
+        from zarr.api import asynchronous as zarr_async
+
+        try:  # the root's document again (zarr keeps the attributes it first read)
+            self._root = run(
+                zarr_async.open_group(store=self._store, mode="r", use_consolidated=False)
+            )
+        except ArchiveError:
+            raise
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            raise ArchiveError(
+                self.path, f"cannot read the store again ({first_line(exc)})"
+            ) from exc
+        return True
+
+    def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
+        # An array's metadata (its length) is read when it is opened: open it again
+        # when the writer may have made it longer (or shorter, trimming at close).
+        if n_rows is not None and array.shape[0] >= n_rows:
+            return array
+        fresh = self.array(parts)
+        if fresh is None:
+            raise ArchiveError(self.path, f"/{'/'.join(parts)} has gone")
+        return fresh
 
     def kind(self, parts: tuple[str, ...]) -> str | None:
         node = self._node(parts)
@@ -483,7 +508,7 @@ def _guarded_store_class() -> type:
     """``WrapperStore`` subclass that passes every value read through a :class:`DecodeGuard`."""
     from zarr.storage import WrapperStore
 
-    class GuardedStore(WrapperStore):  # type: ignore[type-arg]
+    class GuardedStore(WrapperStore):  # type: ignore[type-arg, unused-ignore]  # generic in some zarr versions
         def __init__(self, store: Any, guard: DecodeGuard) -> None:
             super().__init__(store)
             self._guard = guard

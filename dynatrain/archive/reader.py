@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -98,7 +98,7 @@ class ChunkGap(NamedTuple):
     lost: bool = False
 
     @property
-    def count(self) -> int:
+    def count(self) -> int:  # type: ignore[override]  # a gap's size, not tuple.count
         """Number of checkpoints in the gap."""
         return int((self.ranges[:, 1] - self.ranges[:, 0]).sum())
 
@@ -277,6 +277,7 @@ class Archive:
         self.metric_names: tuple[str, ...] = ()
         self._arrays: dict[tuple[str, str], Any] = {}
         self._absent: dict[str, np.ndarray] = {}
+        self._followed: dict[tuple[str, ...], Any] = {}  # epoch, step, metrics (refresh)
         self.n_checkpoints = self.n_rows_stored = 0
         self.epochs = np.empty(0)
         complete = as_python(root_attrs.get(fmt.COMPLETE_ATTR))
@@ -520,14 +521,97 @@ class Archive:
 
     # -- data ----------------------------------------------------------------------------------
 
-    def metric(self, name: str) -> np.ndarray:
-        """One metric, shape ``(n_checkpoints,)``, float64 (NaN where not recorded)."""
+    def metric(self, name: str, *, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """One metric, float64 (NaN where not recorded), shape ``(stop - start,)``."""
         if name not in self.metric_names:
             available = names_phrase(self.metric_names, limit=20) or "none"
             raise ArchiveError(self.path, f"no metric {show_name(name)} (available: {available})")
-        return self._read_rows(
-            self._store.array(fmt.metric_parts(name)), f"metric {show_name(name)}"
+        parts = fmt.metric_parts(name)
+        array = self._followed.get(parts)
+        if array is None:
+            array = self._store.array(parts)
+        return self._read_rows(array, f"metric {show_name(name)}", start=start, stop=stop)
+
+    # -- following a writer --------------------------------------------------------------------
+
+    def refresh(self) -> int:
+        """Take in the checkpoints a running writer has completed since the last look.
+
+        For following a run in progress (``dynatrain watch``): the root's
+        ``complete_checkpoints`` is read again, and ``n_checkpoints``,
+        ``n_rows_stored``, ``epochs`` and ``steps`` are brought up to date by reading
+        the new rows only. Layers, metrics and metadata stay those found at opening
+        (an archive opened before its first checkpoint has none: open it again).
+
+        Returns
+        -------
+        int
+            Checkpoints added (0 if none).
+
+        Raises
+        ------
+        ArchiveError
+            If the archive now counts fewer complete checkpoints than before (it was
+            replaced), or the new rows cannot be read or break the format.
+        """
+        store = self._store
+        if not store.refresh():  # opened again: every array handle is new
+            self._arrays = {key: store.array((fmt.LAYERS, *key)) for key in self._arrays}
+            self._followed = {}
+        complete = as_python(store.attr(fmt.COMPLETE_ATTR))
+        if not self._followed:
+            wanted: list[tuple[str, ...]] = [(fmt.CHECKPOINTS, fmt.EPOCH)]
+            wanted += [(fmt.CHECKPOINTS, fmt.STEP)] if self.steps is not None else []
+            wanted += [fmt.metric_parts(name) for name in self.metric_names]
+            self._followed = {parts: store.array(parts) for parts in wanted}
+        epoch_parts = (fmt.CHECKPOINTS, fmt.EPOCH)
+        epoch_array = self._followed[epoch_parts] = store.refresh_array(
+            self._followed[epoch_parts], epoch_parts, None
         )
+        n_rows = int(epoch_array.shape[0])
+        old = self.n_checkpoints
+        new = n_rows if not _is_int(complete) else min(n_rows, int(complete))
+        if new < old:
+            raise ArchiveError(
+                self.path,
+                f"now counts {new} complete checkpoints, fewer than the {old} read before"
+                " (was it replaced?)",
+            )
+        self.n_rows_stored = n_rows
+        if new == old:
+            return 0
+        for parts, array in self._followed.items():
+            if parts != epoch_parts:
+                self._followed[parts] = store.refresh_array(array, parts, new)
+        for key, array in self._arrays.items():
+            self._arrays[key] = store.refresh_array(array, (fmt.LAYERS, *key), new)
+        self.n_checkpoints = new
+        self._absent.clear()  # computed for the old count
+        try:
+            epochs = self._read_rows(epoch_array, "checkpoints/epoch", start=old, stop=new)
+            previous = self.epochs[-1:] if old else np.empty(0)
+            if not np.all(np.isfinite(epochs)) or np.any(np.diff(np.r_[previous, epochs]) <= 0):
+                raise ArchiveError(
+                    self.path,
+                    f"checkpoints/epoch of checkpoints {old} to {new - 1} is not finite and"
+                    " strictly increasing",
+                )
+            steps = None
+            if self.steps is not None:
+                step_array = self._followed[(fmt.CHECKPOINTS, fmt.STEP)]
+                try:
+                    steps = np.asarray(self._store.read(step_array, slice(old, new)))
+                except Exception as exc:
+                    raise ArchiveError(
+                        self.path, f"cannot read checkpoints/step: {self._store.read_error(exc)}"
+                    ) from exc
+        except ArchiveError:
+            self.n_checkpoints = old
+            raise
+        self.epochs = np.concatenate([self.epochs, epochs])
+        if steps is not None and self.steps is not None:
+            self.steps = np.concatenate([self.steps, steps.astype(np.int64)])
+        return new - old
 
     def signal(self, layer: str, *, start: int = 0, stop: int | None = None) -> np.ndarray:
         """A layer's stored ``signal``, float64, shape ``(stop - start,)``."""
@@ -652,7 +736,7 @@ class Archive:
         stop: int | None = None,
         max_block_bytes: int = DEFAULT_BLOCK_BYTES,
         read_ahead: bool = True,
-    ) -> Iterator[ActivationBlock]:
+    ) -> Generator[ActivationBlock, None, None]:
         """Stream a layer's activations in blocks made of whole storage chunks.
 
         Parameters

@@ -334,13 +334,20 @@ def convergence_null(
     # as early stops after about stop_after / p of them, which would otherwise be a full
     # batch of n_surrogates windowed passes.
     batch = per_chunk if stop_after is None else min(per_chunk, _FIRST_BATCH * stop_after)
-    options = {"min_scale": min_scale, "n_scales": n_scales, "order": order, "edge": edge}
     drawn = as_early = 0
     while drawn < n_surrogates:
         size = min(batch, n_surrogates - drawn)
         batch = min(per_chunk, 2 * batch)
         shuffled = shuffle_surrogates(x, size, rng=rng)
-        windowed = windowed_measures(shuffled, window, step=step, **options)
+        windowed = windowed_measures(
+            shuffled,
+            window,
+            step=step,
+            min_scale=min_scale,
+            n_scales=n_scales,
+            order=order,
+            edge=edge,
+        )
         dsi = stability_index(windowed.integration, windowed.metastability)
         volatility = rolling_volatility(dsi, vol_window)
         for series in volatility:

@@ -193,7 +193,7 @@ def style_test(
         ranks = rank_surrogates(pair, size, rng=rng) - (n_pairs + 1) / 2.0
         # Spearman rho of untied ranks: the sum of squares of centred ranks is n (n^2 - 1) / 12.
         null = 12.0 * np.einsum("ij,ij->i", ranks[:, 0], ranks[:, 1]) / (n_pairs * (n_pairs**2 - 1))
-        extreme += np.count_nonzero(np.abs(null) >= abs(rho) - 1e-12)  # - rounding of ties
+        extreme += int(np.count_nonzero(np.abs(null) >= abs(rho) - 1e-12))  # - rounding of ties
     p = (1.0 + extreme) / (n_surrogates + 1.0)
     coupled, antagonistic, independent = STYLE_LABELS
     label = independent

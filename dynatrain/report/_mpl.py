@@ -11,7 +11,7 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -20,7 +20,7 @@ matplotlib.use("Agg", force=False)  # no display needed; a no-op if a back end i
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from dynatrain.report._format import printable
+from dynatrain._format import printable
 from dynatrain.report.outputs import write_file
 
 __all__ = [
@@ -69,7 +69,7 @@ def plain_text(text: str) -> str:
 
     Matplotlib reads text between two ``$`` as mathtext (``$\oops$`` fails the whole
     figure); an escaped ``\$`` is drawn as a dollar sign. Control characters are
-    written as escapes (:func:`~dynatrain.report._format.printable`): one in an SVG is
+    written as escapes (:func:`~dynatrain._format.printable`): one in an SVG is
     not valid XML. Run ids, layer, metric and group names come from archives: every one
     goes through here before it is drawn.
     """
@@ -89,7 +89,7 @@ def plot_style() -> Iterator[None]:
     when their figure is, so draw inside this context as well as creating the
     figure with :func:`new_figure`. Global ``rcParams`` are restored on exit.
     """
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(cast(Any, _STYLE)):  # typed as a dict of known keys only
         yield
 
 
@@ -106,12 +106,18 @@ def new_figure(
         return plt.subplots(nrows, ncols, figsize=tuple(figsize), **kwargs)
 
 
-def save_figure(figure: Figure, directory: str | os.PathLike[str], name: str, fmt: str) -> str:
+def save_figure(
+    figure: Figure, directory: str | os.PathLike[str], name: str, fmt: str | None = None
+) -> str:
     """Save ``figure`` as ``<directory>/<name>.<fmt>``, close it, return the path.
+
+    ``fmt=None``: ``name`` is the whole file name, and its suffix the format.
 
     The file is written as every output is (:func:`~dynatrain.report.outputs.write_file`):
     whatever is at that name, a link included, is replaced, never written through.
     """
+    if fmt is None:
+        name, _, fmt = name.rpartition(".")
     if fmt not in PLOT_FORMATS:
         raise ValueError(f"invalid plot format {fmt!r}: use one of {', '.join(PLOT_FORMATS)}")
     os.makedirs(directory, exist_ok=True)

@@ -7,12 +7,14 @@ alone (no analysis is redone); ``draw_*`` functions take an axes, and
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from dynatrain._format import format_number
 from dynatrain.batch import GroupSummary, measure_value, measure_values
 from dynatrain.report._mpl import color_cycle, new_figure, plain_text, save_figure
 from dynatrain.report.convergence_text import distinguishable, significance_level
@@ -21,7 +23,9 @@ __all__ = [
     "BATCH_FIGURES",
     "draw_integration_vs_metastability",
     "draw_measure_by_group",
+    "measures_figure",
     "plot_batch",
+    "untangle_tick_labels",
 ]
 
 #: File names (without suffix) of the figures :func:`plot_batch` writes.
@@ -36,8 +40,8 @@ _BY_GROUP = {
 
 Records = Sequence[Mapping[str, Any]]
 
-#: Characters of tick labels that fit side by side under one group axis.
-_TICK_CHARACTERS = 48
+#: Width of one group's place on a group axis, in inches (the axes grow with the groups).
+_INCHES_PER_GROUP = 1.0
 
 
 def draw_measure_by_group(
@@ -85,15 +89,32 @@ def draw_measure_by_group(
         ax.scatter(x[~open_], values[~open_], s=18, color=color, alpha=0.8, zorder=3)
         if open_.any():
             ax.scatter(x[open_], values[open_], s=18, facecolors="none", edgecolors=color, zorder=3)
-    # One line per grouping key ("cnn / digits-hard" -> "cnn\ndigits-hard"), slanted when
-    # the labels would not fit side by side (about 48 characters across a 4-inch axes).
+    # One line per grouping key ("cnn / digits-hard" -> "cnn\ndigits-hard").
     labels = [plain_text(group.label).replace(" / ", "\n") for group in summary.groups]
-    widest = max((len(line) for label in labels for line in label.splitlines()), default=0)
-    slanted = len(labels) * widest > _TICK_CHARACTERS
     ax.set_xticks(range(len(summary.groups)))
-    ax.set_xticklabels(labels, rotation=30 if slanted else 0, ha="right" if slanted else "center")
+    ax.set_xticklabels(labels)
     ax.set_xlim(-0.6, len(summary.groups) - 0.4)
     ax.set_ylabel(label or measure)
+
+
+def untangle_tick_labels(ax: Any) -> None:
+    """Turn the x tick labels until no two overlap: level, slanted 30 degrees, then upright.
+
+    Measured on the drawn figure (call it after the figure is laid out), not guessed from
+    the number of characters: group names collide or not depending on the font, the
+    number of groups and the width the layout leaves the axes.
+    """
+    renderer = ax.figure.canvas.get_renderer()
+    labels = [label for label in ax.get_xticklabels() if label.get_text()]
+    for rotation, align in ((0, "center"), (30, "right"), (90, "center")):
+        for tick_label in labels:
+            tick_label.set_rotation(rotation)
+            tick_label.set_horizontalalignment(align)
+            tick_label.set_rotation_mode("anchor" if rotation == 30 else "default")
+        boxes = [tick_label.get_window_extent(renderer) for tick_label in labels]
+        # A few pixels apart at least: labels that touch read as one.
+        if all(left.x1 + 4 <= right.x0 for left, right in itertools.pairwise(boxes)):
+            return
 
 
 def draw_integration_vs_metastability(ax: Any, records: Records, summary: GroupSummary) -> None:
@@ -143,18 +164,15 @@ def plot_batch(
     list of str
         The paths written, in the order of :data:`BATCH_FIGURES`.
     """
-    figure, axes = new_figure(1, len(_BY_GROUP), figsize=(4.0 * len(_BY_GROUP), 4.0))
-    for ax, (measure, label) in zip(axes, _BY_GROUP.items(), strict=True):
-        draw_measure_by_group(ax, records, summary, measure, label=label)
-    figure.suptitle("Measures by group (box: quartiles; dots: runs)")
-    paths = [save_figure(figure, directory, BATCH_FIGURES[0], fmt)]
+    paths = [save_figure(measures_figure(records, summary), directory, BATCH_FIGURES[0], fmt)]
 
     figure, ax = new_figure(figsize=(6.0, 4.5))
     draw_integration_vs_metastability(ax, records, summary)
     ax.set_title("Training style: integration vs metastability (bars: 95% CI)")
     paths.append(save_figure(figure, directory, BATCH_FIGURES[1], fmt))
 
-    figure, ax = new_figure(figsize=(6.0, 4.0))
+    width = max(6.0, _INCHES_PER_GROUP * len(summary.groups) + 1.0)
+    figure, ax = new_figure(figsize=(width, 4.0), layout="constrained")
     draw_measure_by_group(
         ax,
         records,
@@ -165,11 +183,36 @@ def plot_batch(
     )
     ax.axhline(0.0, color="0.4", linewidth=0.8, linestyle="--")
     levels = {significance_level(r.get("settings")) for r in records if "error" not in r}
-    level = f"p <= {levels.pop():g}" if len(levels) == 1 else "its significance level"
+    level = (
+        f"p <= {format_number(levels.pop(), None)}"
+        if len(levels) == 1
+        else "its significance level"
+    )
     ax.set_title(
         "Accuracy plateau minus the decided DSI convergence\n"
         f"(open: the convergence does not beat its surrogates at {level})",
         fontsize=10,
     )
+    figure.canvas.draw()  # lay out, then measure the tick labels
+    untangle_tick_labels(ax)
     paths.append(save_figure(figure, directory, BATCH_FIGURES[2], fmt))
     return paths
+
+
+def measures_figure(records: Records, summary: GroupSummary) -> Any:
+    """``measures_by_group``: integration, metastability and stability index by group.
+
+    Each panel is as wide as its groups need, and the group names are turned until none
+    overlaps (:func:`untangle_tick_labels`).
+    """
+    width = max(4.0, _INCHES_PER_GROUP * len(summary.groups) + 1.0)
+    figure, axes = new_figure(
+        1, len(_BY_GROUP), figsize=(width * len(_BY_GROUP), 4.2), layout="constrained"
+    )
+    for ax, (measure, label) in zip(axes, _BY_GROUP.items(), strict=True):
+        draw_measure_by_group(ax, records, summary, measure, label=label)
+    figure.suptitle("Measures by group (box: quartiles; dots: runs)")
+    figure.canvas.draw()  # lay out, then measure the tick labels
+    for ax in axes:
+        untangle_tick_labels(ax)
+    return figure

@@ -32,25 +32,41 @@ import html
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dynatrain.batch import GroupSummary
+from dynatrain._format import (
+    cell_text,
+    did_you_mean,
+    format_interval,
+    format_number,
+    printable,
+)
+from dynatrain._plain import run_columns, run_rows
+from dynatrain.batch import Comparison, GroupSummary, smallest_p_value
 from dynatrain.errors import InputError
-from dynatrain.report._format import printable
+from dynatrain.frames import comparison_columns, group_columns
 from dynatrain.report.convergence_text import early_warning_text
-from dynatrain.report.export import scalar_row, to_csv, to_json, to_markdown
-from dynatrain.report.outputs import check_output_dir, is_inside, write_file, writing
+from dynatrain.report.export import to_csv, to_json, to_markdown
+from dynatrain.report.outputs import (
+    check_output_dir,
+    is_inside,
+    run_stem,
+    write_file,
+    writing,
+)
 
 __all__ = [
+    "RunFiles",
     "batch_markdown",
     "batch_progress",
     "check_report_dir",
     "comparison_table_rows",
+    "csv_columns",
     "group_table_rows",
     "render_batch",
     "report_entries",
@@ -66,33 +82,28 @@ Records = Sequence[Mapping[str, Any]]
 
 #: Metadata shown in the runs table when no ``--group-by`` key is given.
 _DEFAULT_METADATA = ("dataset", "model", "seed")
-#: Longest file-name stem derived from a run id.
-_MAX_STEM = 100
-
-
-def _text(value: Any, digits: int = 4) -> str:
-    """A cell for people: ``digits`` significant digits, ``-`` for null or NaN.
-
-    Text is shown with its control characters escaped (:func:`printable`).
-    """
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return printable(value)
-
-
-def _interval(interval: Sequence[float | None] | None) -> str:
-    if not interval or None in interval:
-        return "-"
-    return f"[{_text(float(interval[0]), 3)}, {_text(float(interval[1]), 3)}]"
 
 
 def _with_interval(value: float | None, interval: Sequence[float | None] | None) -> str | None:
-    """``"0.812 [0.771, 0.85]"``; ``None`` without a value."""
+    """``"0.812 [0.771, 0.850]"``; ``None`` without a value."""
     if value is None or value != value:
         return None
-    return _text(float(value), 3) + ("" if interval is None else f" {_interval(interval)}")
+    return format_number(value) + ("" if interval is None else f" {format_interval(interval)}")
+
+
+def _epoch(value: float | None) -> str | None:
+    return None if value is None else format_number(value, None)
+
+
+def _numeric(value: Any) -> bool:
+    """A number, a missing value, or a number already written as text (``"53"``)."""
+    if isinstance(value, str):
+        return _NUMBER_TEXT.match(value) is not None
+    return isinstance(value, (int, float, type(None)))
+
+
+#: Text that starts as a number does: right-justified like numbers.
+_NUMBER_TEXT = re.compile(r"[-+]?(\d|\.\d|inf)")
 
 
 # -- rows ------------------------------------------------------------------------------------------
@@ -129,11 +140,12 @@ def run_table_rows(records: Records, summary: GroupSummary) -> list[dict[str, An
             # Labelled only when significant; p null: untested (no surrogates).
             "style": style["label"] if style else None,
             "p (style)": style.get("p") if style else None,
-            "converged": convergence.get("epoch"),
-            "decided": convergence.get("decided_epoch"),
+            # Epochs as they are (53, not 53.000): they are not measures.
+            "converged": _epoch(convergence.get("epoch")),
+            "decided": _epoch(convergence.get("decided_epoch")),
             "p (converged)": convergence.get("p"),
             "relapse": convergence.get("relapse"),
-            "plateau": convergence.get("accuracy_plateau_epoch"),
+            "plateau": _epoch(convergence.get("accuracy_plateau_epoch")),
             # Worded by the convergence's test: no lead for a convergence the run's own
             # surrogates reach as early.
             "early warning": (
@@ -157,44 +169,155 @@ def group_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
             "mean": row["mean"],
             "sd": row["sd"],
             "median": row["median"],
-            "95% CI (t)": _interval((row["ci95_low"], row["ci95_high"])),
+            "95% CI (t)": format_interval((row["ci95_low"], row["ci95_high"])),
         }
         for row in rows
     ]
 
 
-def comparison_table_rows(summary: GroupSummary) -> list[dict[str, Any]]:
-    """One row per measure and pair of groups for people."""
-    return [
-        {
-            "measure": row["measure"],
-            "B vs A": f"{row['group_b']} vs {row['group_a']}",
-            "n (A, B)": f"{row['n_a']}, {row['n_b']}",
-            "mean B - A": row["difference"],
-            "Cohen's d": row["cohens_d"],
-            "p (MWU)": row["p_value"],
-            "AUROC": row["auroc"],
-        }
-        for row in summary.comparison_rows()
+def varied_keys(summary: GroupSummary, comparison: Comparison) -> list[str]:
+    """The ``--group-by`` keys whose values differ between the two groups compared."""
+    groups = {group.label: group for group in summary.groups}
+    a, b = groups[comparison.group_a], groups[comparison.group_b]
+    return [key for key in summary.keys if a.values.get(key) != b.values.get(key)]
+
+
+def comparison_table_rows(
+    summary: GroupSummary, *, one_factor: bool | None = None
+) -> list[dict[str, Any]]:
+    """One row per measure and pair of groups for people.
+
+    Parameters
+    ----------
+    summary : GroupSummary
+    one_factor : bool, optional
+        True: only the pairs that differ in one ``--group-by`` key (the comparisons that
+        say what that key does), with a ``varies`` column naming it; False: only the
+        others; None: all pairs.
+    """
+    rows = []
+    several_keys = len(summary.keys) > 1
+    for comparison in summary.comparisons:
+        varied = varied_keys(summary, comparison)
+        if one_factor is not None and (len(varied) == 1) != one_factor:
+            continue
+        row: dict[str, Any] = {"measure": comparison.measure}
+        if several_keys:
+            row["varies"] = ", ".join(varied)
+        row.update(
+            {
+                "B vs A": f"{comparison.group_b} vs {comparison.group_a}",
+                "n (A, B)": f"{comparison.n_a}, {comparison.n_b}",
+                "mean B - A": comparison.difference,
+                "Cohen's d": comparison.cohens_d,
+                "p (MWU)": comparison.p_value,
+                "AUROC": comparison.auroc,
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def small_groups_note(summary: GroupSummary, threshold: float = 0.1) -> str | None:
+    """A sentence when groups are too small for a comparison to reach ``p < threshold``.
+
+    With 3 runs against 3, the smallest two-sided Mann-Whitney p is 0.1 (every run of
+    one group above every run of the other): no such comparison can reach p < 0.1,
+    whatever the data. ``None`` when every comparison can.
+    """
+    floors = [
+        (smallest_p_value(c.n_a, c.n_b), c.n_a, c.n_b)
+        for c in summary.comparisons
+        if c.n_a and c.n_b
     ]
+    blocked = [floor for floor in floors if floor[0] >= threshold]
+    if not blocked:
+        return None
+    floor, n_a, n_b = min(blocked)
+    sizes = f"{n_a} runs against {n_b}" if n_a != n_b else f"{n_a} runs per group"
+    which = (
+        "No comparison"
+        if len(blocked) == len(floors)
+        else (f"{len(blocked)} of {len(floors)} comparisons")
+    )
+    return (
+        f"{which} here can reach p < {format_number(threshold, None)}: with {sizes} the"
+        f" smallest two-sided Mann-Whitney p is {format_number(floor)}, even when every run of"
+        " one group lies above every run of the other. Read Cohen's d and the AUROC; add runs"
+        " (seeds) to test."
+    )
 
 
-def runs_csv(records: Records, summary: GroupSummary | None = None) -> str:
-    """CSV of the runs: ``run, run_id, error``, the metadata, then every scalar field.
+def runs_csv(
+    records: Records, summary: GroupSummary | None = None, columns: Sequence[str] | None = None
+) -> str:
+    """CSV of the runs: ``run, run_id, error``, the metadata, the measures, then the settings.
 
     With a ``summary`` grouped by metadata keys, a ``group`` column follows ``error``:
-    the label of the run's group (empty for a failed run).
+    the label of the run's group (empty for a failed run). ``columns`` chooses the
+    columns (default: all, in the order of :func:`~dynatrain._plain.run_columns`).
     """
-    rows = [scalar_row(record) for record in records]
-    first = ["run", "run_id", "error"]
-    if summary is not None and summary.keys:
-        first.append("group")
-        for group in summary.groups:
-            for index in group.members:
-                rows[index]["group"] = group.label
-    seen = list(dict.fromkeys(key for row in rows for key in row))
-    first += [key for key in seen if key.startswith("metadata.")]
-    return to_csv(rows, [*first, *(key for key in seen if key not in first)])
+    rows = run_rows(records, summary)
+    return to_csv(rows, run_columns(rows) if columns is None else columns)
+
+
+#: ``--columns summary``: what a reader compares runs on, in the order of the tables.
+SUMMARY_COLUMNS = (
+    "integration",
+    "integration_ci95.0",
+    "integration_ci95.1",
+    "integration_p",
+    "metastability",
+    "metastability_p",
+    "stability_index",
+    "style.label",
+    "convergence.epoch",
+    "convergence.decided_epoch",
+    "convergence.p",
+    "convergence.accuracy_plateau_epoch",
+    "convergence.lead_epochs",
+)
+
+
+def csv_columns(records: Records, summary: GroupSummary | None, choice: str) -> list[str]:
+    """The columns ``--columns`` chooses: ``all``, ``summary``, or names separated by commas.
+
+    ``summary``: ``run_id`` (and ``run`` when a run has no id), the group and its keys (or
+    ``dataset``, ``model``, ``seed`` where present), :data:`SUMMARY_COLUMNS`, and
+    ``error`` last (its text may hold commas) when a run failed.
+
+    Raises
+    ------
+    InputError
+        For a column that no run has (with the closest names).
+    """
+    rows = run_rows(records, summary)
+    available = run_columns(rows)
+    if choice == "all":
+        return available
+    if choice == "summary":
+        keys = _metadata_columns(records, summary or GroupSummary((), (), []))
+        lacks_id = any(not row.get("run_id") for row in rows)
+        chosen = [
+            *(["run"] if lacks_id else []),
+            "run_id",
+            *(["group"] if "group" in available else []),
+            *(f"metadata.{key}" for key in keys),
+            *SUMMARY_COLUMNS,
+            *(["error"] if any(row["error"] for row in rows) else []),
+        ]
+        return [column for column in chosen if column in available]
+    chosen = [name.strip() for name in choice.split(",") if name.strip()]
+    for name in chosen:
+        if name not in available:
+            raise InputError(
+                f"--columns: no column {name!r}{did_you_mean(name, available)} (all or summary,"
+                " or names from the"
+                " header of --columns all)"
+            )
+    if not chosen:
+        raise InputError("--columns: give all, summary, or column names separated by commas")
+    return chosen
 
 
 # -- terminal and Markdown -------------------------------------------------------------------------
@@ -209,12 +332,18 @@ _COMPARISONS_NOTE = (
 )
 
 
+def _comparisons_note(summary: GroupSummary) -> str:
+    """What the comparison columns mean, and whether the groups can reach p < 0.1."""
+    small = small_groups_note(summary)
+    return _COMPARISONS_NOTE + (f" {small}" if small else "")
+
+
 def _cell(value: Any) -> str | Text:
     """A rich cell: a number as a (highlighted) string, any text as :class:`Text`.
 
     Rich would read a string cell as markup, and strings here come from the data.
     """
-    text = _text(value, 3)
+    text = cell_text(value)
     return Text(text) if isinstance(value, str) else text
 
 
@@ -231,10 +360,10 @@ def _rich_table(title: str, rows: Sequence[Mapping[str, Any]], note: str | None 
     )
     columns = list(rows[0]) if rows else []
     for position, column in enumerate(columns):
-        numeric = all(isinstance(row[column], (int, float, type(None))) for row in rows)
+        numeric = all(_numeric(row[column]) for row in rows)
         # The first column names the row (a run, a measure): other columns wrap before it.
-        name_width = max(len(_text(row[column])) for row in rows) if position == 0 else None
-        justify = "right" if numeric else "left"
+        name_width = max(len(cell_text(row[column])) for row in rows) if position == 0 else None
+        justify: Literal["left", "right"] = "right" if numeric else "left"
         table.add_column(Text(printable(column)), justify=justify, min_width=name_width)
     for row in rows:
         table.add_row(*(_cell(row[column]) for column in columns))
@@ -257,7 +386,9 @@ def render_batch(records: Records, summary: GroupSummary, console: Console) -> N
     console.print(_rich_table(f"Groups (by {by})", group_table_rows(summary), _GROUPS_NOTE))
     if summary.comparisons:
         console.print(
-            _rich_table("Between groups", comparison_table_rows(summary), _COMPARISONS_NOTE)
+            _rich_table(
+                "Between groups", comparison_table_rows(summary), _comparisons_note(summary)
+            )
         )
 
 
@@ -272,7 +403,7 @@ def batch_markdown(records: Records, summary: GroupSummary) -> str:
         parts.append(
             "## Between groups\n\n"
             + to_markdown(comparison_table_rows(summary))
-            + f"\n{_COMPARISONS_NOTE}\n"
+            + f"\n{_comparisons_note(summary)}\n"
         )
     return "\n".join(parts)
 
@@ -351,24 +482,47 @@ def check_report_dir(
 
 
 def run_file_stems(records: Records) -> list[str]:
-    """A safe, unique file-name stem per run: its run id, else its file name without suffix.
+    """A safe, unique file-name stem per run (:func:`~dynatrain.report.outputs.run_stem`).
 
-    Anything but ASCII letters, digits, ``.``, ``_`` and ``-`` becomes ``_``; leading
-    and trailing dots, underscores and dashes go, so ``../../x`` gives ``x`` and
-    ``/etc/passwd`` gives ``etc_passwd``. Stems equal but for case get ``-2``, ``-3``...
+    Stems equal but for case get ``-2``, ``-3``... (in input order).
     """
-    stems: list[str] = []
     taken: set[str] = set()
-    for record in records:
-        file_name = os.path.basename(str(record["run"]).rstrip("/\\"))
-        name = record.get("run_id") or os.path.splitext(file_name)[0]
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._-")[:_MAX_STEM] or "run"
-        unique, suffix = stem, 2
-        while unique.lower() in taken:
-            unique, suffix = f"{stem}-{suffix}", suffix + 1
-        taken.add(unique.lower())
-        stems.append(unique)
-    return stems
+    return [_unique(run_stem(record), taken) for record in records]
+
+
+def _unique(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``... if taken (case ignored); marked as taken."""
+    unique, suffix = stem, 2
+    while unique.lower() in taken:
+        unique, suffix = f"{stem}-{suffix}", suffix + 1
+    taken.add(unique.lower())
+    return unique
+
+
+class RunFiles:
+    """Write each run's JSON to ``DIR/runs/<stem>.json`` as soon as its record is done.
+
+    A batch with a report folder keeps each run's ``detail`` (what ``dynatrain plot``
+    draws the run's figures from) only until its file is written, so memory does not grow
+    with the series of every run. Stems are those of :func:`run_file_stems`, given in
+    input order. Check the folder first (:func:`check_report_dir`).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
+        self.written: list[str] = []
+        self._taken: set[str] = set()
+
+    def write(self, record: Mapping[str, Any]) -> str:
+        """Write one run's record (the next in input order); return its path."""
+        stem = _unique(run_stem(record), self._taken)
+        with writing(self.directory):
+            os.makedirs(self.directory, exist_ok=True)
+            path = _write_inside(
+                self.directory, f"{RUNS_FOLDER}/{stem}.json", to_json(record) + "\n"
+            )
+        self.written.append(path)
+        return path
 
 
 def _write_inside(directory: str, relative: str, content: str | bytes) -> str:
@@ -393,6 +547,7 @@ def write_report(
     *,
     version: str,
     force: bool = False,
+    run_files: RunFiles | None = None,
 ) -> list[str]:
     """Write the report folder (see the module docstring) and return the paths written.
 
@@ -409,6 +564,9 @@ def write_report(
     version : str
         The dynatrain version, shown in ``report.html``.
     force : bool
+    run_files : RunFiles, optional
+        Where the runs' JSON files were written as the runs were analysed; without it,
+        they are written here from ``records`` (with their ``detail`` if they have it).
 
     Raises
     ------
@@ -419,18 +577,30 @@ def write_report(
     from dynatrain.report.batch_plots import plot_batch
 
     directory = os.fspath(directory)
-    check_report_dir(directory, force=force, inputs=(str(record["run"]) for record in records))
+    # Not empty any more when the runs' files were written as they came (run_files).
+    empty_or_ours = force or run_files is not None
+    check_report_dir(
+        directory, force=empty_or_ours, inputs=(str(record["run"]) for record in records)
+    )
     with writing(directory):
         os.makedirs(directory, exist_ok=True)
         written = [
             _write_inside(directory, "runs.csv", runs_csv(records, summary)),
-            _write_inside(directory, "groups.csv", to_csv(summary.group_rows())),
-            _write_inside(directory, "comparisons.csv", to_csv(summary.comparison_rows())),
+            _write_inside(
+                directory, "groups.csv", to_csv(summary.group_rows(), group_columns(summary))
+            ),
+            _write_inside(
+                directory,
+                "comparisons.csv",
+                to_csv(summary.comparison_rows(), comparison_columns()),
+            ),
             _write_inside(directory, "groups.json", to_json(summary.to_dict()) + "\n"),
         ]
-        for stem, record in zip(run_file_stems(records), records, strict=True):
-            relative = f"{RUNS_FOLDER}/{stem}.json"
-            written.append(_write_inside(directory, relative, to_json(record) + "\n"))
+        if run_files is None:
+            run_files = RunFiles(directory)
+            for record in records:
+                run_files.write(record)
+        written += run_files.written
         figures = []
         if summary.groups:  # each figure replaces what is at its name (save_figure)
             figures = plot_batch(records, summary, directory, fmt="png")
@@ -457,34 +627,56 @@ def write_groups_json(path: str | os.PathLike[str], summary: GroupSummary) -> No
 # -- report.html -----------------------------------------------------------------------------------
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; padding: 0 1em;
+       color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f4f4f4; }
 td:first-child, th:first-child { text-align: left; }
-img { max-width: 100%; }
+.wide { overflow-x: auto; }
+img { max-width: 100%; height: auto; }
+figure { margin: 0.5em 1em 1.5em 0; display: inline-block; vertical-align: top; }
 .error { color: #b00020; }
-.note { color: #555; font-size: 0.9em; }
+.note { color: #555; font-size: 0.9em; max-width: 60em; }
+.caution { background: #fff6e0; border-left: 4px solid #e69f00; padding: 0.4em 0.8em; }
+details > summary { cursor: pointer; margin: 0.5em 0; }
 """
 
 
-def _html_table(rows: Sequence[Mapping[str, Any]]) -> str:
+def _html_table(rows: Sequence[Mapping[str, Any]], links: Sequence[str | None] = ()) -> str:
+    """A table; ``links``: a relative URL per row for its first cell (or ``None``)."""
     if not rows:
         return "<p class='note'>none</p>"
     columns = list(rows[0])
     head = "".join(f"<th>{html.escape(printable(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_text(row[c]))}</td>" for c in columns) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    lines = []
+    for position, row in enumerate(rows):
+        cells = [html.escape(cell_text(row[c])) for c in columns]
+        link = links[position] if position < len(links) else None
+        if link is not None:
+            cells[0] = f"<a href='{html.escape(link)}'>{cells[0]}</a>"
+        lines.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+    return f"<div class='wide'>{table}</div>"
+
+
+#: Pixels per inch of the figures (``savefig.dpi``) and of a CSS inch: each figure is shown
+#: at the size it was drawn for, so text reads the same size in every figure.
+_FIGURE_DPI, _CSS_DPI = 150, 96
 
 
 def _embedded_png(path: str) -> str:
     with open(path, "rb") as stream:
-        encoded = base64.b64encode(stream.read()).decode("ascii")
+        data = stream.read()
+    encoded = base64.b64encode(data).decode("ascii")
     name = html.escape(os.path.basename(path))
-    return f"<figure><img alt='{name}' src='data:image/png;base64,{encoded}'></figure>"
+    width = int.from_bytes(data[16:20], "big")  # the PNG header's IHDR width
+    size = f" width='{round(width * _CSS_DPI / _FIGURE_DPI)}'" if width else ""
+    return f"<figure><img alt='{name}'{size} src='data:image/png;base64,{encoded}'></figure>"
+
+
+def _note(text: str, css: str = "note") -> str:
+    return f"<p class='{css}'>{html.escape(text)}</p>"
 
 
 def report_html(
@@ -495,10 +687,16 @@ def report_html(
     version: str,
     figures: Sequence[str] = (),
 ) -> str:
-    """One self-contained HTML page: groups, comparisons, figures, runs, failures, settings.
+    """One self-contained HTML page, read from the top: figures, comparisons, groups, runs.
 
-    Every text from the data is escaped; ``figures`` (PNG paths) are embedded as
-    data URIs, so the page opens in a browser without a server or the other files.
+    The figures come first; then the comparisons between groups that differ in one
+    ``--group-by`` key (what that key does), with a warning when the groups are too small
+    for any p-value to reach 0.1 (:func:`small_groups_note`); the pairs that differ in
+    several keys at once follow, folded; then the group summary, the runs (each linked to
+    its JSON in ``runs/``, from which ``dynatrain plot`` draws its figures), the failures,
+    warnings and settings. Every text from the data is escaped; ``figures`` (PNG paths)
+    are embedded as data URIs, so the page opens in a browser without a server or the
+    other files.
     """
     failed = [record for record in records if "error" in record]
     by = printable(", ".join(summary.keys)) or "none (all runs together)"
@@ -506,19 +704,43 @@ def report_html(
         "<h1>dynatrain batch report</h1>",
         f"<p>{len(records)} runs, {len(failed)} failed; grouped by {html.escape(by)};"
         f" dynatrain {html.escape(version)}.</p>",
-        "<h2>Groups</h2>",
-        _html_table(group_table_rows(summary)),
-        f"<p class='note'>{html.escape(_GROUPS_NOTE)}</p>",
     ]
-    if summary.comparisons:
-        sections += [
-            "<h2>Between groups</h2>",
-            _html_table(comparison_table_rows(summary)),
-            f"<p class='note'>{html.escape(_COMPARISONS_NOTE)}</p>",
-        ]
     if figures:
         sections += ["<h2>Figures</h2>", *(_embedded_png(path) for path in figures)]
-    sections += ["<h2>Runs</h2>", _html_table(run_table_rows(records, summary))]
+    if summary.comparisons:
+        one_factor = comparison_table_rows(summary, one_factor=True)
+        crossed = comparison_table_rows(summary, one_factor=False)
+        small = small_groups_note(summary)
+        title = "Between groups" + (" that differ in one key" if len(summary.keys) > 1 else "")
+        sections += [f"<h2>{title}</h2>"]
+        if small:
+            sections.append(_note(small, "note caution"))
+        sections += [_html_table(one_factor), _note(_COMPARISONS_NOTE)]
+        if crossed:
+            sections += [
+                f"<details><summary>{len(crossed)} comparisons between groups that differ in"
+                " more than one key (which key made the difference, they cannot say)"
+                "</summary>",
+                _html_table(crossed),
+                "</details>",
+            ]
+    sections += [
+        "<h2>Groups</h2>",
+        _html_table(group_table_rows(summary)),
+        _note(_GROUPS_NOTE),
+    ]
+    links = [
+        None if "error" in record else f"{RUNS_FOLDER}/{stem}.json"
+        for stem, record in zip(run_file_stems(records), records, strict=True)
+    ]
+    sections += [
+        "<h2>Runs</h2>",
+        _html_table(run_table_rows(records, summary), links),
+        _note(
+            f"Each run's JSON ({RUNS_FOLDER}/<run>.json) holds what its figures are drawn from:"
+            f" dynatrain plot {RUNS_FOLDER}/<run>.json --out figures/"
+        ),
+    ]
     if failed:
         items = "".join(
             f"<li><code>{html.escape(printable(r['run']))}</code>:"
@@ -532,12 +754,15 @@ def report_html(
     setting_rows = [{"setting": key, "value": value} for key, value in settings.items()]
     sections += [
         "<h2>Settings</h2>",
-        "<p class='note'>As given; max_scale and window, when not given, are resolved per"
-        " run (see each run's JSON).</p>",
+        _note(
+            "As given; max_scale and window, when not given, are resolved per run (see each"
+            " run's JSON)."
+        ),
         _html_table(setting_rows),
     ]
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
         "<title>dynatrain batch report</title>\n"
         f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(sections) + "\n</body>\n</html>\n"
     )

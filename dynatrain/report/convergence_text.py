@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dynatrain._format import format_number, p_value_text
 from dynatrain.defaults import SIGNIFICANCE_LEVEL
-from dynatrain.report._format import p_value_text
 
 __all__ = [
     "converged_text",
@@ -67,7 +67,7 @@ def converged_text(convergence: Mapping[str, Any], settings: Mapping[str, Any]) 
     if epoch is None:
         return "not converged", ""
     decided = convergence.get("decided_epoch")
-    parts = [] if decided is None else [f"decided {decided:g}"]
+    parts = [] if decided is None else [f"decided {format_number(decided, None)}"]
     p_text = convergence_p_text(convergence, settings)
     verdict = distinguishable(convergence, settings)
     if verdict is None:
@@ -78,7 +78,7 @@ def converged_text(convergence: Mapping[str, Any], settings: Mapping[str, Any]) 
         parts.append(f"{p_text}, surrogates converge as early")
     if relapse := relapse_text(convergence):
         parts.append(relapse)
-    return f"epoch {epoch:g}", ", ".join(parts)
+    return f"epoch {format_number(epoch, None)}", ", ".join(parts)
 
 
 def early_warning_text(
@@ -100,12 +100,16 @@ def early_warning_text(
     if verdict is False:
         return "none", "convergence not distinguishable from its surrogates"
     if lead <= 0:
-        when = "at the plateau" if lead == 0 else f"{-lead:g} epochs after the plateau"
+        when = (
+            "at the plateau"
+            if lead == 0
+            else f"{format_number(-lead, None)} epochs after the plateau"
+        )
         return "none", f"convergence decided {when}"
     unit = "epoch" if lead == 1 else "epochs"
     if verdict is None:
-        return f"{lead:g} {unit}", "untested (no surrogates)"
-    return f"{lead:g} {unit}", ""
+        return f"{format_number(lead, None)} {unit}", "untested (no surrogates)"
+    return f"{format_number(lead, None)} {unit}", ""
 
 
 def convergence_headline(
@@ -119,9 +123,9 @@ def convergence_headline(
     # .get: a result saved by version 0.1 has no decision and no p-value.
     decided = convergence.get("decided_epoch")
     verdict = distinguishable(convergence, settings)
-    about = [] if decided is None else [f"decided at {decided:g}"]
+    about = [] if decided is None else [f"decided at {format_number(decided, None)}"]
     about.append("untested" if verdict is None else convergence_p_text(convergence, settings))
-    head = f"stability index converged at epoch {epoch:g} ({', '.join(about)})"
+    head = f"stability index converged at epoch {format_number(epoch, None)} ({', '.join(about)})"
     if verdict is False:
         return head + ", but its time-shuffled surrogates converge as early: no early warning"
     lead = convergence.get("lead_epochs")
@@ -132,4 +136,4 @@ def convergence_headline(
         return f"{head}, when {metric} plateaued"
     unit = "epoch" if abs(lead) == 1 else "epochs"
     when = "before" if lead > 0 else "after"
-    return f"{head}, {abs(lead):g} {unit} {when} {metric} plateaued"
+    return f"{head}, {format_number(abs(lead), None)} {unit} {when} {metric} plateaued"

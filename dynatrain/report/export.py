@@ -15,14 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-from dynatrain.report._format import printable, spreadsheet_safe
+from dynatrain._format import cell_text, printable, spreadsheet_safe
+from dynatrain._plain import flatten, json_ready, scalar_row
 
 __all__ = [
     "flatten",
@@ -33,21 +31,6 @@ __all__ = [
     "to_jsonl",
     "to_markdown",
 ]
-
-
-def json_ready(value: Any) -> Any:
-    """Convert ``value`` to plain JSON data: NumPy to Python, NaN and inf to ``None``."""
-    if isinstance(value, Mapping):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return [json_ready(item) for item in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 #: Characters ``json.dumps(ensure_ascii=False)`` writes raw that a terminal may act on
@@ -66,26 +49,6 @@ def to_json(data: Any, *, indent: int | None = 2) -> str:
 def to_jsonl(records: Iterable[Any]) -> str:
     """One compact JSON object per line."""
     return "".join(to_json(record, indent=None) + "\n" for record in records)
-
-
-def flatten(data: Mapping[str, Any], *, prefix: str = "", skip: Sequence[str] = ()) -> dict:
-    """Flatten nested mappings to ``{"a.b": value}``; lists of scalars become ``a.0, a.1``.
-
-    Lists of mappings and the keys in ``skip`` are left out: they are not scalar fields.
-    """
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in skip:
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, prefix=f"{name}."))
-        elif isinstance(value, (list, tuple)):
-            if all(not isinstance(item, (Mapping, list, tuple)) for item in value):
-                flat.update({f"{name}.{i}": item for i, item in enumerate(value)})
-        else:
-            flat[name] = value
-    return flat
 
 
 def _csv_cell(value: Any) -> Any:
@@ -115,13 +78,11 @@ def _markdown_cell(value: Any) -> str:
     value = json_ready(value)
     if value is None:
         return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return printable(value).replace("|", "\\|")
+    return cell_text(value).replace("|", "\\|")
 
 
 def to_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """A GitHub-flavoured Markdown table (floats to 4 significant digits)."""
+    """A GitHub-flavoured Markdown table (numbers by :func:`~dynatrain._format.format_number`)."""
     if columns is None:
         columns = list(dict.fromkeys(key for row in rows for key in row))
     lines = [
@@ -131,26 +92,3 @@ def to_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None
     for row in rows:
         lines.append("| " + " | ".join(_markdown_cell(row.get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
-
-
-#: Keys of an analysis object that are not scalar fields (left out of CSV rows).
-_NON_SCALAR = ("layers", "timeseries", "detail", "excluded_layers", "warnings", "metadata")
-
-
-def scalar_row(result: Mapping[str, Any]) -> dict[str, Any]:
-    """One flat CSV row of an analysis object (``AnalysisResult.to_dict()`` or batch error).
-
-    Metadata keys come first as ``metadata.<key>``; nested fields are dotted
-    (``convergence.epoch``, ``settings.window``); excluded layers and warnings are
-    joined with ``"; "``.
-    """
-    row: dict[str, Any] = {"run": result.get("run"), "run_id": result.get("run_id")}
-    row.update(flatten(result.get("metadata") or {}, prefix="metadata."))
-    row.update(flatten(result, skip=(*_NON_SCALAR, "run", "run_id")))
-    if "excluded_layers" in result:
-        row["excluded_layers"] = "; ".join(
-            f"{e['name']} ({e['reason']})" for e in result["excluded_layers"]
-        )
-    if "warnings" in result:
-        row["warnings"] = "; ".join(result["warnings"])
-    return row

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from dynatrain.archive.format import is_url
 from dynatrain.errors import InputError
@@ -39,6 +41,7 @@ __all__ = [
     "check_plot_dir",
     "is_inside",
     "local_path",
+    "run_stem",
     "write_file",
     "writing",
 ]
@@ -132,15 +135,37 @@ def check_plot_dir(
     fmt: str,
     option: str,
     kind: str = "archive",
+    result: Mapping[str, Any] | None = None,
 ) -> None:
-    """:func:`check_output_dir` for the figures of one analysis (``<figure>.<fmt>``).
+    """:func:`check_output_dir` for the figures of one analysis (``<run>-<figure>.<fmt>``).
+
+    ``result`` names the run (its id, else its archive's file name); without it, the
+    first input does (the figures of an archive without a run id).
 
     Imports matplotlib (through :mod:`dynatrain.report.plots`): call it only to plot.
     """
-    from dynatrain.report.plots import FIGURES
+    from dynatrain.report.plots import figure_names
 
-    entries = [f"{name}.{fmt}" for name in FIGURES]
+    inputs = list(inputs)
+    named = result if result is not None else {"run": inputs[0] if inputs else "run"}
+    entries = list(figure_names(named, fmt).values())
     check_output_dir(directory, inputs=inputs, option=option, entries=entries, kind=kind)
+
+
+#: Longest file-name stem derived from a run id.
+MAX_STEM = 100
+
+
+def run_stem(result: Mapping[str, Any]) -> str:
+    """A safe file-name stem for a run: its ``run_id``, else its archive's name without suffix.
+
+    Anything but ASCII letters, digits, ``.``, ``_`` and ``-`` becomes ``_``; leading
+    and trailing dots, underscores and dashes go, so ``../../x`` gives ``x`` and
+    ``/etc/passwd`` gives ``etc_passwd``; at most 100 characters; ``run`` if nothing is left.
+    """
+    file_name = os.path.basename(str(result.get("run", "")).rstrip("/\\"))
+    name = result.get("run_id") or os.path.splitext(file_name)[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._-")[:MAX_STEM] or "run"
 
 
 @contextlib.contextmanager

@@ -26,8 +26,11 @@ _QUOTE = 40
 _MEASURE_LIMIT = 1e6
 
 
-def check_plot_input(result: Any) -> None:
+def check_plot_input(result: Any, *, detail: bool = True) -> None:
     """Raise :class:`InputError` unless ``result`` has what the five figures draw.
+
+    With ``detail=False``, only what the figures that need no ``detail`` draw
+    (``kuramoto``, ``style``, and ``stability`` without an accuracy metric) is checked.
 
     Parameters
     ----------
@@ -42,7 +45,7 @@ def check_plot_input(result: Any) -> None:
     """
     if not isinstance(result, Mapping) or "timeseries" not in result:
         raise InputError("not a dynatrain analysis result (no 'timeseries')")
-    if result.get("detail") is None:
+    if detail and result.get("detail") is None:
         raise InputError(
             "the analysis result has no 'detail', which the plots need: write it with"
             " `dynatrain analyze RUN --format json --detail`"
@@ -122,11 +125,13 @@ def check_plot_input(result: Any) -> None:
             null=True,
         )
 
-    detail = _mapping(result, "detail")
-    zscored = _sequence(detail, "zscored", where="detail", length=n_layers)
+    if not detail:
+        return
+    details = _mapping(result, "detail")
+    zscored = _sequence(details, "zscored", where="detail", length=n_layers)
     for i, row in enumerate(zscored):
         _numbers(row, f"detail.zscored[{i}]", length=n_points, null=True)
-    dfa = _mapping(detail, "dfa", where="detail")
+    dfa = _mapping(details, "dfa", where="detail")
     scales = _numbers(_field(dfa, "scales", "detail.dfa"), "detail.dfa.scales", minimum=1)
     _increasing(scales, "detail.dfa.scales")
     if any(scale <= 0 for scale in scales):
@@ -140,7 +145,7 @@ def check_plot_input(result: Any) -> None:
             )
     _numbers(_field(dfa, "intercept", "detail.dfa"), "detail.dfa.intercept", length=n_layers)
     if metric is not None:
-        curve = _mapping(detail, "metric", where="detail")
+        curve = _mapping(details, "metric", where="detail")
         curve_epoch = _numbers(_field(curve, "epoch", "detail.metric"), "detail.metric.epoch")
         _increasing(curve_epoch, "detail.metric.epoch")
         _numbers(

@@ -39,8 +39,8 @@ from matplotlib.ticker import (
     NullFormatter,
 )
 
+from dynatrain._format import format_interval, format_number, p_value_text
 from dynatrain.errors import InputError
-from dynatrain.report._format import p_value_text
 from dynatrain.report._mpl import (
     OKABE_ITO,
     PLOT_FORMATS,
@@ -55,11 +55,14 @@ from dynatrain.report.convergence_text import (
     convergence_p_text,
     relapse_text,
 )
+from dynatrain.report.outputs import run_stem
 from dynatrain.report.plot_input import check_plot_input
 from dynatrain.report.style_text import style_headline
 
 __all__ = [
     "FIGURES",
+    "figure_input",
+    "figure_names",
     "plot_analysis",
     "plot_dfa",
     "plot_kuramoto",
@@ -154,7 +157,7 @@ def _layer_colors(n_layers: int) -> tuple[list[Any], ScalarMappable | None]:
     if n_layers <= MAX_LEGEND_LAYERS:
         return list(color_cycle(n_layers)), None
     mappable = ScalarMappable(Normalize(0, n_layers - 1), SEQUENTIAL_CMAP)
-    return [mappable.to_rgba(i) for i in range(n_layers)], mappable
+    return list(mappable.to_rgba(np.arange(n_layers))), mappable
 
 
 def _layer_index_colorbar(ax: Axes, mappable: ScalarMappable, names: Sequence[str]) -> None:
@@ -176,14 +179,14 @@ def _index_formatter(names: Sequence[str]) -> FuncFormatter:
     return FuncFormatter(name_at)
 
 
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "n/a" if value is None or value != value else format(value, spec)
+def _fmt(value: float | None, decimals: int | None = 3) -> str:
+    return format_number(value, decimals, missing="n/a")
 
 
 def _ci_text(interval: Sequence[float | None] | None) -> str:
     if not interval or None in interval:
         return ""
-    return f", 95% CI [{interval[0]:.2f}, {interval[1]:.2f}]"
+    return f", 95% CI {format_interval(interval)}"
 
 
 def _p_text(result: Mapping[str, Any], key: str, sep: str = ", ") -> str:
@@ -191,10 +194,28 @@ def _p_text(result: Mapping[str, Any], key: str, sep: str = ", ") -> str:
     return text and sep + text
 
 
+def _makes_room(ax: Axes) -> bool:
+    """Whether ``ax``'s figure lays itself out around what is drawn beside its axes.
+
+    dynatrain's own figures use constrained layout; a user's figure without a layout
+    engine, saved as it is, cuts off whatever lies past its edge.
+    """
+    return ax.figure.get_layout_engine() is not None
+
+
+def _side_legend(ax: Axes, handles: list[Any], labels: list[str], **options: Any) -> None:
+    """A legend beside the axes when the figure makes room for it, inside them otherwise."""
+    if _makes_room(ax):
+        anchor = {"upper left": (1.01, 1.0), "center left": (1.01, 0.5)}[options["loc"]]
+        ax.legend(handles, labels, bbox_to_anchor=anchor, **options)
+    else:
+        ax.legend(handles, labels, **{**options, "loc": "best", "fontsize": 7})
+
+
 # -- the figures -------------------------------------------------------------------------------
 
 
-def plot_signals(ax: Axes, result: Mapping[str, Any]) -> None:
+def _draw_signals(ax: Axes, result: Mapping[str, Any]) -> None:
     """Heatmap of the z-scored analysed series, layers (input side on top) x epochs.
 
     Parameters
@@ -234,7 +255,7 @@ def plot_signals(ax: Axes, result: Mapping[str, Any]) -> None:
     _excluded_note(ax, result)
 
 
-def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
+def _draw_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
     """DFA fluctuation function F(s) per layer with its fitted power law, on log-log axes.
 
     Points are F(s); each line is exp(intercept) * s ** alpha, the least-squares fit
@@ -273,7 +294,7 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
             linewidth=1.3 if few else 0.7,
         )
         handles.append(line)
-        labels.append(f"{name}  α = {_fmt(alpha, '.2f')}")  # noqa: RUF001
+        labels.append(f"{name}  α = {_fmt(alpha)}")  # noqa: RUF001
     # Reference slopes start just below the lowest first point (placement only).
     anchor = np.nanmin(fluctuations[:, 0]) / 1.6
     references, reference_labels = [], []
@@ -287,7 +308,7 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
             zorder=1.5,
         )
         references.append(line)
-        reference_labels.append(f"slope {slope:g} ({DFA_MEANING[slope]})")
+        reference_labels.append(f"slope {_fmt(slope, None)} ({DFA_MEANING[slope]})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     # Plain numbers at round values (4, 6, 8, 12 ... and 0.2, 0.3, 0.5, 1 ...): the
@@ -303,22 +324,18 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
     corrected_text = ""
     if corrected is not None and corrected == corrected:  # saved before 0.2: none
         corrected_text = (
-            f"\ncorrected for the finite-size bias: {_fmt(corrected, '.2f')}"
+            f"\ncorrected for the finite-size bias: {_fmt(corrected)}"
             f"{_ci_text(result.get('integration_corrected_ci95'))}"
         )
     ax.set_title(
         f"{run_label(result)}: detrended fluctuation analysis per layer\n"
-        f"integration (mean α) = {_fmt(result['integration'], '.2f')}"  # noqa: RUF001
+        f"integration (mean α) = {_fmt(result['integration'])}"  # noqa: RUF001
         f"{_ci_text(result.get('integration_ci95'))}"
         f"{_p_text(result, 'integration_p')}{corrected_text}",
     )
     if mappable is None:  # beside the axes: a flat layer can run through any corner
-        ax.legend(
-            handles + references,
-            labels + reference_labels,
-            fontsize=8,
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1.0),
+        _side_legend(
+            ax, handles + references, labels + reference_labels, fontsize=8, loc="upper left"
         )
     else:
         ax.legend(references, reference_labels, fontsize=8, loc="upper left")
@@ -326,7 +343,7 @@ def plot_dfa(ax: Axes, result: Mapping[str, Any]) -> None:
     _excluded_note(ax, result)
 
 
-def plot_kuramoto(ax: Axes, result: Mapping[str, Any]) -> None:
+def _draw_kuramoto(ax: Axes, result: Mapping[str, Any]) -> None:
     """Kuramoto order parameter R(t) over epochs, synchrony and metastability marked.
 
     Parameters
@@ -364,17 +381,12 @@ def plot_kuramoto(ax: Axes, result: Mapping[str, Any]) -> None:
     ax.set_title(f"{run_label(result)}: phase synchrony across {result['layers_analysed']} layers")
     handles, labels = ax.get_legend_handles_labels()
     # Beside the axes: R(t) can fill any part of [0, 1], so no place inside is free.
-    ax.legend(
-        handles[::-1],
-        labels[::-1],
-        loc="center left",
-        bbox_to_anchor=(1.01, 0.5),
-        fontsize=9,
-        labelspacing=1.2,
-    )
+    _side_legend(ax, handles[::-1], labels[::-1], loc="center left", fontsize=9, labelspacing=1.2)
 
 
-def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
+def _draw_stability(
+    axes: Sequence[Axes], result: Mapping[str, Any], own_figure: bool = True
+) -> None:
     """The windowed stability index, its volatility and the accuracy, sharing epochs.
 
     Vertical lines mark the epoch at which the stability index converged, the epoch the
@@ -434,19 +446,24 @@ def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
             continue
         for ax in axes:
             ax.axvline(epoch, color=color, linestyle=style, linewidth=1.3)
-        axes[0].plot([], [], color=color, linestyle=style, label=f"{what}: epoch {epoch:g}")
+        axes[0].plot(
+            [], [], color=color, linestyle=style, label=f"{what}: epoch {_fmt(epoch, None)}"
+        )
     # One legend for every panel, in rows above them: it hides no data.
     handles, labels = axes[0].get_legend_handles_labels()
     more_handles, more_labels = volatility_ax.get_legend_handles_labels()
     if handles or more_handles:
-        axes[0].legend(
-            handles + more_handles,
-            labels + more_labels,
-            loc="lower left",
-            bbox_to_anchor=(0, 1.0),
-            ncols=2,
-            fontsize=9,
-        )
+        if own_figure:  # laid out for it: two columns above the top panel
+            axes[0].legend(
+                handles + more_handles,
+                labels + more_labels,
+                loc="lower left",
+                bbox_to_anchor=(0, 1.0),
+                ncols=2,
+                fontsize=9,
+            )
+        else:  # a user's figure, of any width: a legend above the panels could pass its edge
+            axes[0].legend(handles + more_handles, labels + more_labels, loc="best", fontsize=7)
     step = settings.get("window_step", 1)
     every = "" if step == 1 else f", one every {step} checkpoints"
     axes[-1].set_xlabel(
@@ -454,7 +471,11 @@ def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
         f" window{every})"
     )
     headline = textwrap.fill(convergence_headline(convergence, settings, metric), 80)
-    axes[0].figure.suptitle(f"{run_label(result)}: stability index and convergence\n{headline}")
+    title = f"{run_label(result)}: stability index and convergence\n{headline}"
+    if own_figure:
+        axes[0].figure.suptitle(title)
+    else:  # the user's figure keeps its own title
+        axes[0].set_title(title)
 
 
 def _convergence_rule(
@@ -475,7 +496,7 @@ def _convergence_rule(
             color="0.35",
             linestyle=":",
             linewidth=1.2,
-            label=f"convergence threshold: {threshold:g} × running peak",  # noqa: RUF001
+            label=f"convergence threshold: {_fmt(threshold, None)} × running peak",  # noqa: RUF001
         )
         return
     peak = int(np.nanargmax(volatility))
@@ -494,11 +515,11 @@ def _convergence_rule(
         color="0.35",
         linestyle=":",
         linewidth=1.2,
-        label=f"convergence threshold: {threshold:g} × peak",  # noqa: RUF001
+        label=f"convergence threshold: {_fmt(threshold, None)} × peak",  # noqa: RUF001
     )
 
 
-def plot_style_map(ax: Axes, result: Mapping[str, Any]) -> None:
+def _draw_style_map(ax: Axes, result: Mapping[str, Any]) -> None:
     """Windowed integration against metastability, coloured by epoch: the training style.
 
     Parameters
@@ -534,6 +555,148 @@ def plot_style_map(ax: Axes, result: Mapping[str, Any]) -> None:
     )
 
 
+# -- on your own axes ----------------------------------------------------------------------------
+
+#: What each figure draws from the result's ``detail``, for the message when it is missing.
+_FROM_DETAIL = {
+    "signals": "the z-scored series",
+    "dfa": "the DFA fluctuation functions",
+    "stability": "the accuracy curve",
+}
+
+Result = Any  # an AnalysisResult, or its to_dict() / JSON (a mapping)
+
+
+def figure_input(result: Result, figure: str) -> Mapping[str, Any]:
+    """The data a figure draws, from an :class:`AnalysisResult` or its dictionary, checked.
+
+    Parameters
+    ----------
+    result : AnalysisResult or mapping
+        The result object (its ``to_dict(detail=True)`` is drawn), or
+        ``to_dict(detail=...)``, or the JSON of ``dynatrain analyze --format json``
+        read back.
+    figure : {"signals", "dfa", "kuramoto", "stability", "style"}
+
+    Raises
+    ------
+    InputError
+        One line: what the figure needs that the result lacks (``detail``, for the
+        figures that draw from it), or the first malformed field.
+    """
+    if not isinstance(result, Mapping) and hasattr(result, "to_dict"):
+        result = result.to_dict(detail=True, json_safe=False)
+    if not isinstance(result, Mapping) or "timeseries" not in result:
+        raise InputError(
+            f"plot_{_FUNCTION[figure]}: expected an AnalysisResult or its to_dict(), got"
+            f" {type(result).__name__}"
+        )
+    convergence = result.get("convergence")
+    needs_detail = figure in ("signals", "dfa") or (
+        figure == "stability" and isinstance(convergence, Mapping) and convergence.get("metric")
+    )
+    if needs_detail and result.get("detail") is None:
+        raise InputError(
+            f"plot_{_FUNCTION[figure]} draws {_FROM_DETAIL[figure]}, which are in the result's"
+            " 'detail': pass the AnalysisResult itself, result.to_dict(detail=True), or the"
+            " JSON of `dynatrain analyze --format json --detail`"
+        )
+    check_plot_input(result, detail=bool(needs_detail))
+    return result
+
+
+#: Figure name -> name of its public function after ``plot_``.
+_FUNCTION = {
+    "signals": "signals",
+    "dfa": "dfa",
+    "kuramoto": "kuramoto",
+    "stability": "stability",
+    "style": "style_map",
+}
+
+
+def plot_signals(ax: Axes, result: Result) -> None:
+    """Heatmap of the z-scored analysed series, layers (input side on top) x epochs.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw; a colour bar is added next to it.
+    result : AnalysisResult or mapping
+        The result, or its ``to_dict(detail=True)`` (or that JSON read back).
+    """
+    with plot_style(), np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        _draw_signals(ax, figure_input(result, "signals"))
+
+
+def plot_dfa(ax: Axes, result: Result) -> None:
+    """DFA fluctuation function F(s) per layer with its fitted power law, on log-log axes.
+
+    Points are F(s); each line is exp(intercept) * s ** alpha, the least-squares fit
+    the analysis made; grey lines show the slopes of white noise (0.5), 1/f noise (1)
+    and a random walk (1.5). The legend goes beside the axes when the figure lays itself
+    out (``layout="constrained"``), inside them otherwise, so it is never cut off.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    result : AnalysisResult or mapping
+        The result, or its ``to_dict(detail=True)`` (or that JSON read back).
+    """
+    with plot_style(), np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        _draw_dfa(ax, figure_input(result, "dfa"))
+
+
+def plot_kuramoto(ax: Axes, result: Result) -> None:
+    """Kuramoto order parameter R(t) over epochs, synchrony and metastability marked.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    result : AnalysisResult or mapping
+        The result, or its ``to_dict()`` (``detail`` not needed).
+    """
+    with plot_style(), np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        _draw_kuramoto(ax, figure_input(result, "kuramoto"))
+
+
+def plot_stability(axes: Sequence[Axes], result: Result) -> None:
+    """The windowed stability index, its volatility and the accuracy, sharing epochs.
+
+    Parameters
+    ----------
+    axes : sequence of matplotlib.axes.Axes
+        Three stacked panels (stability index, volatility, accuracy), or two when the
+        result has no accuracy metric.
+    result : AnalysisResult or mapping
+        The result, or its ``to_dict(detail=True)`` (``detail`` only for the accuracy).
+    """
+    data = figure_input(result, "stability")
+    needed = 2 if data["convergence"]["metric"] is None else 3
+    if len(axes) < needed:
+        raise InputError(
+            f"plot_stability draws {needed} panels (stability index, volatility"
+            + (", accuracy" if needed == 3 else "")
+            + f"), got {len(axes)} axes"
+        )
+    with plot_style(), np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        _draw_stability(list(axes), data, own_figure=False)
+
+
+def plot_style_map(ax: Axes, result: Result) -> None:
+    """Windowed integration against metastability, coloured by epoch: the training style.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw; a colour bar is added next to it.
+    result : AnalysisResult or mapping
+        The result, or its ``to_dict()`` (``detail`` not needed).
+    """
+    with plot_style(), np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        _draw_style_map(ax, figure_input(result, "style"))
+
+
 # -- all figures --------------------------------------------------------------------------------
 
 
@@ -552,7 +715,7 @@ def _drawn(
 def _signals_figure(result: Mapping[str, Any]) -> Figure:
     height = float(np.clip(1.6 + 0.2 * len(result["layers"]), 3.4, 9.0))
     figure, ax = new_figure(figsize=(7.5, height), layout="constrained")
-    return _drawn(figure, plot_signals, ax, result)
+    return _drawn(figure, _draw_signals, ax, result)
 
 
 def _single_figure(
@@ -570,30 +733,39 @@ def _stability_figure(result: Mapping[str, Any]) -> Figure:
     figure, axes = new_figure(
         n_panels, 1, figsize=(7.5, 1.9 * n_panels + 1.2), sharex=True, layout="constrained"
     )
-    return _drawn(figure, plot_stability, list(axes), result)
+    return _drawn(figure, _draw_stability, list(axes), result)
 
 
 #: Figure names (file stems) and how each is made, in the order they are written.
 FIGURES: dict[str, Callable[[Mapping[str, Any]], Figure]] = {
     "signals": _signals_figure,
-    "dfa": _single_figure(plot_dfa, (8.0, 4.8)),
-    "kuramoto": _single_figure(plot_kuramoto, (8.0, 4.0)),
+    "dfa": _single_figure(_draw_dfa, (8.0, 4.8)),
+    "kuramoto": _single_figure(_draw_kuramoto, (8.0, 4.0)),
     "stability": _stability_figure,
-    "style": _single_figure(plot_style_map, (6.5, 5.0)),
+    "style": _single_figure(_draw_style_map, (6.5, 5.0)),
 }
 
 
+def figure_names(result: Mapping[str, Any], fmt: str) -> dict[str, str]:
+    """Figure -> file name, ``<run>-<figure>.<fmt>``, so several runs can share a folder.
+
+    ``<run>`` is the run's id, else its archive's file name, made safe for a file name
+    (:func:`~dynatrain.report.outputs.run_stem`).
+    """
+    stem = run_stem(result)
+    return {name: f"{stem}-{name}.{fmt}" for name in FIGURES}
+
+
 def plot_analysis(
-    result: Mapping[str, Any], directory: str | os.PathLike[str], *, fmt: str = "png"
+    result: Result, directory: str | os.PathLike[str], *, fmt: str = "png"
 ) -> list[str]:
-    """Write the five figures of one analysis to ``directory`` as ``<name>.<fmt>``.
+    """Write the five figures of one analysis to ``directory`` as ``<run>-<figure>.<fmt>``.
 
     Parameters
     ----------
-    result : mapping
-        :meth:`dynatrain.analysis.AnalysisResult.to_dict` with ``detail=True``, or
-        the JSON of ``dynatrain analyze --format json --detail`` read back. Not
-        modified.
+    result : AnalysisResult or mapping
+        The result object, its ``to_dict(detail=True)``, or the JSON of ``dynatrain
+        analyze --format json --detail`` read back. Not modified.
     directory : str or path
         Output directory, created if needed; existing figures are replaced.
     fmt : {"png", "svg", "pdf"}
@@ -602,7 +774,8 @@ def plot_analysis(
     Returns
     -------
     list of str
-        The paths written, in the order of :data:`FIGURES`.
+        The paths written, in the order of :data:`FIGURES`, named by
+        :func:`figure_names` (``mlp-digits-seed1-signals.png``).
 
     Raises
     ------
@@ -614,7 +787,10 @@ def plot_analysis(
     """
     if fmt not in PLOT_FORMATS:
         raise ValueError(f"invalid plot format {fmt!r}: use one of {', '.join(PLOT_FORMATS)}")
+    if not isinstance(result, Mapping) and hasattr(result, "to_dict"):
+        result = result.to_dict(detail=True, json_safe=False)
     check_plot_input(result)  # a damaged JSON file: one line naming the bad field
+    names = figure_names(result, fmt)
     paths = []
     # Absurd but finite values (alpha = 1e300) overflow on the way to the axes: drawn
     # as they come out, not warned about on stderr.
@@ -624,5 +800,5 @@ def plot_analysis(
                 figure = make(result)
             except (KeyError, TypeError, IndexError) as exc:
                 raise InputError(f"malformed analysis result ({name} figure): {exc!r}") from exc
-            paths.append(save_figure(figure, directory, name, fmt))
+            paths.append(save_figure(figure, directory, names[name]))
     return paths

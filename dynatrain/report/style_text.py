@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dynatrain._format import format_number, p_value_text
 from dynatrain.defaults import STYLE_THRESHOLD
-from dynatrain.report._format import p_value_text
 from dynatrain.report.convergence_text import significance_level
 
 __all__ = ["style_headline", "style_text", "style_verdict"]
@@ -44,18 +44,18 @@ def style_text(
     """``(value, uncertainty)`` of the "training style" row of a table.
 
     >>> style_text({"label": "independent", "spearman": 0.41, "p": 0.3}, {"surrogates": 199})
-    ('independent', 'rho = 0.41, p = 0.3, surrogates correlate as strongly')
+    ('independent', 'rho = 0.410, p = 0.3, surrogates correlate as strongly')
     """
     if style is None:
         return "-", ""
-    parts = [] if style.get("spearman") is None else [f"rho = {style['spearman']:.2f}"]
+    parts = [] if style.get("spearman") is None else [f"rho = {format_number(style['spearman'])}"]
     p_text = p_value_text(style.get("p"), (settings or {}).get("surrogates"))
     parts += [part for part in (p_text, style_verdict(style, settings)) if part]
     return str(style["label"]), ", ".join(parts)
 
 
 def style_headline(style: Mapping[str, Any] | None, settings: Mapping[str, Any] | None) -> str:
-    """One line for a figure: ``"style coupled (Spearman ρ = 0.52, p = 0.01)"``."""  # noqa: RUF002
+    """One line for a figure: ``"style coupled (Spearman ρ = 0.520, p = 0.01)"``."""  # noqa: RUF002
     if style is None:
         return "no training style (too few windows)"
     _, detail = style_text(style, settings)

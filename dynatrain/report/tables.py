@@ -8,7 +8,7 @@ comes from the data (paths, run ids, layer, metric and metadata names and values
 problems) is passed as :class:`rich.text.Text`, which is printed as it is: a layer named
 ``[/oops]`` is shown, not parsed (and cannot fail the rendering). Rich passes most
 control characters through (an ESC in a run id would reach the terminal), so the same
-strings first go through :func:`~dynatrain.report._format.printable` (:func:`data_text`).
+strings first go through :func:`~dynatrain._format.printable` (:func:`data_text`).
 """
 
 from __future__ import annotations
@@ -16,18 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dynatrain.report._format import p_value_text, printable
-from dynatrain.report.convergence_text import (
-    converged_text,
-    early_warning_text,
-    significance_level,
-)
-from dynatrain.report.style_text import style_text
+from dynatrain._format import format_number, printable
+from dynatrain._repr import measure_rows
+from dynatrain.report.convergence_text import significance_level
 
 __all__ = [
     "analysis_markdown",
@@ -69,7 +65,11 @@ def _key_values(pairs: Mapping[str, Any]) -> Table:
 def render_inspect(summary: Mapping[str, Any], console: Console) -> None:
     """Print an archive summary (:meth:`dynatrain.archive.reader.Archive.summary`)."""
     epochs = summary["epochs"]
-    span = f"epochs {epochs[0]:g} to {epochs[1]:g}" if epochs else "no complete checkpoint"
+    span = (
+        f"epochs {format_number(epochs[0], None)} to {format_number(epochs[1], None)}"
+        if epochs
+        else "no complete checkpoint"
+    )
     facts = {
         "back end": f"{summary['backend']} (format {summary['format_version']})",
         "checkpoints": f"{summary['checkpoints']} ({span})",
@@ -124,97 +124,6 @@ def render_validation(report: Any, console: Console) -> None:
 
 #: Terminal width from which the explanations fit beside the measures.
 WIDE_TERMINAL = 110
-#: One-line explanations shown next to each measure, for readers new to the method.
-EXPLAIN = {
-    "integration": "memory of layer activity: 0.5 none, 1 strong",
-    "integration_corrected": "without the bias of DFA at this length: compare runs",
-    "integration_global": "the same, for the mean of all layers",
-    "integration_global_corrected": "the same, corrected",
-    "synchrony": "phase alignment of the layers, 0 to 1",
-    "metastability": "how much that alignment varies",
-    "stability_index": "integration x (1 - metastability)",
-    "style": "windowed integration vs metastability",
-    "convergence": "stability index stops fluctuating",
-    "plateau": "accuracy close to its best",
-    "lead": "plateau minus the epoch convergence was decided",
-}
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _epoch(value: float | None) -> str:
-    return "-" if value is None else f"epoch {value:g}"
-
-
-def _interval_text(interval: Any) -> str:
-    """``"[0.702, 0.918]"``; ``""`` without an interval."""
-    if not interval or None in interval:
-        return ""
-    return f"[{_num(float(interval[0]))}, {_num(float(interval[1]))}]"
-
-
-def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    """``(measure, value, uncertainty, meaning)`` rows summarising one analysis.
-
-    Values have 3 decimals; the uncertainty is the 95% interval, then the p-value and
-    what the test says.  Fields a result saved by an earlier version lacks show ``-``.
-    """
-    settings = result["settings"]
-    surrogates = settings.get("surrogates")
-    integration_p = p_value_text(result["integration_p"], surrogates)
-    style, style_detail = style_text(result["style"], settings)
-    convergence = result["convergence"]
-    converged, converged_detail = converged_text(convergence, settings)
-    warning, warning_detail = early_warning_text(convergence, settings)
-    return [
-        (
-            "integration",
-            _num(result["integration"]),
-            " ".join(x for x in (_interval_text(result["integration_ci95"]), integration_p) if x),
-            EXPLAIN["integration"],
-        ),
-        (
-            "  corrected",
-            _num(result.get("integration_corrected")),
-            _interval_text(result.get("integration_corrected_ci95")),
-            EXPLAIN["integration_corrected"],
-        ),
-        ("  mean field", _num(result["integration_global"]), "", EXPLAIN["integration_global"]),
-        (
-            "    corrected",
-            _num(result.get("integration_global_corrected")),
-            "",
-            EXPLAIN["integration_global_corrected"],
-        ),
-        (
-            "synchrony",
-            _num(result["synchrony"]),
-            p_value_text(result.get("synchrony_p"), surrogates),
-            EXPLAIN["synchrony"],
-        ),
-        (
-            "metastability",
-            _num(result["metastability"]),
-            p_value_text(result["metastability_p"], surrogates),
-            EXPLAIN["metastability"],
-        ),
-        ("stability index", _num(result["stability_index"]), "", EXPLAIN["stability_index"]),
-        ("training style", style, style_detail, EXPLAIN["style"]),
-        ("DSI converged", converged, converged_detail, EXPLAIN["convergence"]),
-        (
-            "accuracy plateau",
-            _epoch(convergence["accuracy_plateau_epoch"]),
-            convergence["metric"] or "no metric",
-            EXPLAIN["plateau"],
-        ),
-        ("early warning", warning, warning_detail, EXPLAIN["lead"]),
-    ]
 
 
 def _step_text(settings: Mapping[str, Any]) -> str:
@@ -227,7 +136,7 @@ def _rule_text(settings: Mapping[str, Any]) -> str:
     """The convergence rule in a few words."""
     peak = "running peak" if settings.get("convergence_rule") == "causal" else "whole-run peak"
     return (
-        f"converged below {settings['vol_threshold']:g} x {peak} for"
+        f"converged below {format_number(settings['vol_threshold'], None)} x {peak} for"
         f" {settings['vol_patience']} windows"
     )
 
@@ -235,7 +144,8 @@ def _rule_text(settings: Mapping[str, Any]) -> str:
 def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     """Print one run's analysis (the dict of ``AnalysisResult.to_dict()``).
 
-    Warnings are not printed here: the CLI sends them to stderr.
+    The warnings (a short run, uneven checkpoints, a cut at non-finite values...) are in
+    the panel, under the measures they qualify; the CLI also sends them to stderr.
     """
     meta = result["metadata"]
     settings = result["settings"]
@@ -244,8 +154,9 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
             str(v) for v in (result["run_id"], meta.get("model"), meta.get("dataset")) if v
         )
         or result["run"],
-        "checkpoints": f"{result['checkpoints']} (epochs {result['epochs'][0]:g} to"
-        f" {result['epochs'][1]:g})",
+        "checkpoints": f"{result['checkpoints']} (epochs"
+        f" {format_number(result['epochs'][0], None)} to"
+        f" {format_number(result['epochs'][1], None)})",
         "layers": f"{result['layers_analysed']} analysed"
         + (f", {len(result['excluded_layers'])} excluded" if result["excluded_layers"] else ""),
     }
@@ -276,10 +187,10 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     for layer in result["layers"]:
         layers.add_row(
             data_text(layer["name"]),
-            _num(layer["alpha"]),
-            _num(layer.get("alpha_corrected")),
-            f"{layer['mean']:.4g}",
-            f"{layer['std']:.4g}",
+            format_number(layer["alpha"]),
+            format_number(layer.get("alpha_corrected")),
+            format_number(layer["mean"]),
+            format_number(layer["std"]),
         )
     for excluded in result["excluded_layers"]:
         layers.add_row(
@@ -298,10 +209,22 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
         f" volatility over {settings['vol_window']} windows, {_rule_text(settings)},"
         + ("" if edge is None else f" phase edges {printable(edge)},")
         + f" {settings['surrogates']} surrogates, significance level"
-        f" {significance_level(settings):g}, seed {settings['seed']}",
+        f" {format_number(significance_level(settings), None)}, seed {settings['seed']}",
         style="dim",
     )
-    parts = [_key_values(about), Text(""), measures, Text(""), *([] if wide else [legend]), footer]
+    warnings = [
+        Text.assemble(("warning: ", "bold yellow"), printable(warning))
+        for warning in result.get("warnings") or ()
+    ]
+    parts: list[RenderableType] = [
+        _key_values(about),
+        Text(""),
+        measures,
+        Text(""),
+        *([*warnings, Text("")] if warnings else []),
+        *([] if wide else [legend]),
+        footer,
+    ]
     console.print(Panel(Group(*parts), title=data_text(result["run"]), title_align="left"))
     console.print(layers)
 

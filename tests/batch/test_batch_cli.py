@@ -27,7 +27,7 @@ def _write_group_runs(folder: Path) -> list[Path]:
     for i in range(N_PER_GROUP):
         for dataset, hurst in (("A", 0.55), ("B", 0.9)):
             path = folder / f"{dataset}-{i}.h5"
-            run = simulate_run("hurst", n_layers=6, n_checkpoints=50, hurst=hurst, seed=10 * i)
+            run = simulate_run("hurst", n_layers=6, n_checkpoints=51, hurst=hurst, seed=10 * i)
             write_run(path, run, metadata={"dataset": dataset}, samples=4, features=4, seed=i)
             paths.append(path)
     return paths
@@ -235,10 +235,14 @@ def test_stderr_is_quiet_off_a_terminal(cli, group_runs):
     assert result.exit_code == 0 and result.stderr == ""
 
 
-def test_missing_group_key_warns(cli, group_runs):
+def test_missing_group_key_warns(cli, group_runs, tmp_path):
+    with_optimizer = tmp_path / "C-0.h5"
+    run = simulate_run("hurst", n_layers=6, n_checkpoints=51, seed=5)
+    write_run(with_optimizer, run, metadata={"dataset": "C", "optimizer": "sgd"}, samples=4)
     result = cli(
         "batch",
         *group_runs[:2],
+        with_optimizer,
         *FAST,
         "-j",
         "1",
@@ -250,6 +254,19 @@ def test_missing_group_key_warns(cli, group_runs):
     assert result.exit_code == 0
     assert "2 run(s) without metadata 'optimizer', grouped as (missing)" in result.stderr
     assert "A / (missing)" in result.stdout and "B / (missing)" in result.stdout
+    assert "C / sgd" in result.stdout
+
+
+def test_a_group_key_no_run_has_is_refused_before_the_analysis(cli, group_runs, tmp_path):
+    report = tmp_path / "report"
+    result = cli("batch", *group_runs[:2], *FAST, "--group-by", "datset", "-o", report)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "dynatrain: error: --group-by 'datset': no run has this metadata key; did you mean"
+        " 'dataset'? (keys: dataset, expected_checkpoints, model, "
+    )
+    assert result.stderr.count("\n") == 1
+    assert not report.exists()  # refused before anything was analysed or written
 
 
 def test_list_valued_metadata_groups(cli, plain_archive, tmp_path):
@@ -417,3 +434,23 @@ def test_the_command_draws_a_progress_bar_only_on_a_terminal(group_runs):
     process = _batch_process(group_runs[:2], stderr=subprocess.PIPE)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0 and err == b"" and len(out.decode().splitlines()) == 2
+
+
+def test_a_warning_shared_by_runs_is_said_once(cli, tmp_path):
+    """Four runs with the same warning give one stderr line naming them, not four."""
+    runs = []
+    for name in "abcd":
+        runs.append(tmp_path / f"{name}.h5")
+        # 30 checkpoints: below the 50 analysed points DFA needs to be reliable, a warning
+        write_run(runs[-1], simulate_run("hurst", n_checkpoints=30, seed=0), samples=2, features=2)
+    result = cli("batch", *runs, *FAST, "-j", "1", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    records = _jsonl(result.stdout)
+    shared = set(records[0]["warnings"])
+    assert shared and all(set(r["warnings"]) == shared for r in records)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(shared), result.stderr
+    for line in lines:
+        assert line.startswith(
+            f"dynatrain: warning: 4 runs ({runs[0]}, {runs[1]}, {runs[2]}, ...): "
+        )

@@ -64,7 +64,12 @@ def test_report_folder_contents(cli, runs, tmp_path):
 
     page = (report / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == 3
-    assert not re.search(r"(src|href)=['\"](?!data:)", page)  # nothing loaded from elsewhere
+    # Nothing loaded from elsewhere; links only to the runs' own JSON files.
+    assert not re.search(r"(src|href)=['\"](?!data:|runs/)", page)
+    assert "<a href='runs/A0.json'>A0</a>" in page
+    figures = tmp_path / "figures"
+    assert cli("plot", report / "runs" / "B3.json", "--out", figures).exit_code == 0
+    assert sorted(os.listdir(figures))[0] == "B3-dfa.png"
     assert "Failed runs" in page and "broken.h5" in page
     assert "<td>surrogates</td><td>19</td>" in page and f"dynatrain {__version__}" in page
     assert "AUROC" in page
