@@ -169,13 +169,19 @@ def expected_squared_fluctuation(scales: Any, hurst: Any, *, order: int = DFA_OR
     hurst = as_float_array(hurst, "hurst", min_ndim=0)
     if np.any((hurst <= 0.0) | (hurst >= 1.0)):
         raise ValueError(f"hurst must be strictly between 0 and 1, got {hurst}")
-    twice_h = 2.0 * hurst[..., np.newaxis, np.newaxis]
+    twice_h = 2.0 * hurst[..., np.newaxis]
     out = np.empty((*hurst.shape, len(scales)))
-    for i, scale in enumerate(scales):
-        lag = np.arange(scale, dtype=np.float64)
-        distance = np.abs(lag[:, np.newaxis] - lag) ** twice_h  # (..., s, s)
-        q, _ = _basis(int(scale), order)
-        out[..., i] = 0.5 * np.einsum("ji,...jk,ki->...", q, distance, q) / scale
+    for i, scale in enumerate(scales.tolist()):
+        # tr(Q^T |j - k|^2H Q) by lags: sum over m of m^2H times the sum of the m-th
+        # diagonals of QQ^T, which is the autocorrelation of Q's columns at lag m
+        # (by FFT, zero-padded so it does not wrap): O(s log s), not an s x s matrix.
+        q, _ = _basis(scale, order)
+        n_fft = 1 << (2 * scale - 1).bit_length()
+        spectrum = np.fft.rfft(q, n=n_fft, axis=0)
+        power = np.sum(spectrum.real**2 + spectrum.imag**2, axis=1)
+        autocorrelation = np.fft.irfft(power, n=n_fft)[1:scale]  # lags 1 .. s-1
+        lags = np.arange(1, scale, dtype=np.float64)
+        out[..., i] = (lags**twice_h @ autocorrelation) / scale  # both signs of each lag: 2 x 0.5
     return out
 
 

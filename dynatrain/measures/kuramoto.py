@@ -18,6 +18,7 @@ bias of metastability by 40-80% at 25-200 points
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,6 +41,8 @@ _AR_ORDER = 4
 #: (16 or 32 points, a quarter or half of the series gave the same accuracy on the
 #: validation oscillators; the cost grows with it), see :func:`_edge_pad`.
 _MIN_EDGE_PAD, _MAX_EDGE_PAD = 8, 16
+#: Series longer than this get an extension of FFT-friendly total length (see edge_pads).
+_FFT_FRIENDLY_FROM = 128
 
 
 class Kuramoto(NamedTuple):
@@ -61,16 +64,35 @@ class Kuramoto(NamedTuple):
 
 
 def _detrended_zscore(x: np.ndarray) -> np.ndarray:
-    """Z-score along the last axis, then remove the least-squares line (unchecked)."""
+    """Z-score along the last axis, then remove the least-squares line (unchecked).
+
+    Every step works on each row alone (element-wise, or a reduction along its own
+    contiguous points), so a row gets the same bits whatever else is in the batch.
+    """
     n_points = x.shape[-1]
-    z = x - x[..., :1]  # exact zeros for a constant series
-    z -= z.mean(axis=-1, keepdims=True)
-    std = np.sqrt(np.mean(z * z, axis=-1, keepdims=True))
-    z /= np.where(std > 0, std, 1.0)
+    z = np.subtract(x, x[..., :1], order="C")  # exact zeros for a constant series
+    rows = z.reshape(-1, n_points)  # a view: z is C-contiguous
+    mean = rows.mean(axis=1)
     t = np.arange(n_points) - (n_points - 1) / 2
-    z -= ((z @ t) / (t @ t))[..., np.newaxis] * t
-    flat = np.sqrt(np.mean(z * z, axis=-1)) <= _FLAT
-    z[flat] = 0.0  # a straight line has no phase, only rounding noise
+    t_squares = float(t @ t)
+    # Sum of squares about the mean, from the raw sum: z starts at 0, so |mean| is at most
+    # sqrt(n) standard deviations and the subtraction loses at most log10(n + 1) digits.
+    squares = np.maximum(_row_dot(rows, rows) - n_points * mean**2, 0.0)
+    slope = _row_dot(rows, np.broadcast_to(t, rows.shape)) / t_squares  # t sums to 0
+    std = np.sqrt(squares / n_points)
+    scale = np.divide(1.0, std, out=np.ones_like(std), where=std > 0)
+    # z = (z - mean - slope t) / std, the line removed in the original units.
+    line = np.multiply.outer(slope, t)
+    line += mean[:, np.newaxis]
+    rows -= line
+    rows *= scale[:, np.newaxis]
+    # A straight line has no phase, only rounding noise: zero the rows whose detrended
+    # RMS is below _FLAT (checked on the rows whose line explains nearly everything).
+    nearly_straight = np.flatnonzero(squares - slope**2 * t_squares <= 1e-8 * squares)
+    if nearly_straight.size:
+        candidates = rows[nearly_straight]
+        flat = _row_dot(candidates, candidates) <= n_points * _FLAT**2
+        rows[nearly_straight[flat]] = 0.0
     return z
 
 
@@ -115,13 +137,44 @@ def _ar_coefficients(x: np.ndarray, order: int) -> np.ndarray:
 
 
 def _ar_forecast(x: np.ndarray, coefficients: np.ndarray, n_ahead: int) -> np.ndarray:
-    """The next `n_ahead` points of each series x (..., n_points) under its AR model."""
+    """The next `n_ahead` points of each series x (..., n_points) under its AR model.
+
+    Only the last ``order`` points of x are read.  Up to ``_MAX_EDGE_PAD`` points are
+    forecast one at a time; longer forecasts (the FFT-friendly extensions of long
+    series) go by blocks of about sqrt(n_ahead) points, each a linear map of the
+    ``order`` points before it, so that the Python loop stays short.
+    """
     order = coefficients.shape[-1] - 1
     weights = -coefficients[..., :0:-1]  # a_order .. a_1, matching the oldest..newest points
+    if n_ahead <= _MAX_EDGE_PAD:
+        # Time first: one step is `order` multiply-adds over every series at once.
+        history = np.empty((order + n_ahead, *x.shape[:-1]))
+        history[:order] = np.moveaxis(x[..., x.shape[-1] - order :], -1, 0)
+        gains = np.moveaxis(weights, -1, 0).copy()
+        term = np.empty(x.shape[:-1])
+        for k in range(n_ahead):
+            step = history[order + k]
+            np.multiply(gains[0], history[k], out=step)
+            for i in range(1, order):
+                step += np.multiply(gains[i], history[k + i], out=term)
+        return np.moveaxis(history[order:], 0, -1)
     buffer = np.empty((*x.shape[:-1], order + n_ahead))
     buffer[..., :order] = x[..., x.shape[-1] - order :]
-    for k in range(n_ahead):
-        buffer[..., order + k] = np.einsum("...i,...i->...", buffer[..., k : k + order], weights)
+    block = max(order, math.isqrt(n_ahead - 1) + 1)
+    # gain[..., k, :]: the weights of the forecast k + 1 points ahead on the last `order`
+    # points, by the same recursion run on unit vectors.
+    gain = np.zeros((*x.shape[:-1], order + block, order))
+    gain[..., :order, :] = np.eye(order)
+    for k in range(block):
+        gain[..., order + k, :] = np.einsum(
+            "...i,...ij->...j", weights, gain[..., k : k + order, :]
+        )
+    gain = gain[..., order:, :]
+    for start in range(order, order + n_ahead, block):
+        stop = min(start + block, order + n_ahead)
+        buffer[..., start:stop] = np.einsum(
+            "...kj,...j->...k", gain[..., : stop - start, :], buffer[..., start - order : start]
+        )
     return buffer[..., order:]
 
 
@@ -149,39 +202,90 @@ def _fft_friendly(length: int) -> bool:
     return length == 1
 
 
+@functools.lru_cache(maxsize=1024)
+def edge_pads(n_points: int) -> tuple[int, int]:
+    """Points forecast before and after a series of `n_points` (``edge="ar"``).
+
+    :func:`_edge_pad` at each end.  Few lengths have no prime factor above 11, so for
+    a long series often no pad in 8..16 gives one; for series longer than
+    ``_FFT_FRIENDLY_FROM`` points the extension is then lengthened, half at each end,
+    to the next such length: the FFT of a length with a large prime factor costs up to
+    11 times more (24,980 = 24,948 + 2 x 16; 10,032 = 10,000 + 2 x 16, with the factor
+    19: 1.2 times; no pad in 8..16 helps either).
+
+    Examples
+    --------
+    >>> edge_pads(25), edge_pads(100), edge_pads(999), edge_pads(10_000)
+    ((10, 10), (16, 16), (15, 15), (40, 40))
+    """
+    pad = _edge_pad(n_points)
+    total = n_points + 2 * pad
+    if n_points > _FFT_FRIENDLY_FROM:
+        while not _fft_friendly(total):
+            total += 1
+    extra = total - n_points - 2 * pad
+    return pad + extra // 2, pad + extra - extra // 2
+
+
 def _quadrature(real: np.ndarray, edge: str) -> np.ndarray:
     """H[real] along the last axis with the chosen edge handling (unchecked)."""
     if edge == "none":
         return _hilbert_transform(real)
     n_points = real.shape[-1]
-    n_pad = _edge_pad(n_points)
-    coefficients = _ar_coefficients(real, min(_AR_ORDER, n_points // 3))
+    before, after = edge_pads(n_points)
+    order = min(_AR_ORDER, n_points // 3)
+    coefficients = _ar_coefficients(real, order)
     # The model of a stationary series predicts backwards as well as forwards, so the
-    # start is extended by forecasting the time-reversed series.  Both ends in one pass.
-    both = _ar_forecast(np.stack([real, real[..., ::-1]]), coefficients, n_pad)
-    extended = np.concatenate([both[1, ..., ::-1], real, both[0]], axis=-1)
-    return _hilbert_transform(extended)[..., n_pad : n_pad + n_points]
+    # start is extended by forecasting the time-reversed series.  Both ends in one pass,
+    # from the `order` points at each end.
+    ends = np.stack([real[..., n_points - order :], real[..., order - 1 :: -1]])
+    both = _ar_forecast(ends, coefficients, max(before, after))
+    extended = np.empty((*real.shape[:-1], before + n_points + after))
+    extended[..., :before] = both[1, ..., before - 1 :: -1]
+    extended[..., before : before + n_points] = real
+    extended[..., before + n_points :] = both[0, ..., :after]
+    return _hilbert_transform(extended)[..., before : before + n_points]
 
 
-def _order_parameter(x: np.ndarray, edge: str = PHASE_EDGE) -> np.ndarray:
-    """R(t) of x (..., n_layers, n_points), unchecked float64."""
+def _phasor_sums(x: np.ndarray, edge: str = PHASE_EDGE) -> tuple[np.ndarray, ...]:
+    """Sums over layers (axis -2) of the unit phasors of x (..., n_layers, n_points).
+
+    Returns ``(cos, sin, n_voting)``, each shaped ``(..., n_points)``: the summed real
+    and imaginary parts, and how many layers have a phase at each point.
+    """
     real = _detrended_zscore(x)
     imag = _quadrature(real, edge)
     # |z| as the root of the squares: np.hypot is about 8x slower, and z-scored values
     # (and their bounded-filter quadrature) cannot overflow.
-    magnitude = np.sqrt(real * real + imag * imag)
-    has_phase = magnitude > 0
-    # Unit phasor z/|z|: exp(i angle z) costs three times as much.
-    cos = np.divide(real, magnitude, out=np.zeros_like(real), where=has_phase)
-    sin = np.divide(imag, magnitude, out=np.zeros_like(imag), where=has_phase)
-    n_voting = np.count_nonzero(has_phase, axis=-2)
+    inverse = real * real
+    inverse += imag * imag
+    np.sqrt(inverse, out=inverse)
+    # Unit phasor z/|z| (exp(i angle z) costs three times as much), as z * (1/|z|):
+    # one division per point; where z = 0 there is no phase and the phasor is 0.
+    if inverse.min() > 0:
+        np.divide(1.0, inverse, out=inverse)
+        n_voting = np.full(inverse.shape[:-2] + inverse.shape[-1:], x.shape[-2])
+    else:
+        has_phase = inverse > 0
+        np.divide(1.0, inverse, out=inverse, where=has_phase)
+        inverse[~has_phase] = 0.0
+        n_voting = np.count_nonzero(has_phase, axis=-2)
+    real *= inverse
+    imag *= inverse
+    return real.sum(axis=-2), imag.sum(axis=-2), n_voting
+
+
+def _order_from_sums(cos: np.ndarray, sin: np.ndarray, n_voting: np.ndarray) -> np.ndarray:
+    """R(t) from the summed unit phasors; NaN where no layer has a phase."""
     r = np.divide(
-        np.hypot(cos.sum(axis=-2), sin.sum(axis=-2)),
-        n_voting,
-        out=np.full(n_voting.shape, np.nan),
-        where=n_voting > 0,
+        np.hypot(cos, sin), n_voting, out=np.full(n_voting.shape, np.nan), where=n_voting > 0
     )
     return np.minimum(r, 1.0, out=r)  # |mean of unit vectors| can round to 1 + eps
+
+
+def _order_parameter(x: np.ndarray, edge: str = PHASE_EDGE) -> np.ndarray:
+    """R(t) of x (..., n_layers, n_points), unchecked float64."""
+    return _order_from_sums(*_phasor_sums(x, edge))
 
 
 def hilbert_phase(x: Any, *, axis: int = -1, edge: str = PHASE_EDGE) -> np.ndarray:
@@ -219,8 +323,10 @@ def hilbert_phase(x: Any, *, axis: int = -1, edge: str = PHASE_EDGE) -> np.ndarr
     zeroed).  With ``edge="none"`` that is all (the result equals
     ``np.angle(scipy.signal.hilbert(z))``).  With ``edge="ar"`` an AR model of
     order ``min(4, n // 3)`` is fitted to z (Yule-Walker equations, solved by
-    the Levinson-Durbin recursion), z is extended by ``min(max(n // 4, 8),
-    16)`` forecast points at each end (the start by forecasting the reversed
+    the Levinson-Durbin recursion), z is extended by about a quarter of its
+    length, 8 to 16 points at each end, chosen so that the extended length has
+    no prime factor above 11 (longer where none does, above 128 points: see
+    :func:`edge_pads`), of forecast points (the start by forecasting the reversed
     series: the model of a stationary series predicts both ways), and
     :math:`\mathcal{H}` of the extended series is cut back to the n original
     points; the real part stays z.  A series that is constant or a straight

@@ -33,6 +33,7 @@ import functools
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from dynatrain.defaults import PHASE_EDGE
 from dynatrain.measures._checks import check_int
@@ -54,8 +55,9 @@ _ILL_CONDITIONED = 1e-6
 _ROUNDING_FLOOR = 1e-24
 #: float64 elements per working array (~2 MiB): bounds the kernel's memory.
 _CHUNK_ELEMENTS = 1 << 18
-#: Complex elements per batch of windows in the phase computation (~16 MiB).
-_PHASE_CHUNK_ELEMENTS = 1 << 20
+#: Points per batch of windows in the phase computation (~1 MiB of float64): the
+#: temporaries stay in cache.
+_PHASE_CHUNK_ELEMENTS = 1 << 17
 
 
 def window_starts(n_points: int, window: int, step: int = 1) -> np.ndarray:
@@ -372,16 +374,22 @@ def _windowed_metastability(
 ) -> np.ndarray:
     """Population std of R(t) in every window: x (batch, L, n) -> (batch, n_windows).
 
-    Each batch of windows is copied into one contiguous (batch, windows, L, window) array,
-    so that every window goes through the same computation whatever the batch.
+    Each batch of windows is a (batch, windows, L, window) view, copied once (into C
+    order) by the first step of the phases, so that every window goes through the same
+    computation whatever the batch.
     """
     batch, n_layers, _ = x.shape
     metastability = np.empty((batch, len(starts)))
     per_chunk = max(1, _PHASE_CHUNK_ELEMENTS // (batch * n_layers * window))
-    offsets = np.arange(window)
+    # (batch, start, L, window): every window of every layer, a view.
+    windows = np.moveaxis(sliding_window_view(x, window, axis=-1), 2, 1)
+    steps = np.unique(np.diff(starts))
     for lo in range(0, len(starts), per_chunk):
-        index = starts[lo : lo + per_chunk, np.newaxis] + offsets
-        part = np.ascontiguousarray(np.moveaxis(x[:, :, index], 2, 1))
+        chunk = starts[lo : lo + per_chunk]
+        if len(steps) == 1:  # evenly spaced: a strided view, no copy here
+            part = windows[:, chunk[0] : chunk[-1] + 1 : int(steps[0])]
+        else:
+            part = windows[:, chunk]
         metastability[:, lo : lo + per_chunk] = _order_parameter(part, edge).std(axis=-1)
     return metastability
 

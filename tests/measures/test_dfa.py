@@ -109,6 +109,80 @@ def test_fluctuations_match_a_naive_loop(kind, n_points, order):
     np.testing.assert_allclose(fluctuation_function(x, scales, order=order), expected, rtol=1e-9)
 
 
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("n_points", [30, 64, 257, 1000])
+@pytest.mark.parametrize("kind", KINDS)
+def test_projected_fluctuations_match_a_naive_loop(kind, n_points, order):
+    """The surrogate nulls' kernel (projections only) gives the naive loop's F(s)."""
+    from dynatrain.measures.dfa import _projected_fluctuations
+
+    x = _series(kind, n_points, seed=5 * n_points + order)
+    scales = dfa_scales(n_points, min_scale=order + 2)
+    fluct, _ = _projected_fluctuations(np.stack([x, x[::-1]]), scales, order)
+    for row, series in zip(fluct, [x, x[::-1]], strict=True):
+        np.testing.assert_allclose(row, refs.naive_fluctuations(series, scales, order), rtol=1e-9)
+
+
+def _long_double_fluctuations(x: np.ndarray, scales: np.ndarray, order: int) -> np.ndarray:
+    """F(s) in extended precision: profile, segments from both ends, residual of the
+    projection on Gram-Schmidt-orthonormalised powers of t (an independent reference)."""
+    centred = x.astype(np.longdouble)
+    centred -= centred.mean()
+    profile = np.cumsum(centred)
+    n_points = len(profile)
+    fluct = []
+    for scale in scales:
+        used = (n_points // scale) * scale
+        segments = profile[:used].reshape(-1, scale)
+        if used != n_points:
+            segments = np.concatenate([segments, profile[n_points - used :].reshape(-1, scale)])
+        t = (np.arange(scale) - (scale - 1) / 2).astype(np.longdouble) / scale
+        basis = []
+        for power in range(order + 1):
+            vector = t**power
+            for b in basis:
+                vector = vector - (vector @ b) * b
+            basis.append(vector / np.sqrt(vector @ vector))
+        residual = segments.copy()
+        for b in basis:
+            residual -= np.outer(segments @ b, b)
+        fluct.append(np.sqrt(np.mean(residual * residual)))
+    return np.array(fluct, dtype=np.float64)
+
+
+def test_projected_fluctuations_stay_exact_where_the_norm_identity_cancels():
+    """|y|^2 - |Q^T y|^2 loses digits on a profile far from its segments' lines (a long
+    random walk, a large jump, a trend): such series are done another way, so that F(s)
+    keeps 11 digits (against an extended-precision reference) and a constant series
+    gives F = 0.  On a strong trend the explicit residual itself loses digits: the
+    projected kernel is then about as accurate as it, or more."""
+    from dynatrain.measures.dfa import _fluctuations, _projected_fluctuations
+
+    rng = np.random.default_rng(31)
+    n_points = 20_000
+    rows = np.stack(
+        [
+            rng.standard_normal(n_points).cumsum(),  # random walk: a quadratic-ish profile
+            np.where(np.arange(n_points) == 777, 1e6, 1.0) * rng.standard_normal(n_points),
+            rng.standard_normal(n_points),
+            np.full(n_points, 2.5),
+            np.linspace(0.0, 1.0, n_points) + 1e-6 * rng.standard_normal(n_points),  # trend
+        ]
+    )
+    scales = dfa_scales(n_points)
+    for order in (1, 2):
+        fluct, profile_rms = _projected_fluctuations(rows, scales, order)
+        explicit, explicit_rms = _fluctuations(rows, scales, order)
+        for row in range(3):
+            reference = _long_double_fluctuations(rows[row], scales, order)
+            np.testing.assert_allclose(fluct[row], reference, rtol=1e-11, atol=0)
+        np.testing.assert_array_equal(fluct[3], 0.0)
+        reference = _long_double_fluctuations(rows[4], scales, order)
+        error = np.abs(fluct[4] / reference - 1)
+        assert np.all(error <= 1.1 * np.abs(explicit[4] / reference - 1) + 1e-11)
+        np.testing.assert_allclose(profile_rms, explicit_rms, rtol=1e-13)
+
+
 @pytest.mark.parametrize("order", [1, 2])
 @pytest.mark.parametrize("n_points", [64, 257, 1024])
 @pytest.mark.parametrize("kind", KINDS)

@@ -18,7 +18,7 @@ from dynatrain.measures import finite_size as fs
 
 def test_expected_squared_fluctuation_of_white_noise_is_the_closed_form():
     """White noise (H = 1/2): the profile is a random walk, E[F^2(s)] = (s^2 - 4) / (15 s)."""
-    scales = np.array([4, 5, 8, 13, 64, 250])
+    scales = np.array([4, 5, 8, 13, 64, 250, 2_500, 25_000])
     expected = (scales**2 - 4) / (15 * scales)
     np.testing.assert_allclose(fs.expected_squared_fluctuation(scales, 0.5), expected, rtol=1e-12)
 
@@ -35,6 +35,26 @@ def test_expected_squared_fluctuation_matches_simulated_fgn(hurst):
     mean_f2 = np.mean([refs.fathon_fluctuations(x, scales, 1)[1] ** 2 for x in series], axis=0)
     exact = fs.expected_squared_fluctuation(scales, hurst)
     np.testing.assert_allclose(mean_f2, exact, rtol=0.1)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_expected_squared_fluctuation_matches_the_trace_in_extended_precision(order):
+    """0.5 tr(Q^T |j - k|^2H Q) / s summed over every (j, k) in long double, any H."""
+    from dynatrain.measures.dfa import _basis
+
+    scales = np.array([order + 2, 9, 31, 128, 201])
+    hurst = np.array([0.02, 0.25, 0.5, 0.77, 0.98])
+    expected = np.empty((len(hurst), len(scales)))
+    for i, scale in enumerate(scales):
+        q = _basis(int(scale), order)[0].astype(np.longdouble)
+        lag = np.arange(scale, dtype=np.longdouble)
+        distance = np.abs(lag[:, np.newaxis] - lag)
+        for k, h in enumerate(hurst):
+            weights = distance ** (2 * np.longdouble(h))
+            expected[k, i] = float(0.5 * np.sum(q * (weights @ q)) / scale)
+    np.testing.assert_allclose(
+        fs.expected_squared_fluctuation(scales, hurst, order=order), expected, rtol=1e-11
+    )
 
 
 def test_expected_squared_fluctuation_broadcasts_over_hurst():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import measures_refs as refs
 import numpy as np
 import pytest
@@ -20,6 +22,19 @@ def _detrended_zscore(x: np.ndarray) -> np.ndarray:
     return z - np.polyval(np.polyfit(t, z, 1), t)
 
 
+def _exact_detrended(x: np.ndarray) -> np.ndarray:
+    """x less its least-squares line, in exact rational arithmetic, rounded once.
+
+    The phase does not depend on a positive scale, so this is the z-scored, detrended
+    series up to its standard deviation, without the rounding of any float computation.
+    """
+    values = [Fraction(v) for v in x]
+    times = [Fraction(2 * i - (len(x) - 1), 2) for i in range(len(x))]  # centred: sum 0
+    mean = sum(values) / len(x)
+    slope = sum(v * t for v, t in zip(values, times, strict=True)) / sum(t * t for t in times)
+    return np.array([float(v - mean - slope * t) for v, t in zip(values, times, strict=True)])
+
+
 def _reference_r(x: np.ndarray) -> np.ndarray:
     """R(t) from scipy.signal.hilbert and exp(i angle), layer by layer."""
     phases = np.array([np.angle(hilbert(_detrended_zscore(layer))) for layer in x])
@@ -29,8 +44,10 @@ def _reference_r(x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("n_points", [3, 4, 64, 101, 256])
 def test_phase_without_edge_handling_matches_scipy_hilbert(n_points):
     x = np.random.default_rng(n_points).standard_normal((5, n_points)) + np.arange(n_points)
-    expected = np.array([np.angle(hilbert(_detrended_zscore(row))) for row in x])
-    np.testing.assert_allclose(hilbert_phase(x, edge="none"), expected, atol=1e-12)
+    expected = np.array([np.angle(hilbert(_exact_detrended(row))) for row in x])
+    # On the circle: a phase of pi may round to -pi on either side.
+    difference = np.angle(np.exp(1j * (hilbert_phase(x, edge="none") - expected)))
+    np.testing.assert_allclose(difference, 0.0, atol=1e-12)
 
 
 def test_phase_axis_zero_matches_last_axis():
@@ -297,3 +314,81 @@ def test_ar_extension_is_bounded_and_r_in_unit_interval(n_points, seed):
 def test_unknown_edge_is_refused():
     with pytest.raises(ValueError, match=r"edge must be one of \('ar', 'none'\), got 'mirror'"):
         kuramoto(np.ones((2, 9)), edge="mirror")
+
+
+def _exact_zscored_detrended(x: np.ndarray) -> np.ndarray:
+    """(x - line) / std(x), the line and std in exact rational arithmetic, rounded once."""
+    values = [Fraction(v) for v in x]
+    mean = sum(values) / len(x)
+    variance = sum((v - mean) ** 2 for v in values) / len(x)
+    return _exact_detrended(x) / np.sqrt(float(variance))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["noise", "step after the first point", "line plus tiny noise", "large offset", "walk"],
+)
+def test_detrended_zscore_matches_exact_arithmetic_on_hostile_rows(name):
+    """Rows where the sum of squares about the mean cancels most (a step right after the
+    first point: |mean| ~ sqrt(n) std), a line that explains almost everything, a huge
+    offset: within 1e-11 (in units of the row's std) of the exact value."""
+    from dynatrain.measures.kuramoto import _detrended_zscore
+
+    n_points = 2000
+    rng = np.random.default_rng(len(name))
+    t = np.arange(n_points)
+    row = {
+        "noise": rng.standard_normal(n_points),
+        "step after the first point": np.r_[0.0, np.full(n_points - 1, 3.0)]
+        + 1e-3 * rng.standard_normal(n_points),
+        "line plus tiny noise": 0.5 * t + 1e-6 * rng.standard_normal(n_points),
+        "large offset": 1e8 + rng.standard_normal(n_points),
+        "walk": rng.standard_normal(n_points).cumsum(),
+    }[name]
+    np.testing.assert_allclose(
+        _detrended_zscore(row[np.newaxis])[0], _exact_zscored_detrended(row), rtol=0, atol=1e-11
+    )
+
+
+def test_detrended_zscore_zeroes_lines_and_constants_in_a_batch():
+    """Straight lines (any slope, offset, length) and constants have no phase: exactly 0,
+    whatever else is in the batch; a line plus a visible wiggle is kept."""
+    from dynatrain.measures.kuramoto import _detrended_zscore
+
+    t = np.arange(300.0)
+    rows = np.array(
+        [
+            3.0 + 0.0 * t,
+            -2.0 + 1e-3 * t,
+            1e6 + 7.5 * t,
+            np.linspace(-2, 5, 300),
+            np.sin(t / 7) + 40 * t,
+        ]
+    )
+    z = _detrended_zscore(rows)
+    np.testing.assert_array_equal(z[:4], 0.0)
+    assert np.abs(z[4]).max() > 1e-5  # the wiggle is 2e-4 of the line
+
+
+@pytest.mark.parametrize("n_ahead", [1, 8, 16, 40])
+def test_ar_forecast_matches_the_recursion_in_exact_arithmetic(n_ahead):
+    """Both paths (step by step up to 16 points, blocks of powers beyond) against the AR
+    recursion x[t] = -(a_1 x[t-1] + ... + a_p x[t-p]) run in rational arithmetic, one
+    series at a time, on stable filters with close real roots (the block powers of such a
+    filter lose a few digits: 2e-13 of the forecast's size at most here)."""
+    from dynatrain.measures.kuramoto import _ar_forecast
+
+    rng = np.random.default_rng(n_ahead)
+    x = rng.standard_normal((2, 3, 30))
+    roots = 0.9 * rng.uniform(0.2, 1.0, (2, 3, 4))  # inside the unit circle: stable
+    coefficients = np.array([[np.poly(r) for r in batch] for batch in roots])
+    forecast = _ar_forecast(x, coefficients, n_ahead)
+    for index in np.ndindex(x.shape[:-1]):
+        history = [Fraction(v) for v in x[index]]
+        a = [Fraction(v) for v in coefficients[index]]
+        for _ in range(n_ahead):
+            history.append(-sum(a[i] * history[-i] for i in range(1, len(a))))
+        expected = np.array([float(v) for v in history[30:]])
+        np.testing.assert_allclose(
+            forecast[index], expected, rtol=0, atol=1e-12 * np.abs(expected).max()
+        )
