@@ -6,7 +6,7 @@ They are plain exceptions, independent of the command line: the CLI maps every
 
 from __future__ import annotations
 
-__all__ = ["ArchiveError", "DynatrainError", "InputError"]
+__all__ = ["ArchiveError", "ArchiveExistsError", "DynatrainError", "InputError"]
 
 
 class DynatrainError(Exception):
@@ -35,3 +35,7 @@ class InputError(DynatrainError, ValueError):
 
     It is also a ``ValueError``, so library callers may catch either.
     """
+
+
+class ArchiveExistsError(InputError):
+    """A writer was asked to create an archive that exists (mode ``"w-"``)."""

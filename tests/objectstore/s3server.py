@@ -1,0 +1,71 @@
+"""A local S3-compatible server (moto's server mode) for the object-storage tests.
+
+The server runs in a child process on 127.0.0.1, on a port the system chooses, and
+stops when its standard input closes (so also when the test process dies).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_SERVE = """
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer("127.0.0.1", 0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+class S3Server:
+    """``with S3Server() as server:`` then ``server.endpoint`` (``http://127.0.0.1:PORT``)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SERVE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError(f"the S3 server did not start (said {line!r})")
+        self.port = int(line)
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """What a client process needs to reach the server (and nothing else)."""
+        return {
+            "AWS_ACCESS_KEY_ID": "dynatrain-test-key-id",
+            "AWS_SECRET_ACCESS_KEY": "dynatrain-test-secret-key",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            # Never the user's own configuration, never the instance metadata service.
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> S3Server:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
