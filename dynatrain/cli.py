@@ -670,8 +670,11 @@ def batch(
 
     RUN is an archive, a glob (quote it to let dynatrain expand it), a directory
     (searched for .h5, .hdf5 and .zarr) or - (paths from stdin, one a line; with -0,
-    NUL-separated). The analysis options of analyze apply to every run (for one run's
-    --detail and figures, use analyze). A run that fails keeps its row with its error and the
+    NUL-separated). URLs too: s3://bucket/sweep/ is searched and
+    's3://bucket/sweep/**/*.zarr' expanded in the bucket; each run is read where it
+    is analysed (a Dask worker reads its own runs from the bucket). The analysis
+    options of analyze apply to every run (for one run's --detail and figures, use
+    analyze). A run that fails keeps its row with its error and the
     others go on; the exit code is then 2. No output may be, or lie inside, an input.
     """
     from dataclasses import asdict
@@ -680,11 +683,15 @@ def batch(
 
     from dynatrain import __version__
     from dynatrain import batch as batch_lib
+    from dynatrain.archive.storage import current_storage_options
     from dynatrain.report import batch_report, export
     from dynatrain.report.outputs import check_output_file
 
     settings = _settings(options)
-    paths = batch_lib.collect_runs(runs, stdin=sys.stdin, null=null)
+    storage_options = current_storage_options()  # --storage-option: for listings and workers
+    paths = batch_lib.collect_runs(
+        runs, stdin=sys.stdin, null=null, storage_options=storage_options
+    )
     # Every output is checked before any run is analysed.
     if groups_json is not None:
         check_output_file(groups_json, inputs=paths, option="--groups-json")
@@ -701,6 +708,7 @@ def batch(
             scheduler=scheduler or ("dask" if dask_address else "local"),
             dask_address=dask_address,
             on_done=advance,
+            storage_options=storage_options,
         ):
             records.append(record)
             if output_format == "jsonl":  # streamed: a line as soon as its run is done

@@ -23,10 +23,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from s3server import S3Server  # noqa: E402
+from s3server import S3Server
 
 _MISSING = [
-    name for name in ("moto", "flask", "flask_cors", "s3fs") if importlib.util.find_spec(name) is None
+    name
+    for name in ("moto", "flask", "flask_cors", "s3fs")
+    if importlib.util.find_spec(name) is None
 ]
 _SKIP_REASON = (
     f"object-storage tests need moto's server mode and s3fs ({', '.join(_MISSING)} not"
@@ -77,19 +79,36 @@ class Bucket:
         )
 
 
-@pytest.fixture
-def bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Bucket:
-    """A fresh bucket; this process's environment points at the server for the test."""
-    for name, value in s3_server.environment().items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
+@pytest.fixture(scope="module")
+def s3_environment(s3_server: S3Server) -> Iterator[dict[str, str]]:
+    """This process's environment points at the server, for one test module."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in s3_server.environment().items():
+            patch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+            patch.delenv(name, raising=False)
+        yield dict(os.environ)
+
+
+def _new_bucket(server: S3Server) -> Bucket:
     import s3fs
 
     fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
     name = f"test-{os.getpid()}-{next(_buckets)}"
     fs.mkdir(name)
-    return Bucket(name, s3_server, fs)
+    return Bucket(name, server, fs)
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server, s3_environment: dict[str, str]) -> Bucket:
+    """A fresh bucket for one test."""
+    return _new_bucket(s3_server)
+
+
+@pytest.fixture(scope="module")
+def module_bucket(s3_server: S3Server, s3_environment: dict[str, str]) -> Bucket:
+    """A bucket shared by the tests of one module (for what is slow to write)."""
+    return _new_bucket(s3_server)
 
 
 def write_run(

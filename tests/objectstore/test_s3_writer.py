@@ -107,7 +107,9 @@ def test_a_killed_writer_leaves_every_counted_checkpoint_readable(bucket):
             np.testing.assert_array_equal(archive.metric("val_accuracy"), t / 1000)
             for layer, sign in (("a", 1), ("b", -1)):
                 values = np.concatenate([block.values for block in archive.iter_activations(layer)])
-                np.testing.assert_array_equal(values, np.broadcast_to(sign * t[:, None], values.shape))
+                np.testing.assert_array_equal(
+                    values, np.broadcast_to(sign * t[:, None], values.shape)
+                )
         report = validate_archive(url)
         assert report.valid, report.problems
 
