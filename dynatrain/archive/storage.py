@@ -74,8 +74,12 @@ _SECRET_NAME = re.compile(
 #: The protocols whose URLs may name a container as ``container@account`` (Azure):
 #: there, only ``user:password@`` is taken for credentials.
 _AT_IS_NOT_CREDENTIALS = ("az", "abfs", "abfss", "adl")
-#: URL user information: ``scheme://<userinfo>@``.
-_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://([^/\s@?#]+)@")
+#: URL user information, ``scheme://<userinfo>@``: ``user:password`` (the password may
+#: hold an unescaped ``/``, as AWS secret keys do) or a name or token alone.
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://([^/\s@:?#]+:[^\s@]*|[^/\s@:?#]+)@")
+#: Credentials in an S3 URL: ``s3://KEY:SECRET@bucket`` (the key has no ``/``, the
+#: secret may; a bucket name is lower-case letters, digits, dots and dashes).
+_S3_CREDENTIALS = re.compile(r"(s3a?)://([^/@:]+)(?::([^@]*))?@(?=[a-z0-9][a-z0-9.-]*(?:/|$))")
 #: Query parameters whose values are credentials (signed URLs, SAS tokens).
 _SECRET_QUERY = re.compile(
     r"([?&][^=&\s#]*(?:sig|signature|token|credential|secret|password|key)[^=&\s#]*=)[^&\s#]*",
@@ -186,16 +190,15 @@ def split_credentials(url: str) -> tuple[str, dict[str, str]]:
     URLs come back unchanged: HTTP(S) keeps its ``user:password@`` (the HTTP client
     uses it) and is only redacted when shown.
     """
-    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@", url)
-    if match is None or match.group(1).lower() not in ("s3", "s3a"):
+    match = _S3_CREDENTIALS.match(url)
+    if match is None:
         return url, {}
-    userinfo = match.group(2)
-    user, _, password = userinfo.partition(":")
+    scheme, user, password = match.groups()
     options = {"key": urllib.parse.unquote(user)}
     if password:
         options["secret"] = urllib.parse.unquote(password)
     add_secrets(options)
-    return f"{match.group(1)}://{url[match.end() :]}", options
+    return f"{scheme}://{url[match.end() :]}", options
 
 
 def filesystem(
@@ -249,9 +252,9 @@ def filesystem(
 
 def _library(exc: ImportError) -> str:
     """What to install, from fsspec's message ("Install s3fs to access S3")."""
-    words = str(exc).split()
-    if len(words) > 1 and words[0] == "Install":
-        return f"{words[1]} (pip install {words[1]})"
+    match = re.search(r"\b[Ii]nstall (\S+) to access", str(exc))
+    if match:
+        return f"{match.group(1)} (pip install {match.group(1)})"
     return f"a package that is not installed ({_first_line(exc)})"
 
 
