@@ -136,7 +136,9 @@ def memory_url():
 
     name = f"/dynatrain-test-{uuid.uuid4().hex}"
     yield f"memory://{name}/run.zarr"
-    fsspec.filesystem("memory").rm(name, recursive=True)
+    memory = fsspec.filesystem("memory")
+    if memory.exists(name):
+        memory.rm(name, recursive=True)
 
 
 def test_a_run_in_memory_reads_back(memory_url):
