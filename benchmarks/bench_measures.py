@@ -144,8 +144,12 @@ def bench_analyze(n_layers: int = 50, n_checkpoints: int = 100, surrogates: int 
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.h5"
-        write_run(path, simulate_run("hurst", n_layers=n_layers, n_checkpoints=n_checkpoints,
-                                     hurst=HURST, seed=0))
+        write_run(
+            path,
+            simulate_run(
+                "hurst", n_layers=n_layers, n_checkpoints=n_checkpoints, hurst=HURST, seed=0
+            ),
+        )
         settings = Settings(surrogates=surrogates)
         times = []
         for _ in range(REPEATS):
@@ -166,12 +170,18 @@ def bench_analyze(n_layers: int = 50, n_checkpoints: int = 100, surrogates: int 
         imports = wall(sys.executable, "-c", "import dynatrain.analysis, dynatrain.cli, h5py")
         help_ = wall(sys.executable, "-m", "dynatrain.cli", "--help")
     print(f"\nanalyze: {n_layers} layers x {n_checkpoints} checkpoints, {surrogates} surrogates")
-    print(f"  work after start-up (read + measures + surrogates), best of {REPEATS}:"
-          f" {min(times):.3f} s   (target < 1 s)")
-    print(f"  `dynatrain analyze --format json` wall time: {cli:.3f} s"
-          f" (python alone {python:.3f} s, imports {imports - python:.3f} s)")
-    print(f"  `dynatrain --help` wall time: {help_:.3f} s, {help_ - python:.3f} s over python"
-          "   (target < 0.3 s)")
+    print(
+        f"  work after start-up (read + measures + surrogates), best of {REPEATS}:"
+        f" {min(times):.3f} s   (target < 1 s)"
+    )
+    print(
+        f"  `dynatrain analyze --format json` wall time: {cli:.3f} s"
+        f" (python alone {python:.3f} s, imports {imports - python:.3f} s)"
+    )
+    print(
+        f"  `dynatrain --help` wall time: {help_:.3f} s, {help_ - python:.3f} s over python"
+        "   (target < 0.3 s)"
+    )
 
 
 if __name__ == "__main__":

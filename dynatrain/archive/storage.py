@@ -32,7 +32,6 @@ import json
 import os
 import re
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -179,7 +178,9 @@ def local_path(spec: str) -> str | None:
         return None
     if parsed.netloc not in ("", "localhost"):
         return None  # another host's file
-    return urllib.request.url2pathname(parsed.path) or None
+    from urllib.request import url2pathname
+
+    return url2pathname(parsed.path) or None
 
 
 def split_credentials(url: str) -> tuple[str, dict[str, str]]:

@@ -254,3 +254,14 @@ def test_the_torch_recorder_writes_to_the_bucket(bucket):
             expected = model(probe).numpy()
         last = np.concatenate([b.values for b in archive.iter_activations("2")])[-1]
         np.testing.assert_allclose(last, expected.ravel(), rtol=1e-6)
+
+
+def test_no_listing_cache_hides_a_new_checkpoint(bucket):
+    """Each append adds a chunk object; a listing cached by an earlier read would hide it."""
+    url = bucket.url("listed.zarr")
+    with ArchiveWriter(url, chunk_checkpoints=1) as writer:
+        for t in range(4):
+            writer.append(epoch=t + 1, activations={"a": np.full((2,), t, np.float32)})
+            report = validate_archive(url)  # lists the chunks (a missing one is a problem)
+            assert report.valid, report.problems
+            assert report.n_checkpoints == t + 1
