@@ -551,7 +551,9 @@ def analyze_or_error(
         record = {"run": run, "error": f"{run}: not an archive but a {special}; not opened"}
     else:
         try:
-            with use_storage_options(storage_options):
+            with contextlib.ExitStack() as stack:
+                if storage_options is not None:  # else: those in effect here
+                    stack.enter_context(use_storage_options(storage_options))
                 record = analyze(run, settings).to_dict()
         except Exception as exc:  # a worker must report, never crash the batch
             record = _error_record(run, exc)
@@ -622,9 +624,10 @@ def iter_analyses(
         Called with no argument each time a run finishes (in completion order), for
         progress bars.
     storage_options : mapping, optional
-        fsspec storage options of the runs given as URLs, sent to the workers with
-        each run: a worker reads its runs directly from their store (this process
-        reads none of their data).
+        fsspec storage options of the runs given as URLs (default: those in effect
+        here, see :func:`~dynatrain.archive.storage.use_storage_options`), sent to
+        the workers with each run: a worker reads its runs directly from their store
+        (this process reads none of their data).
 
     Yields
     ------
@@ -640,7 +643,10 @@ def iter_analyses(
     """
     settings = settings or Settings()
     runs = list(runs)
-    options = dict(storage_options or {})
+    from dynatrain.archive.storage import current_storage_options
+
+    # Default: those in effect here (use_storage_options), sent on to the workers.
+    options = current_storage_options() if storage_options is None else dict(storage_options)
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise InputError(f"jobs must be >= 1, got {jobs}")

@@ -222,3 +222,37 @@ def test_a_url_naming_a_key_with_glob_characters_is_that_key(hostile):
     for name in ("x[1].zarr", "star*.zarr", "q?.zarr"):
         url = bucket.url(f"hostile/{name}")
         assert collect_runs([url]) == [url]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="TEMPORARY: the reader does not open URLs through storage yet"
+)
+def test_storage_options_reach_the_worker_processes(sweep, tmp_path):
+    """No credentials or endpoint in the environment: only --storage-option gives them."""
+    environment = {
+        name: value
+        for name, value in sweep.environment.items()
+        if name not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
+    }
+    options = [
+        "--storage-option",
+        f"endpoint_url={sweep.server.endpoint}",
+        "--storage-option",
+        "key=dynatrain-test-key-id",
+        "--storage-option",
+        "secret=dynatrain-test-secret-key",
+    ]
+    result = sweep.run_cli(
+        "batch",
+        sweep.url("sweep/a/"),
+        "--surrogates",
+        "0",
+        "--jobs",
+        "2",
+        "--format",
+        "jsonl",
+        *options,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
