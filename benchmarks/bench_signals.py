@@ -1,6 +1,7 @@
 """Streaming reduction vs a plain chunk-by-chunk read of the same bytes.
 
     python benchmarks/bench_signals.py [--size-gb 1.0] [--backend hdf5|zarr] [--dir DIR]
+    python benchmarks/bench_signals.py --checkpoints 1000,10000,100000 [--per-chunk 1]
 
 Writes an archive of about ``--size-gb`` GB (4 layers, one checkpoint per chunk,
 float32), then times, each in a fresh subprocess so that peak RSS is its own:
@@ -12,6 +13,14 @@ It prints the best of ``--repeat`` runs (imports excluded), the ratio to the pla
 read and the peak resident memory of the whole process. Both read from the page
 cache (the archive was just written): the comparison is of CPU cost per byte,
 which is what dynatrain adds.
+
+``--checkpoints N1,N2,...`` measures instead how reading scales with the number of
+checkpoints: for each N, an archive of 5 layers x 4 x 4 float32 values per
+checkpoint (``--per-chunk`` checkpoints per storage chunk), written with h5py or
+zarr directly, is read by ``signals`` (``read_signals``), ``inspect``
+(``open_archive`` and its summary) and ``validate`` (``validate_archive``), each in
+a fresh interpreter. It prints the time per checkpoint at each size and its ratio
+to the smallest size: 1.0 is linear.
 """
 
 from __future__ import annotations
@@ -86,6 +95,109 @@ def write_archive(path: str, size_gb: float) -> int:
     return n_checkpoints
 
 
+SCALING = """
+from dynatrain.archive.reader import open_archive
+from dynatrain.archive.validate import validate_archive
+from dynatrain.signals import read_signals
+import h5py, zarr
+def run(path, command):
+    if command == "signals":
+        read_signals(path)
+    elif command == "inspect":
+        with open_archive(path) as archive:
+            archive.summary()
+    else:
+        report = validate_archive(path)
+        assert report.valid, report.problems
+"""
+
+SCALING_LAYERS = 5
+SCALING_SHAPE = (4, 4)
+
+
+def write_scaling_archive(path: str, n_checkpoints: int, per_chunk: int) -> None:
+    """An archive of ``n_checkpoints``, written with h5py or zarr directly (not the writer)."""
+    rng = np.random.default_rng(0)
+    epochs = np.arange(1.0, n_checkpoints + 1)
+    arrays = {"checkpoints/epoch": epochs, "metrics/val_accuracy": epochs / n_checkpoints}
+    for i in range(SCALING_LAYERS):
+        values = rng.normal(size=(n_checkpoints, *SCALING_SHAPE)).astype(np.float32)
+        arrays[f"layers/layer{i}/activations"] = values
+    attrs = {
+        "format": "dynatrain-activations",
+        "format_version": 1,
+        "complete_checkpoints": n_checkpoints,
+    }
+    order = [f"layer{i}" for i in range(SCALING_LAYERS)]
+    if path.endswith(".h5"):
+        import h5py
+
+        with h5py.File(path, "w", libver="latest") as f:
+            f.attrs.update(attrs)
+            f.require_group("layers").attrs["order"] = order
+            for key, values in arrays.items():
+                chunks = (per_chunk, *values.shape[1:]) if values.ndim > 1 else (1024,)
+                f.create_dataset(
+                    key, data=values, chunks=chunks, maxshape=(None, *values.shape[1:])
+                )
+    else:
+        import zarr
+
+        root = zarr.open_group(path, mode="w", zarr_format=3)
+        root.attrs.update(attrs)
+        root.require_group("layers").attrs["order"] = order
+        for key, values in arrays.items():
+            chunks = (per_chunk, *values.shape[1:]) if values.ndim > 1 else (1024,)
+            array = root.create_array(
+                key, shape=values.shape, dtype=values.dtype, chunks=chunks, fill_value=np.nan
+            )
+            array[...] = values
+
+
+def scaling(args: argparse.Namespace) -> None:
+    sizes = [int(n) for n in args.checkpoints.split(",")]
+    workdir = tempfile.mkdtemp(dir=args.dir, prefix="dynatrain-bench-")
+    suffix = ".h5" if args.backend == "hdf5" else ".zarr"
+    commands = ("signals", "inspect", "validate")
+    results: dict[int, dict[str, float]] = {}
+    try:
+        for n in sizes:
+            path = os.path.join(workdir, f"scale-{n}{suffix}")
+            start = time.perf_counter()
+            write_scaling_archive(path, n, args.per_chunk)
+            written = time.perf_counter() - start
+            results[n] = {}
+            for command in commands:
+                results[n][command] = min(
+                    timed(SCALING, path, command)[0] for _ in range(args.repeat)
+                )
+            print(
+                f"{n} checkpoints written in {written:.1f} s; "
+                + ", ".join(f"{c} {results[n][c]:.2f} s" for c in commands),
+                flush=True,
+            )
+            if suffix == ".zarr":
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(
+        f"{args.backend}, {SCALING_LAYERS} layers x {SCALING_SHAPE} float32,"
+        f" {args.per_chunk} checkpoint(s) per chunk; microseconds per checkpoint"
+        f" (ratio to {sizes[0]} checkpoints)"
+    )
+    print(f"{'checkpoints':>12}" + "".join(f"{c:>22}" for c in commands))
+    for n in sizes:
+        cells = []
+        for command in commands:
+            per = results[n][command] / n * 1e6
+            ratio = per / (results[sizes[0]][command] / sizes[0] * 1e6)
+            cells.append(f"{per:>12.1f} ({ratio:>5.2f}x)")
+        print(f"{n:>12}" + "".join(f"{cell:>22}" for cell in cells))
+    print(json.dumps({"backend": args.backend, "per_chunk": args.per_chunk, "seconds": results}))
+
+
 def timed(script: str, *argv: str) -> tuple[float, float]:
     """(seconds of the work itself, peak RSS in MiB) in a fresh interpreter."""
     out = subprocess.run(
@@ -100,7 +212,16 @@ def main() -> None:
     parser.add_argument("--backend", choices=["hdf5", "zarr"], default="hdf5")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where to write the archive (default: tmp)")
+    parser.add_argument(
+        "--checkpoints",
+        default=None,
+        help="comma-separated sizes: measure how reading scales with checkpoints instead",
+    )
+    parser.add_argument("--per-chunk", type=int, default=1, help="checkpoints per chunk")
     args = parser.parse_args()
+    if args.checkpoints:
+        scaling(args)
+        return
 
     workdir = tempfile.mkdtemp(dir=args.dir, prefix="dynatrain-bench-")
     path = os.path.join(workdir, "bench.h5" if args.backend == "hdf5" else "bench.zarr")

@@ -39,6 +39,7 @@ from dynatrain.analysis import (
 )
 from dynatrain.batch import GroupSummary, group_summary
 from dynatrain.report._format import p_value_text
+from dynatrain.report.convergence_text import convergence_p_text
 from dynatrain.report.export import json_ready
 from dynatrain.signals import LayerSignals
 
@@ -64,6 +65,7 @@ class RunFindings:
     result: AnalysisResult
     record: dict[str, Any]  # the JSON object of the output contract
     null_alpha: float  # mean integration of the run's time-shuffled surrogates
+    whole_run: dict[str, Any]  # its convergence by the whole-run rule of version 0.1
 
 
 def analyse_runs(transform: str) -> list[RunFindings]:
@@ -84,7 +86,17 @@ def analyse_runs(transform: str) -> list[RunFindings]:
             n_scales=settings.n_scales,
             order=settings.dfa_order,
         )
-        findings.append(RunFindings(result, json_ready(result.to_dict()), float(null.mean())))
+        whole_run = analyze(
+            str(path.relative_to(ROOT)), settings.replace(convergence_rule="whole-run")
+        )
+        findings.append(
+            RunFindings(
+                result,
+                json_ready(result.to_dict()),
+                float(null.mean()),
+                json_ready(whole_run.to_dict()["convergence"]),
+            )
+        )
     return findings
 
 
@@ -157,7 +169,7 @@ def runs_table(findings: Sequence[RunFindings]) -> str:
                 f"{num(r['metastability'])} ({surrogate_p(r, 'metastability_p')})",
                 num(r["stability_index"]),
                 f"{r['style']['label']} ({num(r['style']['spearman'], 2)})",
-                epoch_text(conv["epoch"]),
+                converged_with_p(r),
                 epoch_text(conv["accuracy_plateau_epoch"]),
                 epoch_text(conv["lead_epochs"]),
             ]
@@ -171,11 +183,30 @@ def runs_table(findings: Sequence[RunFindings]) -> str:
         "metastability (p)",
         "DSI",
         "style (ρ)",
-        "DSI converged",
+        "DSI converged (p)",
         "plateau",
         "lead",
     ]
     return table(header, rows, "l" + "r" * 6 + "l" + "rrr")
+
+
+def step_phrase(step: int) -> str:
+    """Where windows start: "every checkpoint" or "every 30th checkpoint"."""
+    return "every checkpoint" if step == 1 else f"every {step}th checkpoint"
+
+
+def converged_with_p(record: Mapping[str, Any]) -> str:
+    """The converged epoch with the convergence's surrogate p-value: "42 (0.02)"."""
+    conv = record["convergence"]
+    if conv["epoch"] is None:
+        return "never"
+    return f"{epoch_text(conv['epoch'])} ({convergence_p(record)})"
+
+
+def convergence_p(record: Mapping[str, Any]) -> str:
+    """The convergence p-value as the reports show it (a bound at the floor)."""
+    text = convergence_p_text(record["convergence"], record["settings"])
+    return text.removeprefix("p = ").replace("p ", "") or "–"
 
 
 def group_table(summary: GroupSummary, measures_shown: Sequence[str]) -> str:
@@ -285,11 +316,32 @@ def lead_counts(findings: Sequence[RunFindings]) -> Leads:
     return Leads(leads, early, late, sign_p)
 
 
+@dataclass
+class NullCounts:
+    """How the converged runs fare against their surrogates."""
+
+    converged: int  # runs whose stability index converged
+    distinct: int  # ... with a convergence p-value below ALPHA
+    warned: int  # ... decided before the plateau and distinct: an early warning
+    relapse: np.ndarray  # relapse fraction of the converged runs that have one
+
+
+def null_counts(findings: Sequence[RunFindings]) -> NullCounts:
+    """Count the convergences that beat their surrogates, and the early warnings left."""
+    conv = [f.record["convergence"] for f in findings]
+    converged = [c for c in conv if c["epoch"] is not None]
+    distinct = [c for c in converged if c["p"] is not None and c["p"] < ALPHA]
+    warned = [c for c in distinct if c["lead_epochs"] is not None and c["lead_epochs"] > 0]
+    relapse = np.array([c["relapse"] for c in converged if c["relapse"] is not None])
+    return NullCounts(len(converged), len(distinct), len(warned), relapse)
+
+
 def claim_lead(findings: Sequence[RunFindings]) -> str:
     """Claim 2: the volatility of the stability index falls before accuracy plateaus."""
     conv = [f.record["convergence"] for f in findings]
     counts = lead_counts(findings)
     leads, early, late, sign_p = counts.leads, counts.early, counts.late, counts.sign_p
+    nulls = null_counts(findings)
     n_runs, n_lead = len(conv), len(leads)
     pairs = [
         (c["epoch"], c["accuracy_plateau_epoch"])
@@ -298,14 +350,28 @@ def claim_lead(findings: Sequence[RunFindings]) -> str:
     ]
     rho, rho_p = stats.spearmanr(*zip(*pairs, strict=True)) if len(pairs) > 2 else (None, None)
     never = n_runs - n_lead
+    settings = findings[0].record["settings"]
     lines = [
-        f"The stability index converged before the accuracy plateau in **{early} of "
-        f"{n_runs} runs**, after it in {late}"
+        f"The convergence of the stability index was decided before the accuracy plateau in "
+        f"**{early} of {n_runs} runs**, after it in {late}"
         + (f", at the same epoch in {n_lead - early - late}" if n_lead - early - late else "")
         + (f"; it never converged in {never}" if never else "")
-        + f". Lead times: median {num(float(np.median(leads)), 1)} epochs, "
-        f"from {epoch_text(float(leads.min()))} to {epoch_text(float(leads.max()))}; "
-        f"a sign test of early against late gives p = {p_text(sign_p)}.",
+        + f". Lead times (plateau minus the epoch the convergence was decided): median "
+        f"{num(float(np.median(leads)), 1)} epochs, from {epoch_text(float(leads.min()))} to "
+        f"{epoch_text(float(leads.max()))}; a sign test of early against late gives "
+        f"p = {p_text(sign_p)}.",
+        "",
+        "**Against its null.** Each convergence comes with how often time-shuffled copies of "
+        "the run (every layer shuffled, up to the checkpoint of the decision, "
+        f"{settings['convergence_surrogates']} at most, drawing stopped once "
+        f"{settings['convergence_null_stop']} converged as early, when the p-value can no "
+        f"longer fall below {ALPHA}) converge as early. The "
+        f"convergence beats its surrogates (p < {ALPHA}) in **{nulls.distinct} of "
+        f"{nulls.converged} runs**; decided before the plateau *and* beating its surrogates, "
+        f"an early warning worth the name, in **{nulls.warned} of {n_runs} runs**. After the "
+        "decision the volatility is back above the threshold in a median "
+        f"{float(np.median(nulls.relapse)):.0%} of the windows (from "
+        f"{float(nulls.relapse.min()):.0%} to {float(nulls.relapse.max()):.0%}).",
         "",
         "A warning is useful only if it tracks each run's own plateau, not just the middle "
         "of training. Across the runs the DSI-converged epoch and the plateau epoch have "
@@ -315,20 +381,36 @@ def claim_lead(findings: Sequence[RunFindings]) -> str:
 
 
 def lead_table(findings: Sequence[RunFindings]) -> str:
-    """Per run and transform: converged epoch, plateau and lead."""
+    """Per run: converged and decided epochs, p-value, relapse, plateau, lead, whole-run rule."""
     rows = []
     for f in findings:
         conv = f.record["convergence"]
+        relapse = conv["relapse"]
         rows.append(
             [
                 f.record["run_id"],
                 f.record["metadata"]["dataset"],
                 epoch_text(conv["epoch"]),
+                epoch_text(conv["decided_epoch"]),
+                convergence_p(f.record) if conv["epoch"] is not None else "–",
+                "–" if relapse is None else f"{relapse:.0%}",
                 epoch_text(conv["accuracy_plateau_epoch"]),
                 epoch_text(conv["lead_epochs"]),
+                epoch_text(f.whole_run["epoch"]),
             ]
         )
-    return table(["run", "task", "DSI converged", "accuracy plateau", "lead"], rows, "llrrr")
+    header = [
+        "run",
+        "task",
+        "DSI converged",
+        "decided",
+        "p",
+        "relapse",
+        "accuracy plateau",
+        "lead",
+        "whole-run rule",
+    ]
+    return table(header, rows, "ll" + "r" * 7)
 
 
 def claim_style(findings: Sequence[RunFindings]) -> str:
@@ -418,7 +500,7 @@ def model_contrast(by_task: GroupSummary, by_model: GroupSummary) -> str:
 
 def phases(findings: Sequence[RunFindings]) -> str:
     """How the convergence rule behaves, and what the windowed measures do around it."""
-    first_epochs, rows, soon, peak_after_plateau, after_values = set(), [], [], [], []
+    first_epochs, rows, soon, differ, after_values = set(), [], [], [], []
     higher_before = lower_before = n_converged = 0
     for f in findings:
         series, convergence = f.record["timeseries"], f.record["convergence"]
@@ -429,8 +511,11 @@ def phases(findings: Sequence[RunFindings]) -> str:
         plateau, converged = convergence["accuracy_plateau_epoch"], convergence["epoch"]
         if plateau is not None and plateau - first <= EARLY_PLATEAU:
             soon.append(f"{f.record['run_id']} ({epoch_text(plateau)})")
-        if plateau is not None and float(ends[np.nanargmax(volatility)]) > plateau:
-            peak_after_plateau.append(f.record["run_id"])
+        if f.whole_run["epoch"] != converged:
+            differ.append(
+                f"{f.record['run_id']} ({epoch_text(converged)} against "
+                f"{epoch_text(f.whole_run['epoch'])})"
+            )
         if converged is None:
             continue
         n_converged += 1
@@ -467,12 +552,16 @@ def phases(findings: Sequence[RunFindings]) -> str:
     return (
         f"**How the rule behaves.** The first volatility exists at epoch {first_text}: a "
         "window of the stability index needs its points and the volatility several "
-        f"windows, so no warning can come earlier{soon_text}. The peak the rule starts "
-        "from is the largest volatility of the whole run, which noise late in the run can "
-        f"set: in {len(peak_after_plateau)} of {len(findings)} runs the peak comes after "
-        "the plateau"
-        + (f" ({', '.join(peak_after_plateau)})" if peak_after_plateau else "")
-        + ". Finding the peak needs the whole run, so the rule cannot warn live.\n\n"
+        f"windows, so no warning can come earlier{soon_text}. The rule measures each "
+        "window against the running peak of the volatility, the largest so far, so it "
+        "decides every window from the windows before it: what a live watcher sees, and "
+        "what `dynatrain analyze` reports afterwards. It starts only once the volatility "
+        "has risen above its first value (the first value is where measuring starts, not "
+        "a peak). The whole-run rule of version 0.1, which starts from the largest "
+        "volatility of the finished run, gives the same converged epoch in "
+        f"{len(findings) - len(differ)} of {len(findings)} runs"
+        + (f"; the others, causal against whole-run: {', '.join(differ)}" if differ else "")
+        + ".\n\n"
         f"**What the DSI tracks.** In {higher_before} of {n_converged} runs the windowed "
         "integration is higher in the windows that end before the DSI converged than in "
         f"those after, and in {lower_before} of {n_converged} the windowed metastability is "
@@ -498,8 +587,19 @@ def level_summary(findings: Sequence[RunFindings], by_task: GroupSummary) -> str
         "(../README.md#from-activations-to-signals)), and metastability is "
         f"{num(float(meta.min()), 3)} to {num(float(meta.max()), 3)}. "
         f"Integration is then {said} (AUROC {num(auroc, 2)}, p = {p_text(pooled.p_value)}), "
-        f"and the stability index converges before the plateau in {early} of {len(findings)} "
-        "runs. The table below is the same as the first one, on levels.\n"
+        f"and the convergence of the stability index is decided before the plateau in {early} "
+        f"of {len(findings)} runs, {lead_and_null(findings)}. The table below is the same as "
+        "the first one, on levels.\n"
+    )
+
+
+def lead_and_null(findings: Sequence[RunFindings]) -> str:
+    """How many convergences beat their surrogates, as a clause."""
+    nulls = null_counts(findings)
+    verb = "beats its" if nulls.distinct == 1 else "beat their"
+    return (
+        f"and {nulls.distinct} of the {nulls.converged} convergences {verb} surrogates "
+        f"(p < {ALPHA})"
     )
 
 
@@ -532,8 +632,8 @@ def ar1(rng: np.random.Generator, shape: tuple[int, int], phi: float) -> np.ndar
     return series
 
 
-def null_table(findings: Sequence[RunFindings]) -> str:
-    """What the default rules say about simulated runs with no structure, next to the real runs."""
+def simulate_nulls(findings: Sequence[RunFindings]) -> dict[str, list[AnalysisResult]]:
+    """Simulated runs of the sample runs' shape with no structure, analysed with the defaults."""
     n_layers = max(f.record["layers_analysed"] for f in findings)
     n_points = len(findings[0].record["timeseries"]["epoch"])
     rng = np.random.default_rng(NULL_SEED)
@@ -541,10 +641,15 @@ def null_table(findings: Sequence[RunFindings]) -> str:
         "white noise": lambda: rng.standard_normal((n_layers, n_points)),
         "AR(1), φ = 0.5": lambda: ar1(rng, (n_layers, n_points), 0.5),
     }
-    rows = []
-    for name, draw in models.items():
-        results = [analyze_signals(null_signals(draw()), Settings()) for _ in range(NULL_RUNS)]
-        rows.append(null_row(f"{name}, {NULL_RUNS} simulated runs", results))
+    return {
+        name: [analyze_signals(null_signals(draw()), Settings()) for _ in range(NULL_RUNS)]
+        for name, draw in models.items()
+    }
+
+
+def null_table(findings: Sequence[RunFindings], nulls: Mapping[str, list[AnalysisResult]]) -> str:
+    """What the default rules say about simulated runs with no structure, next to the real runs."""
+    rows = [null_row(f"{name}, {NULL_RUNS} simulated runs", nulls[name]) for name in nulls]
     rows.append(null_row(f"the {len(findings)} sample runs", [f.result for f in findings]))
     header = [
         "layer changes",
@@ -552,9 +657,25 @@ def null_table(findings: Sequence[RunFindings]) -> str:
         "metastability p < 0.05",
         "style not `independent`",
         "DSI converges",
+        "converges, p < 0.05",
         "median corr(DSI, I) over windows",
     ]
     return table(header, rows)
+
+
+def null_convergence(nulls: Mapping[str, list[AnalysisResult]]) -> str:
+    """How often the rule fires on the noise runs, and how often its p-value says so."""
+    results = [r for name in nulls for r in nulls[name]]
+    fired = np.mean([r.convergence_epoch is not None for r in results])
+    significant = np.mean(
+        [r.convergence_p is not None and r.convergence_p < ALPHA for r in results]
+    )
+    return (
+        f"The convergence rule fires on {fired:.0%} of these runs of pure noise, and it fires "
+        f"with a p-value below {ALPHA} on {significant:.0%}: a converged epoch alone says "
+        "little, a converged epoch with a small p-value says that the run's own time-shuffled "
+        "copies rarely settle as early."
+    )
 
 
 def null_row(name: str, results: Sequence[AnalysisResult]) -> list[str]:
@@ -572,6 +693,7 @@ def null_row(name: str, results: Sequence[AnalysisResult]) -> list[str]:
         share([r.metastability_p < ALPHA for r in results]),
         share([r.style is not None and r.style.label != "independent" for r in results]),
         share([r.convergence_epoch is not None for r in results]),
+        share([r.convergence_p is not None and r.convergence_p < ALPHA for r in results]),
         num(float(np.median(correlations))),
     ]
 
@@ -599,6 +721,7 @@ def render(results: Mapping[str, list[RunFindings]]) -> str:
     level = results["level"]
     level_by_task = group_summary([f.record for f in level], ["dataset"])
     settings = change[0].record["settings"]
+    nulls = simulate_nulls(change)
     shown = ["integration", "integration_global", "metastability", "stability_index"]
     checkpoints = sorted({f.record["checkpoints"] for f in change})
     metadata = [f.record["metadata"] for f in change]
@@ -626,10 +749,12 @@ reported as failing.
 Settings: dynatrain's defaults, the same for every run: `--reduce {settings["reduce"]}`,
 `--transform change` (and `level` at the end), DFA of order {settings["dfa_order"]} on
 scales {settings["min_scale"]}–{settings["max_scale"]} ({settings["n_scales"]} log-spaced),
-windows of {settings["window"]} points, volatility over {settings["vol_window"]} windows,
-convergence below {settings["vol_threshold"]} of the peak for {settings["vol_patience"]}
-windows, plateau on `{settings["metric"]}`, {settings["surrogates"]} surrogates, seed
-{settings["seed"]}. The same numbers come from
+windows of {settings["window"]} points starting at {step_phrase(settings["window_step"])},
+volatility over {settings["vol_window"]} windows, convergence below
+{settings["vol_threshold"]} of the running peak of the volatility for
+{settings["vol_patience"]} windows (the {settings["convergence_rule"]} rule), plateau on
+`{settings["metric"]}`, {settings["surrogates"]} surrogates, seed {settings["seed"]}. The
+same numbers come from
 
 ```bash
 dynatrain batch sample_data/ --group-by dataset
@@ -642,8 +767,9 @@ Integration with its bootstrap 95% interval over layers and its surrogate p-valu
 mean integration of the run's own time-shuffled surrogates ("shuffled α", what the same
 values read with their order destroyed); synchrony and metastability with their
 phase-randomised surrogate p-values; the stability index; the style; the epoch at which the
-DSI converged, the accuracy plateau and the lead (plateau minus convergence, positive: an
-early warning).
+DSI converged with the p-value of its convergence (how often the run's time-shuffled copies
+converge as early), the accuracy plateau and the lead (plateau minus the epoch the
+convergence was decided, positive: before the plateau).
 
 {runs_table(change)}
 ### What the uncertainty says
@@ -694,15 +820,14 @@ simulated runs of the same shape as the sample runs ({
 layer changes that are independent white noise, and independent AR(1) noise, which has
 short memory but no long-range correlation; the accuracy is a smooth saturating curve.
 
-{null_table(change)}
+{null_table(change, nulls)}
 * The integration test is calibrated on white noise but rejects short-memory noise as
   readily as long-range correlation: time-shuffled surrogates destroy *all* temporal
   correlation, so a small `integration_p` says "the layers' changes are correlated in
   time", not "they have long memory". The DFA exponent itself is what tells the two apart,
   and at this length only roughly.
-* The style label and the convergence rule both fire on pure noise: a `coupled` or
-  `antagonistic` label, or a converged epoch, is informative only against these base
-  rates.
+* The style label fires on pure noise: a `coupled` or `antagonistic` label is
+  informative only against these base rates. {null_convergence(nulls)}
 * The windowed stability index is almost the windowed integration (last column):
   metastability varies too little between windows to move it, so the volatility of the
   index follows the estimation noise of a DFA exponent on
@@ -764,14 +889,17 @@ def verdict_integration(by_task: GroupSummary, by_model: GroupSummary) -> str:
 def verdict_lead(findings: Sequence[RunFindings]) -> str:
     """State in one sentence whether claim 2 holds."""
     counts = lead_counts(findings)
+    nulls = null_counts(findings)
     status = (
         "holds" if counts.sign_p is not None and counts.sign_p < ALPHA else "is not established"
     )
     return (
-        f"{status}: the DSI converged first in {counts.early} of {len(findings)} runs "
-        f"(sign test p = {p_text(counts.sign_p)}), with leads from "
+        f"{status}: the convergence was decided before the plateau in {counts.early} of "
+        f"{len(findings)} runs (sign test p = {p_text(counts.sign_p)}), with leads from "
         f"{epoch_text(float(counts.leads.min()))} to {epoch_text(float(counts.leads.max()))}"
-        " epochs."
+        f" epochs; it beats its time-shuffled surrogates (p < {ALPHA}) in {nulls.distinct} of "
+        f"{nulls.converged} runs, and {nulls.warned} of {len(findings)} runs have an early "
+        "warning that does both."
     )
 
 

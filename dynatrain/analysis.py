@@ -22,13 +22,21 @@ from dynatrain import defaults
 from dynatrain import measures as m
 from dynatrain.archive.reader import Archive
 from dynatrain.errors import InputError
-from dynatrain.signals import LayerSignals, finite_prefix_length, parse_epoch_range, read_signals
+from dynatrain.signals import (
+    LayerSignals,
+    finite_prefix_length,
+    flush_tiny,
+    parse_epoch_range,
+    read_signals,
+    usable_signal,
+)
 
 __all__ = [
     "AnalysisResult",
     "Settings",
     "analyze",
     "analyze_signals",
+    "convergence_generator",
     "transform_signals",
     "uncertainty_generators",
 ]
@@ -38,9 +46,11 @@ __all__ = [
 class Settings:
     """Every option of an analysis; defaults from :mod:`dynatrain.defaults`.
 
-    ``max_scale`` and ``window`` default to ``None``: they are resolved from the
-    length of the analysed series (``T // 4`` and ``max(16, T // 4)``), and the
-    resolved values are what :meth:`AnalysisResult.to_dict` reports.
+    ``max_scale``, ``window`` and ``window_step`` default to ``None``: they are
+    resolved from the length of the analysed series (``T // 4``, ``max(16, T // 4)``
+    and :func:`dynatrain.defaults.default_window_step`), and the resolved values are
+    what :meth:`AnalysisResult.to_dict` reports.  ``convergence_surrogates`` ``None``
+    means ``min(surrogates, defaults.CONVERGENCE_SURROGATES)``.
     """
 
     reduce: str = defaults.REDUCE
@@ -50,14 +60,17 @@ class Settings:
     max_scale: int | None = None
     n_scales: int = defaults.N_SCALES
     window: int | None = None
+    window_step: int | None = None
     vol_window: int = defaults.VOL_WINDOW
     vol_threshold: float = defaults.VOL_THRESHOLD
     vol_patience: int = defaults.VOL_PATIENCE
+    convergence_rule: str = defaults.CONVERGENCE_RULE
     metric: str | None = None
     plateau_tolerance: float = defaults.PLATEAU_TOLERANCE
     plateau_smoothing: int = defaults.PLATEAU_SMOOTHING
     style_threshold: float = defaults.STYLE_THRESHOLD
     surrogates: int = defaults.SURROGATES
+    convergence_surrogates: int | None = None
     bootstrap_resamples: int = defaults.BOOTSTRAP_RESAMPLES
     seed: int = defaults.SEED
     strict: bool = False
@@ -84,6 +97,17 @@ class Settings:
             raise InputError(f"--seed must be >= 0, got {self.seed}")
         if self.window is not None and self.window < 1:
             raise InputError(f"window must be >= 1, got {self.window}")
+        if self.window_step is not None and self.window_step < 1:
+            raise InputError(f"window_step must be >= 1, got {self.window_step}")
+        if self.convergence_rule not in defaults.CONVERGENCE_RULES:
+            raise InputError(
+                f"invalid convergence_rule {self.convergence_rule!r}: use one of "
+                + ", ".join(defaults.CONVERGENCE_RULES)
+            )
+        if self.convergence_surrogates is not None and self.convergence_surrogates < 0:
+            raise InputError(
+                f"convergence_surrogates must be >= 0, got {self.convergence_surrogates}"
+            )
         parse_epoch_range(self.epochs)  # fail early on a malformed range
 
     def replace(self, **changes: Any) -> Settings:
@@ -122,6 +146,10 @@ class AnalysisResult:
     stability_index: float
     style: m.Style | None
     convergence_epoch: float | None
+    decided_epoch: float | None
+    convergence_p: float | None
+    convergence_relapse: float | None
+    convergence_surrogates_drawn: int | None
     plateau_epoch: float | None
     metric: str | None
     epoch: np.ndarray
@@ -141,10 +169,10 @@ class AnalysisResult:
 
     @property
     def lead_epochs(self) -> float | None:
-        """Plateau epoch minus converged epoch (positive: an early warning)."""
-        if self.convergence_epoch is None or self.plateau_epoch is None:
+        """Plateau epoch minus the epoch the convergence was decided (positive: early)."""
+        if self.decided_epoch is None or self.plateau_epoch is None:
             return None
-        return self.plateau_epoch - self.convergence_epoch
+        return self.plateau_epoch - self.decided_epoch
 
     def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
         """The JSON object of the output contract (NaN still NaN: export makes it null).
@@ -183,6 +211,10 @@ class AnalysisResult:
             "style": style,
             "convergence": {
                 "epoch": self.convergence_epoch,
+                "decided_epoch": self.decided_epoch,
+                "p": self.convergence_p,
+                "relapse": self.convergence_relapse,
+                "surrogates_drawn": self.convergence_surrogates_drawn,
                 "accuracy_plateau_epoch": self.plateau_epoch,
                 "lead_epochs": self.lead_epochs,
                 "metric": self.metric,
@@ -279,7 +311,7 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
     excluded = [{"name": e.name, "reason": e.reason} for e in signals.excluded]
 
     # -- the data: finite prefix, transform, dead layers ----------------------------------------
-    values, epochs = signals.values, signals.epochs
+    values, epochs = flush_tiny(signals.values), signals.epochs
     metrics = signals.metrics
     n_finite = finite_prefix_length(values)
     cut = ""  # why the analysed checkpoints stop early, for a too-short message
@@ -287,17 +319,17 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         bad_layers = [
             name
             for name, row in zip(signals.layer_names, values, strict=True)
-            if not np.isfinite(row[n_finite])
+            if not usable_signal(row[n_finite])
         ]
         message = (
-            f"non-finite values from epoch {epochs[n_finite]:g} (checkpoint"
+            f"{_unusable_phrase(values[:, n_finite])} from epoch {epochs[n_finite]:g} (checkpoint"
             f" {signals.first_checkpoint + n_finite}) in layer(s) {', '.join(bad_layers)}"
         )
         if settings.strict:
             raise InputError(f"{run}: {message} (--strict)")
         if n_finite == 0:
             raise InputError(
-                f"{run}: {message}: no finite checkpoint before it; the analysis needs at"
+                f"{run}: {message}: no usable checkpoint before it; the analysis needs at"
                 f" least {_checkpoints_needed(run, settings)} checkpoints"
             )
         warnings.append(f"{message}: analysing the {n_finite} checkpoints before it")
@@ -312,13 +344,15 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
     # Too short is said before anything else: with 1 checkpoint every layer is "constant".
     _check_length(run, len(epochs), settings, cut)
 
-    series, series_epochs = transform_signals(values, epochs, settings.transform)
-    varying = np.ptp(series, axis=1) > 0 if series.shape[1] else np.zeros(len(series), bool)
+    all_series, series_epochs = transform_signals(values, epochs, settings.transform)
+    varying = (
+        np.ptp(all_series, axis=1) > 0 if all_series.shape[1] else np.zeros(len(all_series), bool)
+    )
     names = [name for name, keep in zip(signals.layer_names, varying, strict=True) if keep]
     for name, keep in zip(signals.layer_names, varying, strict=True):
         if not keep:
             excluded.append({"name": name, "reason": "constant over the analysed checkpoints"})
-    series, levels = series[varying], values[varying]
+    series, levels = all_series[varying], values[varying]
     if len(names) < 2:
         raise InputError(
             f"{run}: {len(names)} layer(s) with varying signals; the analysis needs at least 2"
@@ -329,6 +363,7 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
     window = settings.window or defaults.default_window(n_points)
     if window > n_points:
         raise InputError(f"{run}: --window {window} is longer than the {n_points} analysed points")
+    step = settings.window_step or defaults.default_window_step(n_points, window)
     dfa_options = {
         "min_scale": settings.min_scale,
         "n_scales": settings.n_scales,
@@ -341,18 +376,15 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         zscored = (series - series.mean(axis=1, keepdims=True)) / series.std(axis=1, keepdims=True)
         integration_global = float(m.dfa(zscored.mean(axis=0), max_scale=max_scale, **dfa_options))
         sync = m.kuramoto(series)
-        windowed = m.windowed_measures(series, window, **dfa_options)
+        # Every layer goes through the windows, constant ones too (a layer constant in a
+        # window has no exponent and no phase there): the windows see what a live
+        # monitor, which cannot know that a layer will stay constant, sees.
+        windows = _windows(all_series, series_epochs, window, step, settings)
     except ValueError as exc:  # bad option combinations the measures refuse
         raise InputError(f"{run}: {exc}") from exc
     integration = float(np.mean(fit.alpha))
     metastability = float(sync.metastability)
-    window_dsi = m.stability_index(windowed.integration, windowed.metastability)
-    volatility = m.rolling_volatility(window_dsi, settings.vol_window)
-    window_end_epoch = series_epochs[window - 1 :]
 
-    converged = m.convergence_window(
-        volatility, threshold=settings.vol_threshold, patience=settings.vol_patience
-    )
     metric, metric_values = _accuracy_metric(run, metrics, settings.metric, warnings)
     plateau = None
     if metric_values is not None:
@@ -362,7 +394,7 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
             tolerance=settings.plateau_tolerance,
         )
     style = m.training_style(
-        windowed.integration, windowed.metastability, threshold=settings.style_threshold
+        windows.integration, windows.metastability, threshold=settings.style_threshold
     )
 
     # -- uncertainty ----------------------------------------------------------------------------
@@ -379,6 +411,13 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         metastability_p = float(m.surrogate_p_value(metastability, null_sync.metastability))
         lo, hi = m.bootstrap_ci(fit.alpha, n_resamples=settings.bootstrap_resamples, rng=rng_boot)
         integration_ci95 = (float(lo), float(hi))
+    decided = windows.convergence.decided_window
+    known = all_series
+    if decided is not None and settings.convergence_rule == "causal":
+        known = all_series[:, : int(windows.starts[decided]) + window]
+    null = convergence_significance(
+        known, window=window, step=step, decided_window=decided, settings=settings
+    )
 
     resolved = {
         "reduce": signals.reduce,
@@ -388,20 +427,25 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         "max_scale": int(max_scale),
         "n_scales": settings.n_scales,
         "window": int(window),
+        "window_step": int(step),
         "vol_window": settings.vol_window,
         "vol_threshold": settings.vol_threshold,
         "vol_patience": settings.vol_patience,
+        "convergence_rule": settings.convergence_rule,
         "metric": metric,
         "plateau_tolerance": settings.plateau_tolerance,
         "plateau_smoothing": settings.plateau_smoothing,
         "style_threshold": settings.style_threshold,
         "surrogates": settings.surrogates,
+        "convergence_surrogates": _convergence_surrogates(settings),
+        "convergence_null_stop": defaults.convergence_null_stop(_convergence_surrogates(settings)),
         "bootstrap_resamples": settings.bootstrap_resamples,
         "seed": settings.seed,
         "layers": list(settings.layers) if settings.layers else None,
         "epochs": settings.epochs,
     }
     run_id = signals.metadata.get("run_id")
+    converged = windows.convergence
     return AnalysisResult(
         run=run,
         run_id=None if run_id is None else str(run_id),
@@ -424,16 +468,20 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         metastability_p=metastability_p,
         stability_index=float(m.stability_index(integration, metastability)),
         style=style,
-        convergence_epoch=None if converged is None else float(window_end_epoch[converged]),
+        convergence_epoch=windows.epoch_of(converged.window),
+        decided_epoch=windows.epoch_of(converged.decided_window),
+        convergence_p=None if null is None else null.p,
+        convergence_relapse=converged.relapse,
+        convergence_surrogates_drawn=None if null is None else null.drawn,
         plateau_epoch=None if plateau is None else float(epochs[plateau]),
         metric=metric,
         epoch=series_epochs,
         kuramoto_r=sync.r,
-        window_end_epoch=window_end_epoch,
-        window_integration=windowed.integration,
-        window_metastability=windowed.metastability,
-        window_stability_index=window_dsi,
-        volatility=volatility,
+        window_end_epoch=windows.end_epoch,
+        window_integration=windows.integration,
+        window_metastability=windows.metastability,
+        window_stability_index=windows.stability_index,
+        volatility=windows.volatility,
         zscored=zscored,
         dfa_scales=fit.scales,
         dfa_fluctuations=fit.fluctuations,
@@ -441,6 +489,128 @@ def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> 
         metric_epoch=epochs,
         metric_values=metric_values,
         warnings=warnings,
+    )
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The windowed measures of a run and where its stability index converged.
+
+    Attributes
+    ----------
+    window, step : int
+        Window length and the points between window starts.
+    starts : ndarray of int64, shape (n_windows,)
+        First analysed point of each window.
+    end_epoch : ndarray, shape (n_windows,)
+        Epoch of each window's last point.
+    integration, metastability, stability_index, volatility : ndarray, shape (n_windows,)
+        The windowed series (NaN where undefined).
+    convergence : dynatrain.measures.Convergence
+        Window indices of the convergence and of its decision, and the relapse.
+    """
+
+    window: int
+    step: int
+    starts: np.ndarray
+    end_epoch: np.ndarray
+    integration: np.ndarray
+    metastability: np.ndarray
+    stability_index: np.ndarray
+    volatility: np.ndarray
+    convergence: m.Convergence
+
+    def epoch_of(self, index: int | None) -> float | None:
+        """The end epoch of window `index` (None stays None)."""
+        return None if index is None else float(self.end_epoch[index])
+
+
+def _windows(
+    series: np.ndarray, epochs: np.ndarray, window: int, step: int, settings: Settings
+) -> Windows:
+    """The windowed measures, the stability index, its volatility and its convergence."""
+    windowed = m.windowed_measures(
+        series,
+        window,
+        step=step,
+        min_scale=settings.min_scale,
+        n_scales=settings.n_scales,
+        order=settings.dfa_order,
+    )
+    dsi = m.stability_index(windowed.integration, windowed.metastability)
+    volatility = m.rolling_volatility(dsi, settings.vol_window)
+    starts = m.window_starts(series.shape[1], window, step)
+    converged = m.find_convergence(
+        volatility,
+        rule=settings.convergence_rule,
+        threshold=settings.vol_threshold,
+        patience=settings.vol_patience,
+    )
+    return Windows(
+        window=window,
+        step=step,
+        starts=starts,
+        end_epoch=epochs[starts + window - 1],
+        integration=windowed.integration,
+        metastability=windowed.metastability,
+        stability_index=dsi,
+        volatility=volatility,
+        convergence=converged,
+    )
+
+
+def _convergence_surrogates(settings: Settings) -> int:
+    """Most surrogate runs for the convergence p-value."""
+    if settings.convergence_surrogates is None:
+        return min(settings.surrogates, defaults.CONVERGENCE_SURROGATES)
+    return settings.convergence_surrogates
+
+
+def convergence_significance(
+    known: np.ndarray, *, window: int, step: int, decided_window: int | None, settings: Settings
+) -> m.ConvergenceNull | None:
+    """The convergence p-value, from the data the decision was taken on.
+
+    Parameters
+    ----------
+    known : ndarray, shape (n_layers, n_points)
+        Every analysed layer signal, as the windows saw them: with the causal rule the
+        points up to the end of the decided window, with the whole-run rule all of them.
+    window, step : int
+        The run's windows.
+    decided_window : int or None
+        Where the run's convergence was decided (None: it did not converge).
+    settings : Settings
+
+    Returns
+    -------
+    dynatrain.measures.ConvergenceNull or None
+        None when the stability index did not converge or no surrogates are asked for.
+
+    Notes
+    -----
+    With the causal rule the p-value is fixed when the decision is taken: a live
+    monitor that decides at that checkpoint calls this function on the same points and
+    gets the same p-value.
+    """
+    n_surrogates = _convergence_surrogates(settings)
+    if decided_window is None or n_surrogates == 0:
+        return None
+    return m.convergence_null(
+        known,
+        window=window,
+        step=step,
+        decided_window=decided_window,
+        n_surrogates=n_surrogates,
+        rng=convergence_generator(settings.seed),
+        rule=settings.convergence_rule,
+        threshold=settings.vol_threshold,
+        patience=settings.vol_patience,
+        vol_window=settings.vol_window,
+        min_scale=settings.min_scale,
+        n_scales=settings.n_scales,
+        order=settings.dfa_order,
+        stop_after=defaults.convergence_null_stop(n_surrogates),
     )
 
 
@@ -459,6 +629,22 @@ def uncertainty_generators(
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
     return shuffle, phase, bootstrap
+
+
+def _unusable_phrase(column: np.ndarray) -> str:
+    """What is wrong with the first unusable checkpoint: non-finite, or huge values."""
+    if np.all(np.isfinite(column)):
+        return f"values beyond ±{defaults.HUGE_SIGNAL:g} (a diverging run)"
+    return "non-finite values"
+
+
+def convergence_generator(seed: int) -> np.random.Generator:
+    """The generator of the convergence null's shuffles, from ``--seed``.
+
+    The fourth child of ``SeedSequence(seed)``: independent of the three of
+    :func:`uncertainty_generators`, which keep their draws.
+    """
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
 
 
 def _points_needed(run: str, settings: Settings) -> int:

@@ -346,6 +346,23 @@ def _write_plots(data: dict[str, Any], directory: str, plot_format: str) -> None
     _say(f"dynatrain: wrote {len(paths)} figures to {directory}: {names}")
 
 
+#: Thread pools of the numerical libraries, pinned to one thread by ``analyze``.
+_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _single_threaded_blas() -> None:
+    """One BLAS thread for one run's analysis (unless the user set the variables).
+
+    The analysis multiplies many small matrices, where threads cost more than they
+    save (1.9x slower at 5 layers x 10,000 checkpoints).  The variables are read when
+    NumPy loads, which the commands do lazily: setting them here leaves ``--help`` as
+    fast as before.
+    """
+    if "numpy" not in sys.modules:
+        for name in _BLAS_THREAD_VARIABLES:
+            os.environ.setdefault(name, "1")
+
+
 def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options of one analysis, shared by ``analyze`` and ``batch``."""
     options = [
@@ -390,7 +407,16 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--window",
             type=click.IntRange(min=4),
             default=None,
-            help="Sliding window, in checkpoints.  [default: max(16, points // 4)]",
+            help="Sliding window, in checkpoints.  [default: max(16, points // 4), above 64"
+            " rounded down to a length whose prime factors are at most 11 (fast FFTs)]",
+        ),
+        click.option(
+            "--window-step",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Checkpoints between window starts (the resolution of the converged"
+            f" epoch).  [default: 1 up to {defaults.MAX_WINDOWS} windows, the smallest"
+            f" step that leaves at most {defaults.MAX_WINDOWS} beyond]",
         ),
         click.option(
             "--vol-window",
@@ -414,6 +440,14 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="...for this many consecutive windows.",
         ),
         click.option(
+            "--convergence-rule",
+            type=click.Choice(defaults.CONVERGENCE_RULES),
+            default=defaults.CONVERGENCE_RULE,
+            show_default=True,
+            help="Peak the threshold is taken from: the running peak of the windows so far"
+            " (what a live watcher sees) or the whole run's (version 0.1).",
+        ),
+        click.option(
             "--metric",
             default=None,
             help="Accuracy metric for the plateau.  [default: first of "
@@ -426,6 +460,14 @@ def analysis_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default=defaults.SURROGATES,
             show_default=True,
             help="Surrogates per test (0: no p-values or CI).",
+        ),
+        click.option(
+            "--convergence-surrogates",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Most surrogate runs for the convergence p-value; drawing stops once the"
+            f" p-value cannot fall below {defaults.SIGNIFICANCE_LEVEL:g}.  [default: the"
+            f" smaller of --surrogates and {defaults.CONVERGENCE_SURROGATES}]",
         ),
         click.option(
             "--seed",
@@ -459,11 +501,14 @@ def _settings(options: dict[str, Any]) -> Any:
         n_scales=options.pop("n_scales"),
         dfa_order=options.pop("dfa_order"),
         window=options.pop("window"),
+        window_step=options.pop("window_step"),
         vol_window=options.pop("vol_window"),
         vol_threshold=options.pop("vol_threshold"),
         vol_patience=options.pop("vol_patience"),
+        convergence_rule=options.pop("convergence_rule"),
         metric=options.pop("metric"),
         surrogates=options.pop("surrogates"),
+        convergence_surrogates=options.pop("convergence_surrogates"),
         seed=options.pop("seed"),
         strict=options.pop("strict"),
     )
@@ -502,6 +547,7 @@ def analyze(
     **options: Any,
 ) -> None:
     """Measure one training run: integration, metastability, stability index, convergence."""
+    _single_threaded_blas()
     from dynatrain.analysis import analyze as analyze_run
     from dynatrain.archive.storage import redact_data
     from dynatrain.report import export

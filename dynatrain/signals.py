@@ -27,10 +27,12 @@ __all__ = [
     "LayerSignals",
     "checkpoint_range",
     "finite_prefix_length",
+    "flush_tiny",
     "parse_epoch_range",
     "read_signals",
     "reduce_layer",
     "select_layers",
+    "usable_signal",
 ]
 
 #: Elements converted to float64 at a time (2 MiB): few enough to stay in the CPU's
@@ -314,7 +316,17 @@ class _RowReduction:
       exact in float64 whenever x and K are within a factor of two. One pass over
       the piece per sum, as for ``rms``.
 
-    Non-finite values propagate to the row's result (the analysis deals with them).
+    **Huge and tiny values.** A diverging run can store float64 values of 1e155 and
+    more, whose squares (or sums) overflow float64 although the mean, rms and std
+    are finite; subnormal values (1e-310) have squares that vanish. Where a row's
+    partial sums of one piece overflow while its values are all finite, or its sum
+    of squares underflows while its values are not all zero, that piece of the row
+    is summed again scaled by a power of two (exact), and the row's sums are kept
+    from then on in units of ``2 ** exponent`` (squares in ``4 ** exponent``); the
+    result is scaled back at the end. Rows that need none of this are computed
+    exactly as without it.
+    Non-finite values (inf, NaN) propagate to the row's result (the analysis deals
+    with them); no NumPy warning is printed for them.
     """
 
     def __init__(self, reduce: str, n_rows: int) -> None:
@@ -323,6 +335,8 @@ class _RowReduction:
         self.sums = np.zeros(n_rows)
         self.sums_of_squares = np.zeros(n_rows)
         self.shift = np.full(n_rows, np.nan)
+        self.exponent = np.zeros(n_rows, dtype=np.int64)
+        self._scaled = False  # whether any row has a non-zero exponent
         self._buffers: dict[np.dtype, np.ndarray] = {}
 
     def _buffer(self, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -338,39 +352,176 @@ class _RowReduction:
 
     def add(self, row: int, values: np.ndarray) -> None:
         """Add a block: rows ``row ..`` of the result, some (or all) of their elements."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._add(row, values)
+
+    def _add(self, row: int, values: np.ndarray) -> None:
         rows = slice(row, row + values.shape[0])
         self.counts[rows] += values.shape[1]
+        if values.size and not any(values.strides):  # one value broadcast (a fill value)
+            self._add_constant(rows, float(values.flat[0]), values.shape[1])
+            return
         if self.reduce in ("mean", "mean-abs"):
             if self.reduce == "mean-abs":  # exact in the stored type, into a reused array
                 values = np.abs(values, out=self._buffer(values.dtype, values.shape))
             # NumPy casts to float64 in small buffers as it sums: no float64 copy.
-            self.sums[rows] += np.add.reduce(values, axis=1, dtype=np.float64)
+            sums = np.add.reduce(values, axis=1, dtype=np.float64)
+            self._merge(rows, sums, None, _rescale(values, sums, None, None))
             return
         std = self.reduce == "std"
         if std:
             unset = np.isnan(self.shift[rows])
             if unset.any():  # first elements of these rows: their mean is the shift
-                head = values[:, :_DOT_SEGMENT]
-                mean = np.add.reduce(head, axis=1, dtype=np.float64) / head.shape[1]
+                mean = _robust_mean(values[:, :_DOT_SEGMENT])
                 self.shift[rows] = np.where(unset, mean, self.shift[rows])
         for r0, piece in _pieces(values):
             at = slice(row + r0, row + r0 + piece.shape[0])
             x = self._buffer(np.dtype(np.float64), piece.shape)
             np.copyto(x, piece)
+            sums = None
             if std:
                 np.subtract(x, self.shift[at, None], out=x)  # d = x - K
-                self.sums[at] += _row_dot(x)
-            self.sums_of_squares[at] += _row_dot(x, x)
+                sums = _row_dot(x)
+            squares = _row_dot(x, x)
+            shift = self.shift[at] if std else None
+            self._merge(at, sums, squares, _rescale(piece, sums, squares, shift))
+
+    def _add_constant(self, rows: slice, value: float, count: int) -> None:
+        """Add ``count`` elements equal to ``value`` to each row of ``rows``."""
+        if self.reduce == "mean-abs":
+            value = abs(value)
+        x = np.full(rows.stop - rows.start, value)
+        if self.reduce == "std":
+            self.shift[rows] = np.where(np.isnan(self.shift[rows]), value, self.shift[rows])
+            x = x - self.shift[rows]
+        exponent = None
+        if _needs_scaling(x * count, x * x * count).any() and np.isfinite(x).all():
+            exponent = np.frexp(np.abs(x))[1].astype(np.int64)
+            x = np.ldexp(x, -exponent)
+        sums = x * count if self.reduce != "rms" else None
+        squares = x * x * count if self.reduce in ("rms", "std") else None
+        self._merge(rows, sums, squares, exponent)
+
+    def _merge(
+        self,
+        at: slice,
+        sums: np.ndarray | None,
+        squares: np.ndarray | None,
+        exponent: np.ndarray | None,
+    ) -> None:
+        """Add sums (in units of ``2 ** exponent``) and squares (``4 ** exponent``) to ``at``.
+
+        Each row keeps the larger of its exponent and the new one (the smaller part is
+        then scaled down, exactly, or to what float64 can hold of it); a row with
+        nothing yet, or a contribution of zero, takes the other's exponent.
+        """
+        if exponent is None and not self._scaled:
+            if sums is not None:
+                self.sums[at] += sums
+            if squares is not None:
+                self.sums_of_squares[at] += squares
+            return
+        self._scaled = True
+        old = self.exponent[at]
+        exponent = old.copy() if exponent is None else exponent
+        nothing_new = np.ones(old.shape, dtype=bool)
+        for part in (sums, squares):
+            if part is not None:
+                nothing_new &= part == 0
+        nothing_yet = (self.sums[at] == 0) & (self.sums_of_squares[at] == 0)
+        exponent = np.where(nothing_new, old, exponent)
+        old = np.where(nothing_yet, exponent, old)
+        new = np.maximum(old, exponent)
+        if sums is not None:
+            self.sums[at] = np.ldexp(self.sums[at], old - new) + np.ldexp(sums, exponent - new)
+        if squares is not None:
+            self.sums_of_squares[at] = np.ldexp(
+                self.sums_of_squares[at], 2 * (old - new)
+            ) + np.ldexp(squares, 2 * (exponent - new))
+        self.exponent[at] = new
 
     def result(self) -> np.ndarray:
         """x_l(t) for every row, float64."""
         n = self.counts
-        if self.reduce == "std":
-            mean_shifted = self.sums / n
-            return np.sqrt(np.maximum(self.sums_of_squares / n - mean_shifted**2, 0.0))
-        if self.reduce == "rms":
-            return np.sqrt(self.sums_of_squares / n)
-        return self.sums / n
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.reduce == "std":
+                mean_shifted = self.sums / n
+                value = np.sqrt(np.maximum(self.sums_of_squares / n - mean_shifted**2, 0.0))
+            elif self.reduce == "rms":
+                value = np.sqrt(self.sums_of_squares / n)
+            else:
+                value = self.sums / n
+        return np.ldexp(value, self.exponent) if self._scaled else value
+
+
+#: Below this, a sum of squares has lost precision to underflow (its terms were
+#: subnormal, or flushed to zero): squares of values under 2**-484.
+_TINY_SQUARES = 2.0**-968
+
+
+def _needs_scaling(sums: np.ndarray | None, squares: np.ndarray | None) -> np.ndarray:
+    """Rows whose sums overflowed (non-finite) or whose squares underflowed (tiny)."""
+    bad = np.zeros(len(sums if sums is not None else squares), dtype=bool)
+    for part in (sums, squares):
+        if part is not None:
+            bad |= ~np.isfinite(part)
+    if squares is not None:
+        bad |= squares < _TINY_SQUARES
+    return bad
+
+
+def _rescale(
+    values: np.ndarray,
+    sums: np.ndarray | None,
+    squares: np.ndarray | None,
+    shift: np.ndarray | None,
+) -> np.ndarray | None:
+    """Redo, scaled, the rows whose sums overflowed or whose squares underflowed.
+
+    ``sums`` (of ``values - shift``, or of ``values``) and ``squares`` are the rows'
+    plain float64 sums. Rows where one overflowed (not finite) while every value
+    (and the shift) is finite, or where the squares fell below ``_TINY_SQUARES``
+    while the values are not all zero (subnormal values: their squares vanish),
+    are summed again from ``values / 2**e``, ``e`` the binary exponent of the
+    largest magnitude, in place. Returns the exponents (``None`` when no row needed
+    it: the common case costs a comparison over a vector per piece).
+    """
+    candidates = np.flatnonzero(_needs_scaling(sums, squares))
+    if candidates.size == 0:
+        return None
+    # Vectorised first: rows of zeros (a dead layer) and non-finite rows need nothing.
+    largest = np.max(np.abs(values[candidates]), axis=1).astype(np.float64)
+    if shift is not None:
+        largest = np.maximum(largest, np.abs(shift[candidates]))
+    candidates = candidates[np.isfinite(largest) & (largest > 0)]
+    if candidates.size == 0:
+        return None
+    exponent = np.zeros(len(sums if sums is not None else squares), dtype=np.int64)
+    for i in candidates:
+        row = np.asarray(values[i], dtype=np.float64)
+        k = 0.0 if shift is None else float(shift[i])
+        if not (np.isfinite(row).all() and np.isfinite(k)):
+            continue  # non-finite data: the result is non-finite, as it should be
+        largest_i = max(float(np.max(np.abs(row))), abs(k))
+        e = int(np.frexp(largest_i)[1])
+        scaled = np.ldexp(row, -e) - np.ldexp(k, -e)
+        if sums is not None:
+            sums[i] = np.sum(scaled)
+        if squares is not None:
+            squares[i] = np.dot(scaled, scaled)
+        exponent[i] = e
+    return exponent
+
+
+def _robust_mean(values: np.ndarray) -> np.ndarray:
+    """Mean of each row in float64, finite whenever the row's values are (no overflow)."""
+    mean = np.add.reduce(values, axis=1, dtype=np.float64) / values.shape[1]
+    for i in np.flatnonzero(~np.isfinite(mean)):
+        row = np.asarray(values[i], dtype=np.float64)
+        if np.isfinite(row).all():
+            e = int(np.frexp(np.max(np.abs(row)))[1])
+            mean[i] = np.ldexp(np.mean(np.ldexp(row, -e)), e)
+    return mean
 
 
 def _pieces(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -384,6 +535,30 @@ def _pieces(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def finite_prefix_length(values: np.ndarray) -> int:
-    """Length of the longest prefix of columns where every row is finite."""
-    bad = ~np.all(np.isfinite(values), axis=0)
+    """Length of the longest prefix of columns where every row is usable.
+
+    Usable: finite and at most :data:`~dynatrain.defaults.HUGE_SIGNAL` in magnitude
+    (a run whose signals grow past it is diverging, and the measures would overflow).
+    """
+    bad = ~np.all(usable_signal(values), axis=0)
     return int(np.argmax(bad)) if bad.any() else values.shape[-1]
+
+
+def usable_signal(values: np.ndarray) -> np.ndarray:
+    """Where layer signals are finite and not beyond :data:`~dynatrain.defaults.HUGE_SIGNAL`."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(values) <= defaults.HUGE_SIGNAL
+
+
+def flush_tiny(values: np.ndarray) -> np.ndarray:
+    """``values`` with magnitudes below :data:`~dynatrain.defaults.TINY_SIGNAL` set to 0.
+
+    Elementwise, so an analysis of the finished run and a live monitor fed one
+    checkpoint at a time see the same numbers. Returns ``values`` itself when
+    nothing is that small (the common case: no copy).
+    """
+    with np.errstate(invalid="ignore"):
+        tiny = (np.abs(values) < defaults.TINY_SIGNAL) & (values != 0)
+    if not tiny.any():
+        return values
+    return np.where(tiny, 0.0, values)

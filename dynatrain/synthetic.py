@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dynatrain.measures._checks import check_generator, check_int
+from dynatrain.measures.finite_size import _fgn_autocovariance
 
 __all__ = ["coupled_oscillators", "fgn", "fgn_autocovariance", "switching_schedule"]
 
@@ -55,11 +56,7 @@ def fgn_autocovariance(n_lags: int, hurst: float) -> np.ndarray:
     ndarray, shape (n_lags,)
         :math:`\gamma(k) = \tfrac12 (|k+1|^{2H} - 2|k|^{2H} + |k-1|^{2H})`.
     """
-    n_lags = check_int(n_lags, "n_lags", minimum=0)
-    hurst = _check_hurst(hurst)
-    k = np.arange(n_lags, dtype=np.float64)
-    twice_h = 2.0 * hurst
-    return 0.5 * (np.abs(k + 1) ** twice_h - 2.0 * k**twice_h + np.abs(k - 1) ** twice_h)
+    return _fgn_autocovariance(check_int(n_lags, "n_lags", minimum=0), _check_hurst(hurst))
 
 
 def _circulant_eigenvalues(n_points: int, hurst: float) -> np.ndarray | None:

@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from dynatrain import measures as m
 from dynatrain.analysis import Settings, analyze
 from dynatrain.errors import InputError
 from dynatrain.report.export import to_json
+from dynatrain.signals import LayerSignals
 from dynatrain.simulate import simulate_run, write_run
 
 CONTRACT_KEYS = {
@@ -60,7 +62,16 @@ def archives(tmp_path_factory):
 def test_contract_keys_and_no_nan(archives):
     data = analyze(archives["training.h5"]).to_dict()
     assert CONTRACT_KEYS <= set(data)
-    assert set(data["convergence"]) == {"epoch", "accuracy_plateau_epoch", "lead_epochs", "metric"}
+    assert set(data["convergence"]) == {
+        "epoch",
+        "decided_epoch",
+        "p",
+        "relapse",
+        "surrogates_drawn",
+        "accuracy_plateau_epoch",
+        "lead_epochs",
+        "metric",
+    }
     assert set(data["timeseries"]) == {
         "epoch",
         "kuramoto_r",
@@ -76,7 +87,8 @@ def test_contract_keys_and_no_nan(archives):
     assert parsed["timeseries"]["volatility"][0] is None  # first vol_window - 1 are undefined
     assert len(parsed["timeseries"]["epoch"]) == parsed["checkpoints"] - 1  # change transform
     n_windows = len(parsed["timeseries"]["window_end_epoch"])
-    assert n_windows == len(parsed["timeseries"]["epoch"]) - parsed["settings"]["window"] + 1
+    n_points, settings = len(parsed["timeseries"]["epoch"]), parsed["settings"]
+    assert n_windows == (n_points - settings["window"]) // settings["window_step"] + 1
 
 
 def test_integration_reads_the_planted_hurst_exponent(archives):
@@ -211,6 +223,9 @@ def test_metric_choice(archives, plain_archive):
         ({"transform": "log"}, "invalid transform"),
         ({"surrogates": -1}, "surrogates"),
         ({"epochs": "x"}, "--epochs"),
+        ({"window_step": 0}, "window_step must be >= 1, got 0"),
+        ({"convergence_rule": "peak"}, "invalid convergence_rule 'peak': use one of causal"),
+        ({"convergence_surrogates": -2}, "convergence_surrogates must be >= 0, got -2"),
     ],
 )
 def test_bad_settings_are_input_errors(settings, match):
@@ -221,3 +236,125 @@ def test_bad_settings_are_input_errors(settings, match):
 def test_window_longer_than_the_run(archives):
     with pytest.raises(InputError, match="--window 500 is longer"):
         analyze(archives["white.h5"], Settings(window=500, surrogates=0))
+
+
+# -- windows that advance by a step, and the convergence ---------------------------------------
+
+
+def synthetic_signals(n_checkpoints, n_layers=4, seed=0):
+    """Random walks with a learning-like drift that settles, and an accuracy curve."""
+    rng = np.random.default_rng(seed)
+    levels = rng.standard_normal((n_layers, n_checkpoints)).cumsum(axis=1)
+    levels += 30 * np.tanh(np.arange(n_checkpoints) / (n_checkpoints / 6))
+    epochs = np.arange(n_checkpoints, dtype=np.float64)
+    accuracy = 1 - np.exp(-epochs / (n_checkpoints / 8))
+    names = tuple(f"layer{i}" for i in range(n_layers))
+    return LayerSignals("synthetic", {}, "mean", names, epochs, levels, {"val_accuracy": accuracy})
+
+
+@pytest.mark.parametrize(
+    ("n_checkpoints", "window", "step", "n_windows"),
+    [
+        (101, 25, 1, 76),
+        (201, 50, 1, 151),
+        (340, 84, 1, 256),
+        (341, 84, 2, 129),
+        (1000, 245, 3, 252),
+        (1001, 250, 3, 251),
+    ],
+)
+def test_default_window_step_keeps_the_windows_bounded(n_checkpoints, window, step, n_windows):
+    """Stride 1 up to 256 windows (every run of up to 340 checkpoints), larger beyond."""
+    result = analyze(synthetic_signals(n_checkpoints), Settings(surrogates=0))
+    assert (result.settings["window"], result.settings["window_step"]) == (window, step)
+    assert len(result.window_end_epoch) == n_windows
+    # window k ends at analysed point k * step + window - 1, i.e. checkpoint k * step + window
+    np.testing.assert_array_equal(result.window_end_epoch, np.arange(n_windows) * step + window)
+
+
+def test_window_step_option_gives_every_step_th_window():
+    signals = synthetic_signals(301)
+    every = analyze(signals, Settings(surrogates=0))
+    stepped = analyze(signals, Settings(surrogates=0, window_step=4))
+    assert stepped.settings["window_step"] == 4
+    np.testing.assert_array_equal(stepped.window_integration, every.window_integration[::4])
+    np.testing.assert_array_equal(stepped.window_end_epoch, every.window_end_epoch[::4])
+
+
+def test_convergence_epochs_are_window_ends_and_the_lead_counts_from_the_decision():
+    for seed in range(30):
+        result = analyze(synthetic_signals(161, seed=seed), Settings(surrogates=19))
+        if result.decided_epoch is not None and result.plateau_epoch is not None:
+            break
+    else:
+        pytest.fail("no synthetic run converged")
+    converged = m.find_convergence(result.volatility)
+    assert result.convergence_epoch == result.window_end_epoch[converged.window]
+    assert result.decided_epoch == result.window_end_epoch[converged.decided_window]
+    assert result.convergence_relapse == converged.relapse
+    assert result.lead_epochs == result.plateau_epoch - result.decided_epoch
+    assert result.convergence_p is not None and 1 / 20 <= result.convergence_p <= 1
+
+
+def test_the_convergence_p_value_is_fixed_when_the_decision_is():
+    """Causal: the run after the decided checkpoint changes neither the epochs nor p."""
+    for seed in range(30):
+        signals = synthetic_signals(161, seed=seed)
+        full = analyze(signals, Settings(surrogates=39))
+        if full.decided_epoch is not None and full.decided_epoch < 140:
+            break
+    else:
+        pytest.fail("no synthetic run converged early enough")
+    fixed = Settings(
+        surrogates=39, window=full.settings["window"], window_step=full.settings["window_step"]
+    )
+    end = int(full.decided_epoch) + 1  # checkpoints up to the decision (epochs are indices)
+    for extra in (0, 7):
+        cut = LayerSignals(
+            "cut",
+            {},
+            "mean",
+            signals.layer_names,
+            signals.epochs[: end + extra],
+            signals.values[:, : end + extra],
+        )
+        shorter = analyze(cut, fixed)
+        assert (shorter.convergence_epoch, shorter.decided_epoch, shorter.convergence_p) == (
+            full.convergence_epoch,
+            full.decided_epoch,
+            full.convergence_p,
+        )
+
+
+def test_whole_run_rule_and_no_convergence_null(archives):
+    whole = analyze(archives["training.h5"], Settings(surrogates=19, convergence_rule="whole-run"))
+    expected = m.convergence_window(whole.volatility)
+    if expected is None:
+        assert whole.convergence_epoch is None
+    else:
+        assert whole.convergence_epoch == whole.window_end_epoch[expected]
+        assert whole.decided_epoch == whole.window_end_epoch[expected + 2]
+    assert whole.settings["convergence_rule"] == "whole-run"
+    untested = analyze(archives["training.h5"], Settings(surrogates=19, convergence_surrogates=0))
+    assert untested.convergence_p is None and untested.integration_p is not None
+    assert untested.settings["convergence_surrogates"] == 0
+    assert analyze(archives["training.h5"], Settings(surrogates=0)).convergence_p is None
+
+
+def test_a_layer_constant_over_the_run_does_not_change_the_windows():
+    """The windows see every layer (as a live monitor does); a dead one changes nothing."""
+    signals = synthetic_signals(121, n_layers=3)
+    with_dead = LayerSignals(
+        "dead",
+        {},
+        "mean",
+        (*signals.layer_names, "dead"),
+        signals.epochs,
+        np.vstack([signals.values, np.full((1, 121), 2.5)]),
+        signals.metrics,
+    )
+    a = analyze(signals, Settings(surrogates=0))
+    b = analyze(with_dead, Settings(surrogates=0))
+    assert b.excluded_layers[-1]["name"] == "dead"
+    np.testing.assert_allclose(b.window_integration, a.window_integration, rtol=1e-14)
+    np.testing.assert_allclose(b.window_metastability, a.window_metastability, rtol=1e-14)

@@ -93,7 +93,7 @@ def test_a_non_finite_first_checkpoint_names_epoch_layer_and_need(cli, plain_arc
     one_line(
         cli("analyze", path),
         f"{path}: non-finite values from epoch 1 (checkpoint 0) in layer(s) b:",
-        "no finite checkpoint before it; the analysis needs at least 25 checkpoints",
+        "no usable checkpoint before it; the analysis needs at least 25 checkpoints",
     )
 
 
@@ -106,6 +106,22 @@ def test_a_short_finite_prefix_says_where_it_ends(cli, plain_archive):
         "10 checkpoint(s) (the checkpoints before the non-finite values from epoch 11",
         "in layer(s) c) give 9 analysed points",
         "i.e. 25 checkpoints",
+    )
+
+
+def test_huge_float64_activations_are_a_diverging_run_not_an_overflow(cli, plain_archive):
+    layers = _layers(60)
+    layers["a"][45:] *= 1e200  # a float64 run that diverges at epoch 46
+    path = plain_archive("huge.h5", layers=layers)
+    result = cli("analyze", path, "--format", "json", "--surrogates", "9")
+    assert result.exit_code == 0, result.output
+    assert "values beyond ±1e+150 (a diverging run) from epoch 46" in result.output
+    layers["a"][:] = 1e200
+    path = plain_archive("huge-first.h5", layers=layers)
+    one_line(
+        cli("analyze", path),
+        f"{path}: values beyond ±1e+150 (a diverging run) from epoch 1 (checkpoint 0)",
+        "no usable checkpoint before it",
     )
 
 

@@ -139,16 +139,65 @@ def test_stability_marks_and_names_both_epochs(result):
     assert convergence["epoch"] is not None and convergence["accuracy_plateau_epoch"] is not None
     figure, axes = drawn(plots.plot_stability, result, nrows=3)
     labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
-    assert f"stability index converged: epoch {convergence['epoch']:g}" in labels
+    p = convergence["p"]
+    relapse = convergence["relapse"]
+    assert (
+        f"stability index converged (p = {p:.3g}, relapse {relapse:.0%}):"
+        f" epoch {convergence['epoch']:g}"
+    ) in labels
+    assert f"convergence decided: epoch {convergence['decided_epoch']:g}" in labels
     assert f"val_accuracy plateau: epoch {convergence['accuracy_plateau_epoch']:g}" in labels
-    lead = convergence["lead_epochs"]
-    assert f"{abs(lead):g} epochs {'before' if lead > 0 else 'after'}" in figure.get_suptitle()
+    title = figure.get_suptitle().replace("\n", " ")
+    assert f"converged at epoch {convergence['epoch']:g}" in title
+    assert f"(decided at {convergence['decided_epoch']:g}, p = {p:.3g})" in title
     assert axes[2].get_ylabel() == "val_accuracy"
 
 
-def test_stability_draws_the_convergence_rule(result):
-    """The peak volatility and the threshold after it: what the rule compares against."""
+@pytest.mark.parametrize(
+    ("p", "said", "not_said"),
+    [
+        (0.01, "epochs before val_accuracy plateaued", "no early warning"),
+        (0.3, "surrogates converge as early: no early warning", "plateaued"),
+        (None, "untested", "no early warning"),
+    ],
+    ids=["distinguishable", "not-distinguishable", "untested"],
+)
+def test_stability_title_claims_no_more_than_the_test(result, p, said, not_said):
+    data = json_ready(result)
+    data["convergence"] = {
+        **data["convergence"],
+        "epoch": 40.0,
+        "decided_epoch": 42.0,
+        "accuracy_plateau_epoch": 60.0,
+        "lead_epochs": 18.0,
+        "p": p,
+    }
+    figure, _ = drawn(plots.plot_stability, data, nrows=3)
+    title = figure.get_suptitle().replace("\n", " ")
+    assert said in title
+    assert not_said not in title
+
+
+def test_stability_draws_the_causal_rule(result):
+    """The running peak and the threshold under it: what the causal rule compares against."""
+    assert result["settings"]["convergence_rule"] == "causal"
     _, axes = drawn(plots.plot_stability, result, nrows=3)
+    volatility = np.asarray(result["timeseries"]["volatility"], dtype=float)
+    lines = {line.get_label(): line for line in axes[1].get_lines()}
+    running = lines["running peak"].get_ydata()
+    threshold = lines["convergence threshold: 0.25 × running peak"].get_ydata()  # noqa: RUF001
+    expected = [
+        max(volatility[: i + 1][~np.isnan(volatility[: i + 1])], default=np.nan)
+        for i in range(len(volatility))
+    ]
+    np.testing.assert_array_equal(running, expected)
+    np.testing.assert_array_equal(threshold, 0.25 * np.asarray(expected))
+
+
+def test_stability_draws_the_whole_run_rule(result):
+    """With the whole-run rule: the peak volatility and the threshold after it."""
+    data = {**result, "settings": {**result["settings"], "convergence_rule": "whole-run"}}
+    _, axes = drawn(plots.plot_stability, data, nrows=3)
     volatility = np.asarray(result["timeseries"]["volatility"], dtype=float)
     ends = np.asarray(result["timeseries"]["window_end_epoch"], dtype=float)
     peak = int(np.nanargmax(volatility))
@@ -208,7 +257,10 @@ def test_no_metric_and_an_excluded_layer_still_plot(plain_archive, tmp_path):
 def test_no_convergence_no_style_and_nan_volatility(result):
     data = json_ready(result)
     assert data["timeseries"]["volatility"][0] is None  # NaN at the start, as null
-    data["convergence"] = {**data["convergence"], "epoch": None, "lead_epochs": None}
+    data["convergence"] = {
+        **data["convergence"],
+        **dict.fromkeys(("epoch", "decided_epoch", "p", "relapse", "lead_epochs")),
+    }
     data["style"] = None
     figure, axes = drawn(plots.plot_stability, data, nrows=3)
     assert "did not converge" in figure.get_suptitle()
@@ -216,8 +268,8 @@ def test_no_convergence_no_style_and_nan_volatility(result):
     plateau = data["convergence"]["accuracy_plateau_epoch"]
     assert labels == [
         f"val_accuracy plateau: epoch {plateau:g}",
-        "peak volatility",
-        "convergence threshold: 0.25 × peak",  # noqa: RUF001
+        "running peak",
+        "convergence threshold: 0.25 × running peak",  # noqa: RUF001
     ]
     figure, ax = drawn(plots.plot_style_map, data)
     assert "no training style" in ax.get_title()
@@ -330,3 +382,21 @@ def test_names_from_the_archive_are_drawn_as_they_are(result, tmp_path):
     assert not any(cbook.is_math_text(label) for label in legend)
     figure, _ = drawn(plots.plot_stability, data, nrows=3)
     assert not cbook.is_math_text(figure.get_suptitle())
+
+
+def test_a_result_saved_by_version_0_1_still_plots(result):
+    """No decided epoch, p-value, relapse, window step or rule: the whole-run peak is drawn."""
+    data = json_ready(result)
+    data["convergence"] = {
+        key: data["convergence"][key]
+        for key in ("epoch", "accuracy_plateau_epoch", "lead_epochs", "metric")
+    }
+    data["settings"] = {
+        key: value
+        for key, value in data["settings"].items()
+        if key not in ("window_step", "convergence_rule", "convergence_surrogates")
+    }
+    figure, axes = drawn(plots.plot_stability, data, nrows=3)
+    assert "untested" in figure.get_suptitle()
+    labels = [line.get_label() for line in axes[1].get_lines()]
+    assert "peak volatility" in labels

@@ -166,3 +166,70 @@ def test_signals_cli_prints_csv_in_layer_order(cli, plain_archive, small_layers,
     for column, layer in enumerate(["fc", "conv2", "conv1"], start=1):
         expected = REFERENCE["rms"](small_layers[layer].reshape(30, -1).astype(np.float64))
         np.testing.assert_allclose(table[:, column], expected, rtol=1e-13, atol=0)
+
+
+#: Reference reductions in extended precision (x87 80-bit: exponents to 1e4932, so
+#: squares of 1e300 do not overflow), computed independently of the streaming code.
+LONG_REFERENCE = {
+    "mean": lambda a: a.mean(axis=1),
+    "rms": lambda a: np.sqrt(np.mean(a * a, axis=1)),
+    "mean-abs": lambda a: np.abs(a).mean(axis=1),
+    "std": lambda a: np.sqrt(np.mean((a - a.mean(axis=1, keepdims=True)) ** 2, axis=1)),
+}
+needs_long_double = pytest.mark.skipif(
+    np.finfo(np.longdouble).maxexp <= np.finfo(np.float64).maxexp,
+    reason="long double is float64 here: no independent reference beyond float64's range",
+)
+
+
+@needs_long_double
+@pytest.mark.parametrize("reduce", list(LONG_REFERENCE))
+@pytest.mark.parametrize("budget", [300, 2**25], ids=["split-samples", "default"])
+@pytest.mark.parametrize("name", ["run.h5", "run.zarr"])
+def test_huge_values_do_not_overflow(plain_archive, reduce, budget, name):
+    """A diverging run: float64 activations from 1e150 to 1e307 (squares and sums
+    overflow float64) reduce to the right finite values, without a NumPy warning
+    (warnings are errors in this suite)."""
+    rng = np.random.default_rng(12)
+    scale = np.logspace(150, 307, 30)[:, None, None]
+    values = rng.normal(size=(30, 8, 5)) * scale
+    values[:, 0, 0] = 1.7e308  # the largest magnitudes float64 holds
+    values[3] = 1.7e308  # a constant row: std 0, mean and rms 1.7e308
+    path = plain_archive(name, layers={"a": values})
+    signals = read_signals(path, reduce=reduce, max_block_bytes=budget)
+    expected = LONG_REFERENCE[reduce](values.reshape(30, -1).astype(np.longdouble))
+    assert np.isfinite(signals.values).all()
+    np.testing.assert_allclose(signals.values[0], expected.astype(np.float64), rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduce", list(LONG_REFERENCE))
+def test_values_beyond_float64_are_non_finite(plain_archive, reduce):
+    """inf in the data (beyond float64) gives a non-finite result for that checkpoint
+    only, quietly; validate notes it as non-finite data."""
+    values = np.random.default_rng(3).normal(size=(30, 4, 3)) * 1e200
+    values[11, 2, 1] = np.inf
+    path = plain_archive("inf.h5", layers={"a": values})
+    signals = read_signals(path, reduce=reduce)
+    assert not np.isfinite(signals.values[0, 11])
+    assert np.isfinite(np.delete(signals.values[0], 11)).all()
+    from dynatrain.archive.validate import validate_archive
+
+    notes = validate_archive(path).notes
+    assert any("non-finite values from checkpoint 11 (epoch 12) in 1 of 30" in n for n in notes)
+
+
+@needs_long_double
+@pytest.mark.parametrize("reduce", list(LONG_REFERENCE))
+@pytest.mark.parametrize("name", ["run.h5", "run.zarr"])
+def test_subnormal_values_reduce_exactly_and_quietly(plain_archive, reduce, name):
+    """Values around 1e-310 (subnormal float64): right results, finite, no warning."""
+    rng = np.random.default_rng(13)
+    values = rng.normal(size=(30, 6, 4)) * 1e-310
+    path = plain_archive(name, layers={"a": values})
+    signals = read_signals(path, reduce=reduce)
+    expected = LONG_REFERENCE[reduce](values.reshape(30, -1).astype(np.longdouble))
+    assert np.isfinite(signals.values).all()
+    # Subnormals carry fewer significant bits: compare at their own resolution.
+    np.testing.assert_allclose(
+        signals.values[0], expected.astype(np.float64), rtol=1e-6, atol=1e-322
+    )

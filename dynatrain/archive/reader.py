@@ -11,6 +11,7 @@ reads the small arrays (epochs, steps); activations are streamed on demand with
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,17 +21,22 @@ import numpy as np
 
 from dynatrain.archive import format as fmt
 from dynatrain.archive._backends import (
+    MAX_CHUNK_BYTES,
     Store,
     as_python,
     is_member_name,
     iter_row_blocks,
     json_value,
+    memory_problem,
+    names_phrase,
     open_store,
+    show_name,
 )
 from dynatrain.errors import ArchiveError
 
 __all__ = [
     "DEFAULT_BLOCK_BYTES",
+    "MAX_CHUNK_BYTES",
     "ActivationBlock",
     "Archive",
     "ChunkGap",
@@ -79,27 +85,37 @@ class LayerInfo:
 
 
 class ChunkGap(NamedTuple):
-    """Complete checkpoints of one array whose storage chunk is absent (Zarr only).
+    """Complete checkpoints of one array whose storage chunk is absent.
 
-    ``what`` names the array (``"layer 'fc1' activations"``), ``checkpoints`` are
-    indices, ``fill_value`` is what a read returns for them.
+    ``what`` names the array (``"layer 'fc1' activations"``), ``ranges`` are
+    ``[start, stop)`` checkpoint ranges, shape ``(k, 2)``, ``fill_value`` is what a
+    read returns for them, ``lost`` whether that is lost data (see :class:`Archive`).
     """
 
     what: str
-    checkpoints: np.ndarray
+    ranges: np.ndarray
     fill_value: Any
+    lost: bool = False
+
+    @property
+    def count(self) -> int:
+        """Number of checkpoints in the gap."""
+        return int((self.ranges[:, 1] - self.ranges[:, 0]).sum())
+
+    @property
+    def first(self) -> int:
+        """Index of the first checkpoint in the gap."""
+        return int(self.ranges[0, 0])
+
+    @property
+    def checkpoints(self) -> np.ndarray:
+        """Indices of the checkpoints in the gap."""
+        return np.concatenate([np.arange(a, b) for a, b in self.ranges])
 
     @property
     def fill_is_nan(self) -> bool:
-        """Whether the fill value is NaN: then the gap is lost data (see :class:`Archive`)."""
+        """Whether the fill value is NaN."""
         return _is_nan(self.fill_value)
-
-
-def _is_nan(value: Any) -> bool:
-    try:
-        return bool(np.isnan(value))
-    except (TypeError, ValueError):
-        return False
 
 
 class ActivationBlock(NamedTuple):
@@ -159,7 +175,8 @@ class Archive:
         Checkpoints completely written: ``min(len(epoch), complete_checkpoints)``.
     n_rows_stored : int
         Length of ``checkpoints/epoch``; more than ``n_checkpoints`` while a writer is
-        in the middle of a checkpoint (or was killed there).
+        in the middle of a checkpoint (or was killed there), or where it reserved
+        rows ahead. Rows beyond ``n_checkpoints`` are never read.
     epochs : ndarray of float64, shape (n_checkpoints,)
     steps : ndarray of int64, shape (n_checkpoints,), or None
     layer_names : tuple of str
@@ -187,7 +204,17 @@ class Archive:
       as the fill value, and ``validate`` notes it.
 
     Only chunks inside the complete checkpoints count (those beyond are a writer
-    still at work). With sharding, whole shards are checked.
+    still at work, or rows it reserved). With sharding, whole shards are checked.
+
+    **HDF5 chunks never written.** In an HDF5 file a chunk exists from its first
+    write on, so a complete checkpoint in a chunk that does not exist was never
+    written, whatever the fill value: lost data, reported like a lost Zarr chunk.
+    The chunk index is queried for this; no data is read to find it.
+
+    **Hostile archives.** Nothing outside the archive is read (see
+    :mod:`dynatrain.archive._local_store` for Zarr stores), only the complete
+    checkpoints are read, no storage chunk may decode to more than
+    ``MAX_CHUNK_BYTES``, and every message is one line of bounded length.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -198,9 +225,12 @@ class Archive:
         except ArchiveError:
             self._store.close()
             raise
+        except RecursionError as exc:
+            self._store.close()
+            raise ArchiveError(self.path, "metadata nested too deeply to read") from exc
         if problems:
             self._store.close()
-            error = ArchiveError(self.path, "; ".join(problems))
+            error = ArchiveError(self.path, _problems_line(problems))
             error.problems = problems  # type: ignore[attr-defined]
             raise error
 
@@ -215,15 +245,17 @@ class Archive:
 
         format_name = as_python(root_attrs.get(fmt.FORMAT_ATTR))
         if format_name != fmt.FORMAT_NAME:
-            found = "missing" if format_name is None else repr(format_name)
+            found = "missing" if format_name is None else show_name(format_name)
             return [
                 f"not a dynatrain archive (root attribute '{fmt.FORMAT_ATTR}' is {found},"
                 f" expected {fmt.FORMAT_NAME!r})"
             ]
         version = as_python(root_attrs.get(fmt.VERSION_ATTR))
-        if version not in fmt.SUPPORTED_VERSIONS or isinstance(version, bool):
+        whole = _is_int(version) or (isinstance(version, float) and version.is_integer())
+        if not whole or version not in fmt.SUPPORTED_VERSIONS:
             supported = ", ".join(map(str, fmt.SUPPORTED_VERSIONS))
-            return [f"unsupported format_version {version!r} (this dynatrain reads {supported})"]
+            found = _short(version)
+            return [f"unsupported format_version {found} (this dynatrain reads {supported})"]
         self.format_version = int(version)
         self.metadata: dict[str, Any] = {}
         self.metadata_notes: list[str] = []
@@ -235,8 +267,8 @@ class Archive:
             if lossy:
                 kinds = ", ".join(sorted(set(lossy)))
                 self.metadata_notes.append(
-                    f"metadata {key!r} holds values with no JSON form ({kinds}),"
-                    f" shown as text: {self.metadata[key]!r}"
+                    f"metadata {show_name(key)} holds values with no JSON form ({kinds}),"
+                    f" shown as text: {_short(self.metadata[key])}"
                 )
 
         self.steps: np.ndarray | None = None
@@ -245,52 +277,56 @@ class Archive:
         self.metric_names: tuple[str, ...] = ()
         self._arrays: dict[tuple[str, str], Any] = {}
         self._absent: dict[str, np.ndarray] = {}
-        if as_python(root_attrs.get(fmt.COMPLETE_ATTR)) == 0:
+        self.n_checkpoints = self.n_rows_stored = 0
+        self.epochs = np.empty(0)
+        complete = as_python(root_attrs.get(fmt.COMPLETE_ATTR))
+        if complete == 0 and _is_int(complete):
             # A writer that has not finished its first append (or was killed in it) may
             # have created only part of the tree: there is nothing to read yet.
-            self.n_checkpoints = self.n_rows_stored = 0
-            self.epochs = np.empty(0)
             return problems
-        epochs_all = self._read_vector((fmt.CHECKPOINTS, fmt.EPOCH), problems, required=True)
-        if epochs_all is None:
-            return problems
-        complete = as_python(root_attrs.get(fmt.COMPLETE_ATTR, len(epochs_all)))
-        if not isinstance(complete, int) or isinstance(complete, bool) or complete < 0:
+        if complete is not None and not (_is_int(complete) and complete >= 0):
             problems.append(
                 f"root attribute '{fmt.COMPLETE_ATTR}' must be a non-negative integer,"
-                f" got {complete!r}"
+                f" got {_short(complete)}"
             )
-            complete = len(epochs_all)
-        n_checkpoints = min(len(epochs_all), complete)
-        self.n_checkpoints = n_checkpoints
-        self.n_rows_stored = len(epochs_all)
-        self.epochs = np.asarray(epochs_all[:n_checkpoints], dtype=np.float64)
-        epoch_array = self._store.array((fmt.CHECKPOINTS, fmt.EPOCH))
+            complete = None
+        epoch_array = self._vector_array((fmt.CHECKPOINTS, fmt.EPOCH), problems, required=True)
+        if epoch_array is None:
+            return problems
+        self.n_rows_stored = int(epoch_array.shape[0])
+        # Only the complete checkpoints are ever read: an array may declare far more
+        # rows (space a writer reserved ahead, or a hostile 3e8) than hold data.
+        self.n_checkpoints = (
+            self.n_rows_stored if complete is None else min(self.n_rows_stored, complete)
+        )
         lost = self._lost_chunks(epoch_array, "checkpoints/epoch")
         if lost is not None:
             problems.append(lost)
-        elif not np.all(np.isfinite(self.epochs)):
-            problems.append("checkpoints/epoch holds non-finite values")
+            return problems
+        epochs = self._read_prefix(epoch_array, "checkpoints/epoch", problems)
+        if epochs is None:
+            return problems
+        self.epochs = np.asarray(epochs, dtype=np.float64)
+        if not np.all(np.isfinite(self.epochs)):
+            at = int(np.argmin(np.isfinite(self.epochs)))
+            problems.append(
+                f"checkpoints/epoch holds non-finite values (checkpoint {at}: {self.epochs[at]:g})"
+            )
         elif np.any(np.diff(self.epochs) <= 0):
             at = int(np.argmax(np.diff(self.epochs) <= 0)) + 1
             problems.append(
                 "checkpoints/epoch is not strictly increasing"
                 f" (checkpoint {at}: {self.epochs[at - 1]:g} then {self.epochs[at]:g})"
             )
-
-        steps = self._read_vector((fmt.CHECKPOINTS, fmt.STEP), problems, required=False)
-        if steps is not None:
-            if self._enough_rows(len(steps), "checkpoints/step", problems):
-                self.steps = np.asarray(steps[:n_checkpoints]).astype(np.int64)
-
+        self._load_steps(problems)
         self._load_layers(problems)
         self._load_metrics(problems)
         return problems
 
-    def _read_vector(
+    def _vector_array(
         self, parts: tuple[str, ...], problems: list[str], *, required: bool
-    ) -> np.ndarray | None:
-        """Read a small 1-D numeric array whole, or record why it cannot be."""
+    ) -> Any | None:
+        """The 1-D real-valued array at ``parts``, or ``None`` (with the problem recorded)."""
         where = "/".join(parts)
         kind = self._store.kind(parts)
         if kind != "array":
@@ -299,16 +335,58 @@ class Archive:
             return None
         array = self._store.array(parts)
         if len(array.shape) != 1:
-            problems.append(f"{where} must be 1-D, has shape {tuple(array.shape)}")
+            problems.append(f"{where} must be 1-D, has shape {list(array.shape)}")
             return None
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            problems.append(f"{where} is not numeric (dtype {array.dtype})")
+        if not _is_real(array.dtype):
+            problems.append(f"{where} must hold real numbers, has dtype {array.dtype}")
             return None
+        storage = self._store.array_problem(array, where)
+        if storage is not None:
+            problems.append(storage)
+            return None
+        return array
+
+    def _read_prefix(self, array: Any, what: str, problems: list[str]) -> np.ndarray | None:
+        """Rows ``0 .. n_checkpoints - 1`` of a 1-D array, or ``None`` (problem recorded)."""
         try:
-            return self._store.read(array, slice(None))
+            return self._read_rows(array, what)
+        except ArchiveError as exc:
+            problems.append(exc.problem)
+            return None
+
+    def _load_steps(self, problems: list[str]) -> None:
+        """``checkpoints/step``: optional; whole numbers (the writer stores int64)."""
+        where = "checkpoints/step"
+        array = self._vector_array((fmt.CHECKPOINTS, fmt.STEP), problems, required=False)
+        if array is None or not self._enough_rows(int(array.shape[0]), where, problems):
+            return
+        lost = self._lost_chunks(array, where)
+        if lost is not None:
+            problems.append(lost)
+            return
+        try:
+            steps = np.asarray(self._store.read(array, slice(0, self.n_checkpoints)))
+        except ArchiveError as exc:
+            problems.append(exc.problem)
+            return
+        except MemoryError as exc:
+            problems.append(memory_problem(exc, where))
+            return
         except Exception as exc:
             problems.append(f"cannot read {where}: {self._store.read_error(exc)}")
-            return None
+            return
+        if steps.dtype.kind == "f":
+            whole = np.isfinite(steps) & (steps == np.round(steps)) & (np.abs(steps) < 2.0**63)
+            if not whole.all():
+                at = int(np.argmin(whole))
+                problems.append(
+                    f"{where} must hold whole numbers, has {steps[at]:g} at checkpoint {at}"
+                )
+                return
+        elif steps.dtype.kind == "u" and steps.size and steps.max() >= 2**63:
+            problems.append(f"{where} holds values too large for int64 ({int(steps.max())})")
+            return
+        self.steps = steps.astype(np.int64)
 
     def _enough_rows(self, n_rows: int, where: str, problems: list[str]) -> bool:
         if n_rows < self.n_checkpoints:
@@ -319,6 +397,7 @@ class Archive:
         return True
 
     def _load_layers(self, problems: list[str]) -> None:
+        """The layer order, then each layer group: checks linear in the number of names."""
         store = self._store
         if store.kind((fmt.LAYERS,)) != "group":
             problems.append("no layers (missing /layers group)")
@@ -332,66 +411,96 @@ class Archive:
         if not order:
             problems.append("no layers (/layers order is empty)")
             return
-        if not all(isinstance(name, str) for name in order):
-            problems.append(f"/layers order must list layer names (strings), got {order!r}")
+        not_text = [name for name in order if not isinstance(name, str)]
+        if not_text:
+            problems.append(
+                f"/layers order must list layer names (strings), has {len(not_text)} other"
+                f" value(s): {_short(not_text)}"
+            )
             return
         invalid = [name for name in order if not is_member_name(name)]
         if invalid:
             problems.append(
-                f"/layers order names {', '.join(map(repr, invalid))}, not valid layer names"
+                f"/layers order names {names_phrase(invalid)}, not valid layer names"
                 " (a layer name is one group member: no '/', not '.' or '..')"
             )
             return
-        duplicates = sorted({name for name in order if order.count(name) > 1})
+        counts = Counter(order)
+        duplicates = [name for name, count in counts.items() if count > 1]
         if duplicates:
-            problems.append(f"/layers order names {', '.join(duplicates)} more than once")
-        for name in dict.fromkeys(order):
-            info = self._load_layer(name, problems)
-            if info is not None:
-                self.layers[name] = info
+            problems.append(f"/layers order names {names_phrase(duplicates)} more than once")
+        listed = set(store.members((fmt.LAYERS,)))
+        missing = [name for name in counts if name not in listed]
+        for name in counts:
+            if name in listed:
+                info = self._load_layer(name, problems, missing)
+                if info is not None:
+                    self.layers[name] = info
+        if missing:
+            verb = (
+                "there is no such layer group"
+                if len(missing) == 1
+                else ("there are no such layer groups")
+            )
+            problems.append(f"/layers order names {names_phrase(missing)}, but {verb}")
         self.layer_names = tuple(self.layers)
 
-    def _load_layer(self, name: str, problems: list[str]) -> LayerInfo | None:
+    def _load_layer(self, name: str, problems: list[str], missing: list[str]) -> LayerInfo | None:
         store = self._store
-        where = f"layer {name!r}"
+        where = f"layer {show_name(name)}"
         if store.kind((fmt.LAYERS, name)) != "group":
-            problems.append(f"/layers order names {name!r}, but there is no such layer group")
+            missing.append(name)
             return None
         kinds: list[str] = []
         sample_shape: tuple[int, ...] = ()
         dtype = "float64"
+        found_problem = False
         activations_parts = (fmt.LAYERS, name, fmt.ACTIVATIONS)
         if store.kind(activations_parts) == "array":
             array = store.array(activations_parts)
             shape = tuple(int(n) for n in array.shape)
+            storage = None
             if array.dtype.name not in fmt.ACTIVATION_DTYPES:
-                problems.append(
+                storage = (
                     f"{where} activations have dtype {array.dtype}, expected one of"
                     f" {', '.join(fmt.ACTIVATION_DTYPES)}"
                 )
             elif len(shape) < 2:
-                problems.append(
-                    f"{where} activations must have shape [T, N, ...], have {list(shape)}"
-                )
+                storage = f"{where} activations must have shape [T, N, ...], have {list(shape)}"
             elif 0 in shape[1:]:
-                problems.append(f"{where} activations are empty, shape {list(shape)}")
+                storage = f"{where} activations are empty, shape {list(shape)}"
+            else:
+                storage = store.array_problem(array, f"{where} activations")
+            if storage is not None:
+                problems.append(storage)
+                found_problem = True
             elif self._enough_rows(shape[0], f"{where} activations", problems):
                 kinds.append(fmt.ACTIVATIONS)
                 sample_shape, dtype = shape[1:], array.dtype.name
                 self._arrays[(name, fmt.ACTIVATIONS)] = array
+            else:
+                found_problem = True
         signal_parts = (fmt.LAYERS, name, fmt.SIGNAL)
         if store.kind(signal_parts) == "array":
             array = store.array(signal_parts)
-            if len(array.shape) != 1 or not np.issubdtype(array.dtype, np.number):
-                problems.append(
-                    f"{where} signal must be a 1-D numeric array,"
+            storage = None
+            if len(array.shape) != 1 or not _is_real(array.dtype):
+                storage = (
+                    f"{where} signal must be a 1-D array of real numbers,"
                     f" has shape {list(array.shape)} and dtype {array.dtype}"
                 )
+            else:
+                storage = store.array_problem(array, f"{where} signal")
+            if storage is not None:
+                problems.append(storage)
+                found_problem = True
             elif self._enough_rows(array.shape[0], f"{where} signal", problems):
                 kinds.append(fmt.SIGNAL)
                 self._arrays[(name, fmt.SIGNAL)] = array
+            else:
+                found_problem = True
         if not kinds:
-            if not any(f"{where} " in p for p in problems):
+            if not found_problem:
                 problems.append(f"{where} holds neither 'activations' nor 'signal'")
             return None
         return LayerInfo(name=name, kinds=tuple(kinds), sample_shape=sample_shape, dtype=dtype)
@@ -401,9 +510,10 @@ class Archive:
         store = self._store
         for name, parts in sorted(_metric_arrays(store)):
             array = store.array(parts)
-            where = f"metric {name!r}"
-            if len(array.shape) != 1 or not np.issubdtype(array.dtype, np.number):
-                problems.append(f"{where} must be a 1-D numeric array")
+            where = f"metric {show_name(name)}"
+            problem = _vector_problem(store, array, where)
+            if problem is not None:
+                problems.append(problem)
             elif self._enough_rows(array.shape[0], where, problems):
                 names.append(name)
         self.metric_names = tuple(names)
@@ -413,43 +523,60 @@ class Archive:
     def metric(self, name: str) -> np.ndarray:
         """One metric, shape ``(n_checkpoints,)``, float64 (NaN where not recorded)."""
         if name not in self.metric_names:
-            available = ", ".join(self.metric_names) or "none"
-            raise ArchiveError(self.path, f"no metric {name!r} (available: {available})")
-        return self._read_rows(self._store.array(fmt.metric_parts(name)), f"metric {name!r}")
+            available = names_phrase(self.metric_names, limit=20) or "none"
+            raise ArchiveError(self.path, f"no metric {show_name(name)} (available: {available})")
+        return self._read_rows(
+            self._store.array(fmt.metric_parts(name)), f"metric {show_name(name)}"
+        )
 
     def signal(self, layer: str, *, start: int = 0, stop: int | None = None) -> np.ndarray:
         """A layer's stored ``signal``, float64, shape ``(stop - start,)``."""
         info = self._layer(layer)
         if not info.has_signal:
-            raise ArchiveError(self.path, f"layer {layer!r} stores no 'signal'")
+            raise ArchiveError(self.path, f"layer {show_name(layer)} stores no 'signal'")
         return self._read_rows(
-            self._arrays[(layer, fmt.SIGNAL)], f"layer {layer!r} signal", start=start, stop=stop
+            self._arrays[(layer, fmt.SIGNAL)],
+            f"layer {show_name(layer)} signal",
+            start=start,
+            stop=stop,
         )
 
     def _read_rows(
         self, array: Any, what: str, *, start: int = 0, stop: int | None = None
     ) -> np.ndarray:
-        stop = self.n_checkpoints if stop is None else stop
+        """Rows ``start .. stop - 1`` of a 1-D array as float64 (never beyond the complete ones)."""
+        stop = self.n_checkpoints if stop is None else min(stop, self.n_checkpoints)
         lost = self._lost_chunks(array, what, start, stop)
         if lost is not None:
             raise ArchiveError(self.path, lost)
         try:
-            return np.asarray(self._store.read(array, slice(start, stop)), dtype=np.float64)
+            values = np.asarray(self._store.read(array, slice(start, stop)))
+        except ArchiveError:
+            raise
+        except (MemoryError, ValueError) as exc:
+            if isinstance(exc, MemoryError) or "too big" in str(exc):
+                raise ArchiveError(self.path, memory_problem(exc, what)) from exc
+            raise ArchiveError(
+                self.path, f"cannot read {what}: {self._store.read_error(exc)}"
+            ) from exc
         except Exception as exc:
             raise ArchiveError(
                 self.path, f"cannot read {what}: {self._store.read_error(exc)}"
             ) from exc
+        return values.astype(np.float64, copy=False)
 
     def _absent_checkpoints(self, array: Any, what: str) -> np.ndarray:
-        """Indices of the complete checkpoints whose chunk of ``array`` is absent."""
+        """``[start, stop)`` ranges of complete checkpoints whose chunk of ``array`` is absent."""
         if what not in self._absent:
             try:
-                absent = self._store.absent_rows(array, self.n_checkpoints)
+                absent = self._store.absent_ranges(array, self.n_checkpoints)
+            except ArchiveError:
+                raise
             except Exception as exc:
                 raise ArchiveError(
                     self.path, f"cannot list the chunks of {what}: {self._store.read_error(exc)}"
                 ) from exc
-            self._absent[what] = np.flatnonzero(absent)
+            self._absent[what] = absent
         return self._absent[what]
 
     def _lost_chunks(
@@ -457,47 +584,64 @@ class Archive:
     ) -> str | None:
         """What is wrong if chunks of ``array`` are lost, else ``None``.
 
-        Lost: absent from the store, where the fill value NaN would stand in for them
-        (see the class notes), among checkpoints ``start .. stop - 1``.
+        Lost: absent from the store where no stored value could stand for them (in
+        HDF5, always: see :meth:`Store.absent_ranges`; in Zarr, where the fill value
+        is NaN: see the class notes), among checkpoints ``start .. stop - 1``.
         """
-        if not _is_nan(self._store.fill_value(array)):
+        if not self._store.absent_is_lost(array):
             return None
         stop = self.n_checkpoints if stop is None else stop
-        missing = self._absent_checkpoints(array, what)
-        missing = missing[(missing >= start) & (missing < stop)]
+        missing = _clip_ranges(self._absent_checkpoints(array, what), start, stop)
         if missing.size == 0:
             return None
+        phrase = _checkpoints_phrase(missing, self.epochs)
+        if self.backend == "hdf5":
+            fill = as_python(self._store.fill_value(array))
+            return (
+                f"{what}: {phrase} absent from the file (never written: lost data, a read"
+                f" would give the fill value {_short(fill)})"
+            )
         return (
-            f"{what}: {_checkpoints_phrase(missing, self.epochs)} missing from the store"
+            f"{what}: {phrase} missing from the store"
             " (lost data: a read would give the fill value NaN, as if the run had diverged)"
         )
 
     def chunk_gaps(self) -> list[ChunkGap]:
-        """Every array's complete checkpoints whose storage chunk is absent (Zarr).
+        """Every array's complete checkpoints whose storage chunk is absent.
 
-        See the class notes for what a gap means, by fill value.
+        See the class notes for what a gap means, by back end and fill value.
         """
         arrays = [("checkpoints/epoch", self._store.array((fmt.CHECKPOINTS, fmt.EPOCH)))]
         if self.steps is not None:
             arrays.append(("checkpoints/step", self._store.array((fmt.CHECKPOINTS, fmt.STEP))))
-        arrays += [(f"layer {name!r} {kind}", a) for (name, kind), a in self._arrays.items()]
         arrays += [
-            (f"metric {name!r}", self._store.array(fmt.metric_parts(name)))
+            (f"layer {show_name(name)} {kind}", a) for (name, kind), a in self._arrays.items()
+        ]
+        arrays += [
+            (f"metric {show_name(name)}", self._store.array(fmt.metric_parts(name)))
             for name in self.metric_names
         ]
-        gaps = []
+        found = []
         for what, array in arrays:
             missing = self._absent_checkpoints(array, what)
             if missing.size:
-                gaps.append(ChunkGap(what, missing, as_python(self._store.fill_value(array))))
-        return gaps
+                found.append(
+                    ChunkGap(
+                        what,
+                        missing,
+                        as_python(self._store.fill_value(array)),
+                        self._store.absent_is_lost(array),
+                    )
+                )
+        return found
 
     def _layer(self, layer: str) -> LayerInfo:
         try:
             return self.layers[layer]
         except KeyError:
             raise ArchiveError(
-                self.path, f"no layer {layer!r} (layers: {', '.join(self.layer_names)})"
+                self.path,
+                f"no layer {show_name(layer)} (layers: {names_phrase(self.layer_names, 20)})",
             ) from None
 
     def iter_activations(
@@ -509,18 +653,19 @@ class Archive:
         max_block_bytes: int = DEFAULT_BLOCK_BYTES,
         read_ahead: bool = True,
     ) -> Iterator[ActivationBlock]:
-        """Stream a layer's activations in blocks that follow the storage chunks.
+        """Stream a layer's activations in blocks made of whole storage chunks.
 
         Parameters
         ----------
         layer : str
         start, stop : int
-            Checkpoint range (``stop`` defaults to ``n_checkpoints``).
+            Checkpoint range (``stop`` defaults to ``n_checkpoints``; never beyond).
         max_block_bytes : int
             Memory budget for one block, in bytes of the stored dtype. A block holds
-            whole storage chunks along the checkpoint axis, about
-            ``TARGET_BLOCK_BYTES`` of them; a checkpoint larger than the budget is
-            split along the probe-sample axis.
+            whole storage chunks, about ``TARGET_BLOCK_BYTES`` of them; a checkpoint
+            larger than the budget is split along the probe-sample axis, at chunk
+            boundaries. Each chunk is thus decoded exactly once; a block is never
+            smaller than one chunk (at most ``MAX_CHUNK_BYTES``), whatever the budget.
         read_ahead : bool
             Read the next block in a background thread while the caller works on
             this one (two blocks in memory at most). Reading and reducing then
@@ -530,6 +675,9 @@ class Archive:
         ------
         ActivationBlock
             ``values`` is a 2-D array ``(checkpoints, elements)`` in the stored dtype.
+            For checkpoints whose Zarr chunks are absent (read as the fill value, see
+            the class notes) it is a read-only broadcast of the fill value, with zero
+            strides: nothing is read or allocated for them.
 
         Notes
         -----
@@ -538,42 +686,49 @@ class Archive:
         the read in flight, which garbage collection would only do at some later time.
         """
         info = self._layer(layer)
+        what = f"layer {show_name(layer)} activations"
         if not info.has_activations:
-            raise ArchiveError(self.path, f"layer {layer!r} stores no 'activations'")
+            raise ArchiveError(self.path, f"layer {show_name(layer)} stores no 'activations'")
         array = self._arrays[(layer, fmt.ACTIVATIONS)]
-        stop = self.n_checkpoints if stop is None else stop
-        lost = self._lost_chunks(array, f"layer {layer!r} activations", start, stop)
+        stop = self.n_checkpoints if stop is None else min(stop, self.n_checkpoints)
+        lost = self._lost_chunks(array, what, start, stop)
         if lost is not None:
             raise ArchiveError(self.path, lost)
+        absent = _clip_ranges(self._absent_checkpoints(array, what), start, stop)
+        fill = self._store.fill_value(array)
+        chunk_shape = self._store.chunk_shape(array)
+        rows, samples_per_block = _block_shape(info, chunk_shape, max_block_bytes)
+        # No block (nor buffer) longer than the rows asked for, rounded to whole chunks.
+        rows = min(rows, -(-max(stop - start, 1) // chunk_shape[0]) * chunk_shape[0])
         n_samples = info.sample_shape[0]
-        row_bytes = int(np.prod(info.sample_shape)) * np.dtype(info.dtype).itemsize
-        chunk_rows = self._store.chunk_rows(array)
-        if chunk_rows * row_bytes <= max_block_bytes:
-            # Whole chunks only (no chunk is decoded twice), as many as make the target.
-            chunks = max(1, min(TARGET_BLOCK_BYTES, max_block_bytes) // (chunk_rows * row_bytes))
-            rows, samples_per_block = chunks * chunk_rows, n_samples
-        elif row_bytes <= max_block_bytes:
-            rows, samples_per_block = max_block_bytes // row_bytes, n_samples
-        else:  # one checkpoint alone is over the budget: split it along the samples
-            rows = 1
-            samples_per_block = max(1, max_block_bytes // (row_bytes // n_samples))
         selections = [
-            (start + t0, start + t1, n0, n1)
-            for t0, t1 in iter_row_blocks(stop - start, rows)
+            (t0, t1, n0, n1)
+            for t0, t1 in _row_blocks(start, stop, rows)
             for n0, n1 in iter_row_blocks(n_samples, samples_per_block)
         ]
 
         read_into = self._block_reader(array, rows, samples_per_block, info)
+        elements_per_sample = int(np.prod(info.sample_shape[1:], dtype=np.int64))
 
         def read(selection: tuple[int, int, int, int], slot: int) -> ActivationBlock:
             t0, t1, n0, n1 = selection
+            if _covers(absent, t0, t1):
+                values = np.broadcast_to(
+                    np.asarray(fill, dtype=info.dtype),
+                    (t1 - t0, (n1 - n0) * elements_per_sample),
+                )
+                return ActivationBlock(t0, t1, values)
             try:
                 values = read_into(slot, t0, t1, n0, n1)
+            except ArchiveError:
+                raise
             except Exception as exc:
-                raise ArchiveError(
-                    self.path,
-                    f"cannot read layer {layer!r} activations: {self._store.read_error(exc)}",
-                ) from exc
+                problem = (
+                    memory_problem(exc, what)
+                    if isinstance(exc, MemoryError)
+                    else f"cannot read {what}: {self._store.read_error(exc)}"
+                )
+                raise ArchiveError(self.path, problem) from exc
             return ActivationBlock(t0, t1, values.reshape(t1 - t0, -1))
 
         if not read_ahead or len(selections) < 2:
@@ -609,8 +764,11 @@ class Archive:
             return lambda slot, t0, t1, n0, n1: read(array, (slice(t0, t1), slice(n0, n1)))
         import h5py
 
+        from dynatrain.archive._hdf5 import inflates, read_inflating
+
         feature_shape = info.sample_shape[1:]
         buffers: dict[int, np.ndarray] = {}
+        by_hand = inflates(array)
 
         def read_hdf5(slot: int, t0: int, t1: int, n0: int, n1: int) -> np.ndarray:
             buffer = buffers.get(slot)
@@ -620,9 +778,13 @@ class Archive:
             out = buffer[: t1 - t0, : n1 - n0] if n1 - n0 < samples else buffer[: t1 - t0]
             if out.size == 0:
                 return out
-            file_space = array.id.get_space()
-            file_space.select_hyperslab((t0, n0, *(0 for _ in feature_shape)), shape)
             out = np.ascontiguousarray(out)  # a partial-sample view is not contiguous
+            origin = (t0, n0, *(0 for _ in feature_shape))
+            if by_hand:  # deflate: inflated here, bounded (see read_inflating)
+                read_inflating(array, origin, out, self.path)
+                return out
+            file_space = array.id.get_space()
+            file_space.select_hyperslab(origin, shape)
             array.id.read(h5py.h5s.create_simple(shape), file_space, out)
             return out
 
@@ -695,16 +857,109 @@ def _metric_arrays(store: Store) -> Iterator[tuple[str, tuple[str, ...]]]:
                 pending.append(parts)
 
 
-def _checkpoints_phrase(indices: np.ndarray, epochs: np.ndarray) -> str:
+def _is_nan(value: Any) -> bool:
+    try:
+        return bool(np.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(dtype: Any) -> bool:
+    """Whether a dtype holds real numbers (integers or floats; not complex, text, bool)."""
+    return np.dtype(dtype).kind in "iuf"
+
+
+def _vector_problem(store: Store, array: Any, where: str) -> str | None:
+    """Why ``array`` is not a readable 1-D array of real numbers, or ``None``."""
+    if len(array.shape) != 1 or not _is_real(array.dtype):
+        return (
+            f"{where} must be a 1-D array of real numbers, has shape {list(array.shape)}"
+            f" and dtype {array.dtype}"
+        )
+    return store.array_problem(array, where)
+
+
+#: Longest rendering of a value (or of a list of problems) in a message.
+_MAX_SHORT = 200
+_MAX_PROBLEMS_SHOWN = 5
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHORT else text[: _MAX_SHORT - 3] + "..."
+
+
+def _problems_line(problems: list[str]) -> str:
+    """The problems joined for a one-line error, the first few only."""
+    line = "; ".join(problems[:_MAX_PROBLEMS_SHOWN])
+    if len(problems) > _MAX_PROBLEMS_SHOWN:
+        line += f"; and {len(problems) - _MAX_PROBLEMS_SHOWN} more problem(s)"
+    return line
+
+
+def _clip_ranges(ranges: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``[start, stop)`` ranges intersected with ``[start, stop)``; empty ones dropped."""
+    clipped = np.clip(ranges, start, max(start, stop))
+    return clipped[clipped[:, 1] > clipped[:, 0]]
+
+
+def _covers(ranges: np.ndarray, start: int, stop: int) -> bool:
+    """Whether ``[start, stop)`` lies inside one of the (sorted, disjoint) ranges."""
+    if ranges.size == 0:
+        return False
+    i = int(np.searchsorted(ranges[:, 0], start, side="right")) - 1
+    return i >= 0 and ranges[i, 1] >= stop
+
+
+def _block_shape(
+    info: LayerInfo, chunk_shape: tuple[int, ...], max_block_bytes: int
+) -> tuple[int, int]:
+    """``(rows, samples)`` of the blocks a layer is streamed in: whole chunks only.
+
+    Rows are a multiple of the chunk's rows, and samples of the chunk's samples (or
+    all of them), so that no chunk is split between blocks (a chunk split in two is
+    decoded twice: a gzip chunk of zeros read in 16 pieces was inflated 16 times).
+    """
+    n_samples = info.sample_shape[0]
+    row_bytes = int(np.prod(info.sample_shape, dtype=np.int64)) * np.dtype(info.dtype).itemsize
+    chunk_rows = max(1, int(chunk_shape[0]))
+    chunk_samples = max(1, min(int(chunk_shape[1]) if len(chunk_shape) > 1 else 1, n_samples))
+    if chunk_rows * row_bytes <= max_block_bytes:
+        # Whole checkpoints, as many chunks as make the target.
+        chunks = max(1, min(TARGET_BLOCK_BYTES, max_block_bytes) // (chunk_rows * row_bytes))
+        return chunks * chunk_rows, n_samples
+    # One row of chunks is over the budget: split it along the samples, at chunk edges.
+    sample_bytes = max(1, row_bytes // n_samples)
+    fit = max_block_bytes // (chunk_rows * sample_bytes)
+    samples = max(chunk_samples, fit // chunk_samples * chunk_samples)
+    return chunk_rows, min(samples, n_samples)
+
+
+def _row_blocks(start: int, stop: int, rows: int) -> Iterator[tuple[int, int]]:
+    """``[t0, t1)`` covering ``[start, stop)``, cut at multiples of ``rows`` (chunk edges)."""
+    t0 = start
+    while t0 < stop:
+        t1 = min((t0 // rows + 1) * rows, stop)
+        yield t0, t1
+        t0 = t1
+
+
+def _checkpoints_phrase(ranges: np.ndarray, epochs: np.ndarray) -> str:
     """Name the checkpoints whose chunks are absent, for messages.
 
     ``"the chunk of checkpoint 12 (epoch 13) is"``, or ``"the chunks of 3 checkpoints,
     from checkpoint 12 (epoch 13), are"``.
     """
-    first = int(indices[0])
+    count = int((ranges[:, 1] - ranges[:, 0]).sum())
+    first = int(ranges[0, 0])
     at = f"checkpoint {first}"
     if first < len(epochs) and np.isfinite(epochs[first]):
         at += f" (epoch {epochs[first]:g})"
-    if indices.size == 1:
+    if count == 1:
         return f"the chunk of {at} is"
-    return f"the chunks of {indices.size} checkpoints, from {at}, are"
+    return f"the chunks of {count} checkpoints, from {at}, are"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dynatrain.archive._backends import first_line
 from dynatrain.archive.reader import Archive
 from dynatrain.errors import ArchiveError
 
@@ -67,10 +68,22 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
     """
     report = ValidationReport(os.fspath(path))
     try:
-        archive = Archive(path)
+        _validate(report, path)
     except ArchiveError as exc:
         report.problems.extend(getattr(exc, "problems", [exc.problem]))
-        return report
+    except (MemoryError, RecursionError) as exc:
+        report.problems.append(f"cannot read it: {type(exc).__name__} ({first_line(exc)})")
+    except Exception as exc:  # a bug, not the archive's fault: say so, and let the caller go on
+        report.problems.append(
+            f"cannot read it: unexpected {type(exc).__name__} ({first_line(exc)}); please report it"
+        )
+    # The same refusal can be met twice (listing the chunks, then reading them).
+    report.problems = list(dict.fromkeys(report.problems))
+    return report
+
+
+def _validate(report: ValidationReport, path: str | os.PathLike[str]) -> None:
+    archive = Archive(path)
     with archive:
         report.n_checkpoints = archive.n_checkpoints
         report.n_layers = len(archive.layer_names)
@@ -78,12 +91,12 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
         pending = archive.n_rows_stored - archive.n_checkpoints
         if pending > 0:
             report.notes.append(
-                f"{pending} checkpoint(s) beyond complete_checkpoints are ignored"
-                " (a writer is still running, or was stopped mid-checkpoint)"
+                f"{pending} row(s) beyond complete_checkpoints are ignored (space a writer"
+                " reserved, a writer still running, or one stopped mid-checkpoint)"
             )
         if archive.n_checkpoints == 0:
             report.notes.append("no complete checkpoint yet")
-            return report
+            return
         _check_chunk_gaps(report, archive)
         for name, info in archive.layers.items():
             try:
@@ -100,7 +113,6 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
                 archive.metric(name)
             except ArchiveError as exc:
                 report.problems.append(exc.problem)
-    return report
 
 
 def _check_chunk_gaps(report: ValidationReport, archive: Archive) -> None:
@@ -117,11 +129,11 @@ def _check_chunk_gaps(report: ValidationReport, archive: Archive) -> None:
         report.problems.append(exc.problem)
         return
     for gap in gaps:
-        if gap.fill_is_nan:
+        if gap.lost:
             continue  # reported below, when its data is read
-        first = int(gap.checkpoints[0])
+        first = gap.first
         report.notes.append(
-            f"{gap.what}: no chunk stored for {gap.checkpoints.size} checkpoint(s), from"
+            f"{gap.what}: no chunk stored for {gap.count} checkpoint(s), from"
             f" checkpoint {first} (epoch {archive.epochs[first]:g}); read as the fill value"
             f" {gap.fill_value!r} (zarr does not store chunks equal to the fill value)"
         )
@@ -132,7 +144,11 @@ def _finite_rows(archive: Archive, layer: str) -> np.ndarray:
     finite = np.ones(archive.n_checkpoints, dtype=bool)
     with closing(archive.iter_activations(layer)) as blocks:
         for block in blocks:
-            finite[block.start : block.stop] &= np.isfinite(block.values).all(axis=1)
+            values = block.values
+            if values.size and not any(values.strides):  # a broadcast fill value
+                finite[block.start : block.stop] &= bool(np.isfinite(values.flat[0]))
+                continue
+            finite[block.start : block.stop] &= np.isfinite(values).all(axis=1)
     return finite
 
 

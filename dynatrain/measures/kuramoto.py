@@ -4,6 +4,15 @@ Multi-layer functions take ``x`` shaped ``(..., n_layers, n_points)``: layers on
 axis -2, time on axis -1, any leading axes a batch (runs, windows, surrogates).
 The Hilbert transform is done with ``numpy.fft`` (scipy.signal costs about a
 second of import time).
+
+The FFT treats a series as periodic, so phases near its two ends are distorted
+(the end wraps onto the start).  By default (``edge="ar"``) each series is first
+extended at both ends by a forecast from an autoregressive model fitted to it
+(Yule-Walker), and the transform of the extended series is cut back to the
+original points.  On simulated Kuramoto oscillators with known phases this
+makes R(t) about as accurate in the outer 10% as in the middle and cuts the
+bias of metastability by 40-80% at 25-200 points
+(``benchmarks/validate_hilbert_edges.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +21,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dynatrain.measures._checks import as_float_array, check_layers, normalize_axis
+from dynatrain.defaults import PHASE_EDGE, PHASE_EDGES
+from dynatrain.measures._checks import as_float_array, check_choice, check_layers, normalize_axis
+from dynatrain.measures.dfa import _row_dot
 
 __all__ = ["Kuramoto", "hilbert_phase", "kuramoto", "kuramoto_r"]
 
@@ -20,6 +31,14 @@ __all__ = ["Kuramoto", "hilbert_phase", "kuramoto", "kuramoto_r"]
 MIN_PHASE_POINTS = 3
 #: A z-scored series whose detrended RMS is below this is a straight line to rounding.
 _FLAT = 1e-10
+#: Order of the AR model that extends a series (at most a third of its points).
+#: Orders 4 to 16 gave the same accuracy on the validation oscillators; the cost
+#: grows with the order.
+_AR_ORDER = 4
+#: Points forecast at each end: a quarter of the series, at least 8 and at most 16
+#: (16 or 32 points, a quarter or half of the series gave the same accuracy on the
+#: validation oscillators; the cost grows with it).
+_MIN_EDGE_PAD, _MAX_EDGE_PAD = 8, 16
 
 
 class Kuramoto(NamedTuple):
@@ -69,11 +88,67 @@ def _hilbert_transform(x: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spectrum, n=n_points, axis=-1)
 
 
-def _order_parameter(x: np.ndarray) -> np.ndarray:
+def _ar_coefficients(x: np.ndarray, order: int) -> np.ndarray:
+    """AR prediction-error filter (1, a_1, .., a_order) of each series (Yule-Walker).
+
+    Vectorised over the leading axes of x (..., n_points), n_points > order:
+    the biased autocovariances (a positive semi-definite sequence) solved by
+    the Levinson-Durbin recursion.  Every reflection coefficient is then at
+    most 1 in magnitude, so the filter is minimum phase and its forecasts
+    never grow without bound.
+    """
+    lead_shape, n_points = x.shape[:-1], x.shape[-1]
+    rows = x.reshape(-1, n_points)
+    autocovariance = np.stack(
+        [_row_dot(rows[:, : n_points - lag], rows[:, lag:]) for lag in range(order + 1)], axis=-1
+    )
+    coefficients = np.zeros((len(rows), order + 1))
+    coefficients[:, 0] = 1.0
+    error = autocovariance[:, 0].copy()
+    for m in range(1, order + 1):
+        projection = _row_dot(coefficients[:, :m], autocovariance[:, m:0:-1])
+        reflection = np.divide(-projection, error, out=np.zeros_like(error), where=error > 0)
+        coefficients[:, : m + 1] += reflection[:, np.newaxis] * coefficients[:, m::-1].copy()
+        error *= 1.0 - reflection**2
+    return coefficients.reshape(*lead_shape, order + 1)
+
+
+def _ar_forecast(x: np.ndarray, coefficients: np.ndarray, n_ahead: int) -> np.ndarray:
+    """The next `n_ahead` points of each series x (..., n_points) under its AR model."""
+    order = coefficients.shape[-1] - 1
+    weights = -coefficients[..., :0:-1]  # a_order .. a_1, matching the oldest..newest points
+    buffer = np.empty((*x.shape[:-1], order + n_ahead))
+    buffer[..., :order] = x[..., x.shape[-1] - order :]
+    for k in range(n_ahead):
+        buffer[..., order + k] = np.einsum("...i,...i->...", buffer[..., k : k + order], weights)
+    return buffer[..., order:]
+
+
+def _edge_pad(n_points: int) -> int:
+    return min(max(n_points // 4, _MIN_EDGE_PAD), _MAX_EDGE_PAD)
+
+
+def _quadrature(real: np.ndarray, edge: str) -> np.ndarray:
+    """H[real] along the last axis with the chosen edge handling (unchecked)."""
+    if edge == "none":
+        return _hilbert_transform(real)
+    n_points = real.shape[-1]
+    n_pad = _edge_pad(n_points)
+    coefficients = _ar_coefficients(real, min(_AR_ORDER, n_points // 3))
+    # The model of a stationary series predicts backwards as well as forwards, so the
+    # start is extended by forecasting the time-reversed series.  Both ends in one pass.
+    both = _ar_forecast(np.stack([real, real[..., ::-1]]), coefficients, n_pad)
+    extended = np.concatenate([both[1, ..., ::-1], real, both[0]], axis=-1)
+    return _hilbert_transform(extended)[..., n_pad : n_pad + n_points]
+
+
+def _order_parameter(x: np.ndarray, edge: str = PHASE_EDGE) -> np.ndarray:
     """R(t) of x (..., n_layers, n_points), unchecked float64."""
     real = _detrended_zscore(x)
-    imag = _hilbert_transform(real)
-    magnitude = np.hypot(real, imag)
+    imag = _quadrature(real, edge)
+    # |z| as the root of the squares: np.hypot is about 8x slower, and z-scored values
+    # (and their bounded-filter quadrature) cannot overflow.
+    magnitude = np.sqrt(real * real + imag * imag)
     has_phase = magnitude > 0
     # Unit phasor z/|z|: exp(i angle z) costs three times as much.
     cos = np.divide(real, magnitude, out=np.zeros_like(real), where=has_phase)
@@ -88,7 +163,7 @@ def _order_parameter(x: np.ndarray) -> np.ndarray:
     return np.minimum(r, 1.0, out=r)  # |mean of unit vectors| can round to 1 + eps
 
 
-def hilbert_phase(x: Any, *, axis: int = -1) -> np.ndarray:
+def hilbert_phase(x: Any, *, axis: int = -1, edge: str = PHASE_EDGE) -> np.ndarray:
     r"""Instantaneous phase of each series (Hilbert transform).
 
     Parameters
@@ -97,6 +172,10 @@ def hilbert_phase(x: Any, *, axis: int = -1) -> np.ndarray:
         Real, finite series, time along `axis` (at least 3 points).
     axis : int, optional
         Time axis of `x`.
+    edge : {"ar", "none"}, optional
+        Edge handling before the Hilbert transform: "ar" (default) extends
+        each series at both ends by an autoregressive forecast; "none"
+        transforms it as it is (circular: distorted near the ends).
 
     Returns
     -------
@@ -106,7 +185,8 @@ def hilbert_phase(x: Any, *, axis: int = -1) -> np.ndarray:
     Raises
     ------
     ValueError
-        On non-finite or non-real input, a bad axis or fewer than 3 points.
+        On non-finite or non-real input, a bad axis, fewer than 3 points or
+        an unknown `edge`.
 
     Notes
     -----
@@ -115,13 +195,27 @@ def hilbert_phase(x: Any, *, axis: int = -1) -> np.ndarray:
     :math:`\phi(t) = \arg(z(t) + i\,\mathcal{H}[z](t))`, the analytic signal
     of ``scipy.signal.hilbert``; the Hilbert transform is computed by real FFT
     (:math:`-i\,\mathrm{sign}(f)` on the spectrum, DC and Nyquist terms
-    zeroed).  A series that is constant or a straight line has no phase: its
-    analytic signal is 0 and the phase is reported as 0 (the ``numpy.angle``
-    convention).
+    zeroed).  With ``edge="none"`` that is all (the result equals
+    ``np.angle(scipy.signal.hilbert(z))``).  With ``edge="ar"`` an AR model of
+    order ``min(4, n // 3)`` is fitted to z (Yule-Walker equations, solved by
+    the Levinson-Durbin recursion), z is extended by ``min(max(n // 4, 8),
+    16)`` forecast points at each end (the start by forecasting the reversed
+    series: the model of a stationary series predicts both ways), and
+    :math:`\mathcal{H}` of the extended series is cut back to the n original
+    points; the real part stays z.  A series that is constant or a straight
+    line has no phase: its analytic signal is 0 and the phase is reported as
+    0 (the ``numpy.angle`` convention).
 
     References
     ----------
     .. [1] D. Gabor, "Theory of communication", J. IEE 93, 429 (1946).
+    .. [2] P. J. Brockwell and R. A. Davis, *Time Series: Theory and
+       Methods*, 2nd ed., Springer (1991), 8.1-8.2 (Yule-Walker,
+       Durbin-Levinson).
+    .. [3] L. Chen, Y. Lin, S. Zhou et al., "Real-time brain oscillation
+       detection and phase-locked stimulation using autoregressive spectral
+       estimation and time-series forward prediction", IEEE Trans. Biomed.
+       Eng. 60, 753 (2013).
     """
     x = as_float_array(x)
     axis = normalize_axis(axis, x.ndim, x.shape)
@@ -130,12 +224,13 @@ def hilbert_phase(x: Any, *, axis: int = -1) -> np.ndarray:
             f"a phase needs at least {MIN_PHASE_POINTS} points along axis {axis}, "
             f"got x.shape={x.shape}"
         )
+    edge = check_choice(edge, "edge", PHASE_EDGES)
     real = _detrended_zscore(np.moveaxis(x, axis, -1))
-    phase = np.arctan2(_hilbert_transform(real), real)  # np.angle of the analytic signal
+    phase = np.arctan2(_quadrature(real, edge), real)  # np.angle of the analytic signal
     return np.moveaxis(phase, -1, axis)
 
 
-def kuramoto_r(x: Any) -> np.ndarray:
+def kuramoto_r(x: Any, *, edge: str = PHASE_EDGE) -> np.ndarray:
     r"""Kuramoto order parameter R(t) across layers.
 
     Parameters
@@ -143,6 +238,10 @@ def kuramoto_r(x: Any) -> np.ndarray:
     x : array_like, shape (..., n_layers, n_points)
         Real, finite layer signals: layers on axis -2 (at least 2), time on
         axis -1 (at least 3 points).
+    edge : {"ar", "none"}, optional
+        Edge handling before the Hilbert transform: "ar" (default) extends
+        each series at both ends by an autoregressive forecast; "none"
+        transforms it as it is (circular: distorted near the ends).
 
     Returns
     -------
@@ -153,7 +252,8 @@ def kuramoto_r(x: Any) -> np.ndarray:
     Raises
     ------
     ValueError
-        On non-finite input, fewer than 2 layers or fewer than 3 points.
+        On non-finite input, fewer than 2 layers, fewer than 3 points or an
+        unknown `edge`.
 
     Notes
     -----
@@ -174,10 +274,10 @@ def kuramoto_r(x: Any) -> np.ndarray:
     """
     x = as_float_array(x)
     check_layers(x, min_points=MIN_PHASE_POINTS)
-    return _order_parameter(x)
+    return _order_parameter(x, check_choice(edge, "edge", PHASE_EDGES))
 
 
-def kuramoto(x: Any) -> Kuramoto:
+def kuramoto(x: Any, *, edge: str = PHASE_EDGE) -> Kuramoto:
     r"""R(t), synchrony and metastability of multi-layer signals.
 
     Parameters
@@ -185,6 +285,10 @@ def kuramoto(x: Any) -> Kuramoto:
     x : array_like, shape (..., n_layers, n_points)
         Real, finite layer signals: layers on axis -2 (at least 2), time on
         axis -1 (at least 3 points).
+    edge : {"ar", "none"}, optional
+        Edge handling before the Hilbert transform: "ar" (default) extends
+        each series at both ends by an autoregressive forecast; "none"
+        transforms it as it is (circular: distorted near the ends).
 
     Returns
     -------
@@ -196,7 +300,8 @@ def kuramoto(x: Any) -> Kuramoto:
     Raises
     ------
     ValueError
-        On non-finite input, fewer than 2 layers or fewer than 3 points.
+        On non-finite input, fewer than 2 layers, fewer than 3 points or an
+        unknown `edge`.
 
     Notes
     -----
@@ -221,5 +326,5 @@ def kuramoto(x: Any) -> Kuramoto:
     >>> bool(result.synchrony > 0.99), bool(result.metastability < 0.01)
     (True, True)
     """
-    r = kuramoto_r(x)
+    r = kuramoto_r(x, edge=edge)
     return Kuramoto(r, r.mean(axis=-1)[()], r.std(axis=-1)[()])

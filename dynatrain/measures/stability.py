@@ -36,13 +36,11 @@ from dynatrain.measures._checks import (
 from dynatrain.measures._ranks import average_ranks
 from dynatrain.measures.dfa import (
     _check_scale_options,
-    _fluctuations,
     _half_length,
-    _loglog_fit,
     _smallest_length,
     dfa_scales,
 )
-from dynatrain.measures.kuramoto import _order_parameter
+from dynatrain.measures.windows import window_measures, window_starts
 
 __all__ = [
     "STYLE_LABELS",
@@ -54,13 +52,12 @@ __all__ = [
     "spearman",
     "stability_index",
     "training_style",
+    "window_scales",
     "windowed_measures",
 ]
 
 #: Training-style labels, for rho >= threshold, rho <= -threshold, and otherwise.
 STYLE_LABELS = ("coupled", "antagonistic", "independent")
-#: Complex elements per batch of windows in the phase computation (~16 MiB).
-_PHASE_CHUNK_ELEMENTS = 1 << 20
 #: A gain in accuracy this small relative to the accuracy scale is rounding noise.
 _NO_GAIN = 1e-12
 
@@ -99,11 +96,12 @@ def windowed_measures(
     x: Any,
     window: int,
     *,
+    step: int = 1,
     min_scale: int = MIN_SCALE,
     n_scales: int = N_SCALES,
     order: int = DFA_ORDER,
 ) -> Windowed:
-    r"""Integration and metastability in every sliding window (stride 1).
+    r"""Integration and metastability in sliding windows that advance by `step` points.
 
     Parameters
     ----------
@@ -112,6 +110,8 @@ def windowed_measures(
         (checkpoints) on axis -1.
     window : int
         Window length, in points; at most ``n_points``.
+    step : int, optional
+        Points between the starts of consecutive windows, at least 1.
     min_scale, n_scales, order : int, optional
         DFA settings; the largest scale is ``window // 2``.
 
@@ -119,15 +119,15 @@ def windowed_measures(
     -------
     Windowed
         ``(integration, metastability)``, each shaped ``(..., n_windows)`` with
-        ``n_windows = n_points - window + 1``; window w covers points
-        ``w .. w + window - 1``.
+        ``n_windows = (n_points - window) // step + 1``; window k covers points
+        ``k * step .. k * step + window - 1``.
 
     Raises
     ------
     ValueError
         On non-finite input, fewer than 2 layers, a window longer than the
-        series, or a window too short for the DFA scales (the message gives
-        the shortest usable window).
+        series, a bad step, or a window too short for the DFA scales (the
+        message gives the shortest usable window).
 
     Notes
     -----
@@ -136,9 +136,14 @@ def windowed_measures(
     (scales ``min_scale .. window // 2``), and :math:`M_w` the metastability of
     :func:`~dynatrain.measures.kuramoto.kuramoto` on the window (phases from the
     window's own z-scored, detrended signals).  A layer that is constant
-    inside a window has no exponent there (NaN): :math:`I_w` is the mean over
-    the other layers, NaN if none is left.  All windows of all layers go
-    through one batched DFA call on a ``sliding_window_view``.
+    inside a window has no exponent there (NaN) and no phase: :math:`I_w` is
+    the mean over the other layers, NaN if none is left.
+
+    The DFA of every window comes from one pass over the run (see
+    :mod:`dynatrain.measures.windows`): its cost is linear in ``n_points`` per
+    scale, plus one addition per segment of each window, and it agrees with a
+    direct DFA of each window to about 1e-14 (order 1).  The phases are
+    computed window by window, in batches of bounded memory.
 
     References
     ----------
@@ -149,35 +154,58 @@ def windowed_measures(
     x = as_float_array(x)
     check_layers(x)
     window = check_int(window, "window", minimum=1)
-    min_scale, n_scales, order = _check_scale_options(min_scale, n_scales, order)
-    n_layers, n_points = x.shape[-2:]
+    step = check_int(step, "step", minimum=1)
+    n_points = x.shape[-1]
     if window > n_points:
         raise ValueError(
             f"window={window} is longer than the series: x.shape={x.shape} has {n_points} points"
         )
+    scales = window_scales(window, min_scale=min_scale, n_scales=n_scales, order=order)
+    starts = window_starts(n_points, window, step)
+    integration, metastability = window_measures(x, starts, window, scales, order)
+    return Windowed(integration, metastability)
+
+
+def window_scales(
+    window: int, *, min_scale: int = MIN_SCALE, n_scales: int = N_SCALES, order: int = DFA_ORDER
+) -> np.ndarray:
+    """DFA scales of a window: ``min_scale .. window // 2``.
+
+    Parameters
+    ----------
+    window : int
+        Window length, in points.
+    min_scale, n_scales, order : int, optional
+        DFA settings, as in :func:`~dynatrain.measures.dfa.dfa_scales`.
+
+    Returns
+    -------
+    ndarray of int64
+        The scales, as :func:`~dynatrain.measures.dfa.dfa_scales` gives them with
+        ``max_scale = window // 2``.
+
+    Raises
+    ------
+    ValueError
+        On bad options, or a window too short for the scales (the message gives the
+        shortest usable window).
+
+    Examples
+    --------
+    >>> window_scales(25)
+    array([ 4,  5,  6,  7,  8,  9, 10, 11, 12])
+    """
+    window = check_int(window, "window", minimum=1)
+    min_scale, n_scales, order = _check_scale_options(min_scale, n_scales, order)
     shortest = _smallest_length(_half_length, min_scale, n_scales)
     if window < shortest:
         raise ValueError(
             f"window={window} is too short for DFA scales {min_scale}..window // 2: "
             f"windows need at least {shortest} points"
         )
-    scales = dfa_scales(
+    return dfa_scales(
         window, min_scale=min_scale, max_scale=_half_length(window), n_scales=n_scales, order=order
     )
-    windows = sliding_window_view(x, window, axis=-1)  # (..., n_layers, n_windows, window)
-    fluct, profile_rms = _fluctuations(windows, scales, order)
-    alpha, _ = _loglog_fit(scales, fluct, profile_rms)
-    integration = _nanmean(alpha, axis=-2)
-
-    by_window = np.moveaxis(windows, -2, -3)  # (..., n_windows, n_layers, window)
-    n_windows = by_window.shape[-3]
-    metastability = np.empty(by_window.shape[:-2])
-    per_window = math.prod(x.shape[:-2]) * n_layers * window
-    step = max(1, _PHASE_CHUNK_ELEMENTS // per_window)
-    for start in range(0, n_windows, step):
-        part = by_window[..., start : start + step, :, :]
-        metastability[..., start : start + step] = _order_parameter(part).std(axis=-1)
-    return Windowed(integration, metastability)
 
 
 def stability_index(integration: Any, metastability: Any) -> np.ndarray:
@@ -251,10 +279,23 @@ def rolling_volatility(dsi: Any, vol_window: int = VOL_WINDOW) -> np.ndarray:
     dsi = as_float_array(dsi, "dsi", allow_nan=True)
     vol_window = check_int(vol_window, "vol_window", minimum=1)
     volatility = np.full(dsi.shape, np.nan)
-    if vol_window <= dsi.shape[-1]:
-        volatility[..., vol_window - 1 :] = sliding_window_view(dsi, vol_window, axis=-1).std(
-            axis=-1
-        )
+    n_windows = dsi.shape[-1]
+    if vol_window <= n_windows:
+        # Added term by term in window order (not numpy's pairwise sums), so that the
+        # newest volatility of a live monitor, computed from the last `vol_window` values
+        # alone, has the same bits as the one computed here for the whole run.
+        count = n_windows - vol_window + 1
+        terms = [dsi[..., k : k + count] for k in range(vol_window)]
+        mean = terms[0].copy()
+        for term in terms[1:]:
+            mean += term
+        mean /= vol_window
+        variance = np.zeros(mean.shape)
+        for term in terms:
+            deviation = term - mean
+            variance += deviation * deviation
+        variance /= vol_window
+        volatility[..., vol_window - 1 :] = np.sqrt(variance)
     return volatility
 
 

@@ -38,6 +38,15 @@ __all__ = [
 
 #: Accepted values of ``surrogate_p_value(alternative=...)``.
 ALTERNATIVES = ("greater", "less")
+#: Elements of the data (float64) per batch of surrogates in the nulls (~4 MiB): memory
+#: stays bounded by the signals plus a constant, whatever the number of surrogates.
+_SURROGATE_CHUNK_ELEMENTS = 1 << 19
+
+
+def _chunks(n_surrogates: int, elements_per_surrogate: int) -> list[tuple[int, int]]:
+    """``(first, size)`` of the batches of surrogates of at most ~4 MiB each (at least 1)."""
+    per_batch = max(1, _SURROGATE_CHUNK_ELEMENTS // max(1, elements_per_surrogate))
+    return [(lo, min(per_batch, n_surrogates - lo)) for lo in range(0, n_surrogates, per_batch)]
 
 
 def _check_surrogate_input(x: Any, n_surrogates: Any, rng: Any) -> tuple[np.ndarray, int]:
@@ -293,16 +302,20 @@ def integration_null(
 
     Notes
     -----
-    Every layer is shuffled independently (:func:`shuffle_surrogates`) and all
-    ``n_surrogates * n_layers`` series go through one batched DFA call; a
-    constant layer gives NaN, as in :func:`~dynatrain.measures.dfa.dfa`.  Memory:
-    ``n_surrogates`` copies of `x` in float64.
+    Every layer is shuffled independently (:func:`shuffle_surrogates`) and the
+    surrogates go through batched DFA calls of about 4 MiB of data each, so memory
+    does not grow with ``n_surrogates``; the draws are those of one big call.  A
+    constant layer gives NaN, as in :func:`~dynatrain.measures.dfa.dfa`.
     """
     x, n_surrogates = _check_surrogate_input(x, n_surrogates, rng)
     check_layers(x)
     options = {"min_scale": min_scale, "max_scale": max_scale, "n_scales": n_scales}
-    alpha = dfa(shuffle_surrogates(x, n_surrogates, rng=rng), order=order, **options)
-    return alpha.mean(axis=-1)
+    integration = np.empty((n_surrogates, *x.shape[:-2]))
+    for lo, size in _chunks(n_surrogates, x.size):
+        # The shuffles are drawn in order, so chunks give the draws of one big call.
+        alpha = dfa(shuffle_surrogates(x, size, rng=rng), order=order, **options)
+        integration[lo : lo + size] = alpha.mean(axis=-1)
+    return integration
 
 
 def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kuramoto:
@@ -334,10 +347,15 @@ def kuramoto_null(x: Any, n_surrogates: int, *, rng: np.random.Generator) -> Kur
     -----
     Phases are randomised independently per layer
     (:func:`phase_randomized_surrogates`), which keeps each layer's spectrum
-    and destroys the phase relations between layers; all surrogates go
-    through one batched computation.
+    and destroys the phase relations between layers.  The surrogates are
+    computed in batches of about 4 MiB of data (the same draws as one big
+    batch), so memory holds R(t) of every surrogate but never all of their
+    layers at once.
     """
     x, n_surrogates = _check_surrogate_input(x, n_surrogates, rng)
     check_layers(x, min_points=MIN_PHASE_POINTS)
-    r = _order_parameter(phase_randomized_surrogates(x, n_surrogates, rng=rng))
+    r = np.empty((n_surrogates, *x.shape[:-2], x.shape[-1]))
+    for lo, size in _chunks(n_surrogates, x.size):
+        # The phases are drawn in order, so chunks give the draws of one big call.
+        r[lo : lo + size] = _order_parameter(phase_randomized_surrogates(x, size, rng=rng))
     return Kuramoto(r, r.mean(axis=-1), r.std(axis=-1))

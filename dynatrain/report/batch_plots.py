@@ -8,13 +8,15 @@ alone (no analysis is redone); ``draw_*`` functions take an axes, and
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from dynatrain.batch import GroupSummary, measure_value, measure_values
+from dynatrain.defaults import SIGNIFICANCE_LEVEL
 from dynatrain.report._mpl import color_cycle, new_figure, plain_text, save_figure
+from dynatrain.report.convergence_text import distinguishable
 
 __all__ = [
     "BATCH_FIGURES",
@@ -40,7 +42,13 @@ _TICK_CHARACTERS = 48
 
 
 def draw_measure_by_group(
-    ax: Any, records: Records, summary: GroupSummary, measure: str, *, label: str | None = None
+    ax: Any,
+    records: Records,
+    summary: GroupSummary,
+    measure: str,
+    *,
+    label: str | None = None,
+    hollow: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> None:
     """One box per group (median, quartiles, 1.5 IQR whiskers) with every run as a dot.
 
@@ -54,6 +62,9 @@ def draw_measure_by_group(
         Dotted path of the measure in a record.
     label : str, optional
         Axis label (default: ``measure``).
+    hollow : callable, optional
+        Runs for which it returns True are drawn as open circles (e.g. a lead whose
+        convergence does not beat its surrogates).
     """
     colors = color_cycle(len(summary.groups))
     for position, (group, color) in enumerate(zip(summary.groups, colors, strict=True)):
@@ -69,7 +80,12 @@ def draw_measure_by_group(
         )
         # Deterministic spread, so the same batch gives the same image.
         offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
-        ax.scatter(position + np.asarray(offsets), values, s=18, color=color, alpha=0.8, zorder=3)
+        x = position + np.asarray(offsets)
+        runs = [records[i] for i in group.members if measure_value(records[i], measure) is not None]
+        open_ = np.array([hollow is not None and hollow(run) for run in runs], dtype=bool)
+        ax.scatter(x[~open_], values[~open_], s=18, color=color, alpha=0.8, zorder=3)
+        if open_.any():
+            ax.scatter(x[open_], values[open_], s=18, facecolors="none", edgecolors=color, zorder=3)
     # One line per grouping key ("cnn / digits-hard" -> "cnn\ndigits-hard"), slanted when
     # the labels would not fit side by side (about 48 characters across a 4-inch axes).
     labels = [plain_text(group.label).replace(" / ", "\n") for group in summary.groups]
@@ -133,9 +149,18 @@ def plot_batch(
 
     figure, ax = new_figure(figsize=(6.0, 4.0))
     draw_measure_by_group(
-        ax, records, summary, "convergence.lead_epochs", label="lead (epochs; > 0: early warning)"
+        ax,
+        records,
+        summary,
+        "convergence.lead_epochs",
+        label="lead (epochs; > 0: decided before the plateau)",
+        hollow=lambda run: not distinguishable(run.get("convergence") or {}),
     )
     ax.axhline(0.0, color="0.4", linewidth=0.8, linestyle="--")
-    ax.set_title("Early warning: accuracy plateau minus DSI convergence")
+    ax.set_title(
+        "Accuracy plateau minus the decided DSI convergence\n"
+        f"(open: the convergence does not beat its surrogates at p < {SIGNIFICANCE_LEVEL:g})",
+        fontsize=10,
+    )
     paths.append(save_figure(figure, directory, BATCH_FIGURES[2], fmt))
     return paths

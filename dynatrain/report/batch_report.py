@@ -42,6 +42,7 @@ from rich.text import Text
 from dynatrain.batch import GroupSummary
 from dynatrain.errors import InputError
 from dynatrain.report._format import printable
+from dynatrain.report.convergence_text import early_warning_text
 from dynatrain.report.export import scalar_row, to_csv, to_json, to_markdown
 from dynatrain.report.outputs import check_output_dir, is_inside, write_file, writing
 
@@ -123,8 +124,13 @@ def run_table_rows(records: Records, summary: GroupSummary) -> list[dict[str, An
             "DSI": record.get("stability_index"),
             "style": style["label"] if style else None,
             "converged": convergence.get("epoch"),
+            "decided": convergence.get("decided_epoch"),
+            "p (converged)": convergence.get("p"),
+            "relapse": convergence.get("relapse"),
             "plateau": convergence.get("accuracy_plateau_epoch"),
-            "lead": convergence.get("lead_epochs"),
+            # Worded by the convergence's test: no lead for a convergence the run's own
+            # surrogates reach as early.
+            "early warning": early_warning_text(convergence)[0] if convergence else None,
         }
         if failed:
             row["error"] = record.get("error")

@@ -20,6 +20,7 @@ This module imports matplotlib: import it only to plot.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -48,6 +49,11 @@ from dynatrain.report._mpl import (
     plain_text,
     plot_style,
     save_figure,
+)
+from dynatrain.report.convergence_text import (
+    convergence_headline,
+    convergence_p_text,
+    relapse_text,
 )
 from dynatrain.report.plot_input import check_plot_input
 
@@ -358,8 +364,12 @@ def plot_kuramoto(ax: Axes, result: Mapping[str, Any]) -> None:
 def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
     """The windowed stability index, its volatility and the accuracy, sharing epochs.
 
-    Vertical lines mark the epoch at which the stability index converged and the
-    accuracy plateau; the title states the lead between them.
+    Vertical lines mark the epoch at which the stability index converged, the epoch the
+    rule decided it (dotted) and the accuracy plateau; the volatility panel shows the
+    peak the rule measures from (the running peak, or the whole run's with
+    ``--convergence-rule whole-run``) and the threshold under it.  The title states the
+    convergence with its surrogate p-value, and a lead over the plateau only when the
+    convergence is distinguishable from its surrogates.
 
     Parameters
     ----------
@@ -395,8 +405,15 @@ def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
             markersize=2,
         )
         metric_ax.set_ylabel(metric)
+    about = ", ".join(
+        text
+        for text in (convergence_p_text(convergence, settings), relapse_text(convergence))
+        if text
+    )
+    converged_label = "stability index converged" + (f" ({about})" if about else "")
     markers = (
-        (convergence["epoch"], "stability index converged", _CONVERGED_COLOR, "-"),
+        (convergence["epoch"], converged_label, _CONVERGED_COLOR, "-"),
+        (convergence.get("decided_epoch"), "convergence decided", _CONVERGED_COLOR, ":"),
         (convergence["accuracy_plateau_epoch"], f"{metric} plateau", _PLATEAU_COLOR, "--"),
     )
     for epoch, what, color, style in markers:
@@ -417,22 +434,38 @@ def plot_stability(axes: Sequence[Axes], result: Mapping[str, Any]) -> None:
             ncols=2,
             fontsize=9,
         )
+    step = settings.get("window_step", 1)
+    every = "" if step == 1 else f", one every {step} checkpoints"
     axes[-1].set_xlabel(
-        f"epoch (windowed measures dated at the end of their {settings['window']}-point window)"
+        f"epoch (windowed measures dated at the end of their {settings['window']}-point"
+        f" window{every})"
     )
-    axes[0].figure.suptitle(
-        f"{run_label(result)}: stability index and convergence\n{_lead_text(convergence)}"
-    )
+    headline = textwrap.fill(convergence_headline(convergence, settings, metric), 80)
+    axes[0].figure.suptitle(f"{run_label(result)}: stability index and convergence\n{headline}")
 
 
 def _convergence_rule(
     ax: Axes, window_end: np.ndarray, volatility: np.ndarray, settings: Mapping[str, Any]
 ) -> None:
-    """Mark the peak volatility and the threshold the convergence rule applies after it."""
+    """Draw the peak the convergence rule measures from, and the threshold under it."""
     if not np.any(np.isfinite(volatility)) or not np.nanmax(volatility) > 0:
         return
+    threshold = settings["vol_threshold"]
+    if settings.get("convergence_rule", "whole-run") == "causal":
+        # The running peak over the windows so far (what a live watcher compares with).
+        running = np.fmax.accumulate(np.where(np.isnan(volatility), -np.inf, volatility))
+        running[np.isinf(running)] = np.nan
+        ax.plot(window_end, running, color="0.55", linewidth=1.0, label="running peak")
+        ax.plot(
+            window_end,
+            threshold * running,
+            color="0.35",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"convergence threshold: {threshold:g} × running peak",  # noqa: RUF001
+        )
+        return
     peak = int(np.nanargmax(volatility))
-    threshold = settings["vol_threshold"] * volatility[peak]
     ax.plot(
         window_end[peak],
         volatility[peak],
@@ -442,34 +475,14 @@ def _convergence_rule(
         label="peak volatility",
     )
     ax.hlines(
-        threshold,
+        threshold * volatility[peak],
         window_end[peak],
         window_end[-1],
         color="0.35",
         linestyle=":",
         linewidth=1.2,
-        label=f"convergence threshold: {settings['vol_threshold']:g} × peak",  # noqa: RUF001
+        label=f"convergence threshold: {threshold:g} × peak",  # noqa: RUF001
     )
-
-
-def _lead_text(convergence: Mapping[str, Any]) -> str:
-    """One line on when the stability index converged relative to the accuracy plateau."""
-    lead, metric = convergence["lead_epochs"], convergence["metric"]
-    metric = None if metric is None else plain_text(metric)
-    if lead is not None:
-        if lead == 0:
-            return f"stability index converged at the epoch {metric} plateaued"
-        unit = "epoch" if abs(lead) == 1 else "epochs"
-        when = "before" if lead > 0 else "after"
-        return f"stability index converged {abs(lead):g} {unit} {when} {metric} plateaued"
-    missing = []
-    if convergence["epoch"] is None:
-        missing.append("the stability index did not converge")
-    if metric is None:
-        missing.append("no accuracy metric to compare with")
-    elif convergence["accuracy_plateau_epoch"] is None:
-        missing.append(f"{metric} did not plateau")
-    return "; ".join(missing)
 
 
 def plot_style_map(ax: Axes, result: Mapping[str, Any]) -> None:

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dynatrain.report._format import p_value_text, printable
+from dynatrain.report.convergence_text import converged_text, early_warning_text
 
 __all__ = [
     "analysis_markdown",
@@ -128,7 +129,7 @@ EXPLAIN = {
     "style": "windowed integration vs metastability",
     "convergence": "stability index stops fluctuating",
     "plateau": "accuracy close to its best",
-    "lead": "plateau minus convergence epoch",
+    "lead": "plateau minus the epoch convergence was decided",
 }
 
 
@@ -152,7 +153,8 @@ def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     integration_p = p_value_text(result["integration_p"], surrogates)
     style = result["style"]
     convergence = result["convergence"]
-    lead = convergence["lead_epochs"]
+    converged, converged_detail = converged_text(convergence, result["settings"])
+    warning, warning_detail = early_warning_text(convergence)
     return [
         (
             "integration",
@@ -180,15 +182,30 @@ def measure_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             f"rho = {style['spearman']:.2f}" if style else "",
             EXPLAIN["style"],
         ),
-        ("DSI converged", _epoch(convergence["epoch"]), "", EXPLAIN["convergence"]),
+        ("DSI converged", converged, converged_detail, EXPLAIN["convergence"]),
         (
             "accuracy plateau",
             _epoch(convergence["accuracy_plateau_epoch"]),
             convergence["metric"] or "no metric",
             EXPLAIN["plateau"],
         ),
-        ("early warning", "-" if lead is None else f"{lead:g} epochs", "", EXPLAIN["lead"]),
+        ("early warning", warning, warning_detail, EXPLAIN["lead"]),
     ]
+
+
+def _step_text(settings: Mapping[str, Any]) -> str:
+    """``"checkpoint"`` or ``"30 checkpoints"``: how far apart the windows start."""
+    step = settings.get("window_step", 1)
+    return "checkpoint" if step == 1 else f"{step} checkpoints"
+
+
+def _rule_text(settings: Mapping[str, Any]) -> str:
+    """The convergence rule in a few words."""
+    peak = "running peak" if settings.get("convergence_rule") == "causal" else "whole-run peak"
+    return (
+        f"converged below {settings['vol_threshold']:g} x {peak} for"
+        f" {settings['vol_patience']} windows"
+    )
 
 
 def render_analysis(result: Mapping[str, Any], console: Console) -> None:
@@ -213,7 +230,8 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     measures = Table(box=None, padding=(0, 1), header_style="bold")
     measures.add_column("measure", no_wrap=True)
     measures.add_column("value", justify="right", no_wrap=True)
-    measures.add_column("uncertainty", no_wrap=True)
+    # The convergence's uncertainty is a few words long: it wraps on a narrow terminal.
+    measures.add_column("uncertainty")
     if wide:
         measures.add_column("meaning", style="dim")
     legend = Text(style="dim")
@@ -248,7 +266,8 @@ def render_analysis(result: Mapping[str, Any], console: Console) -> None:
     footer = Text(
         f"reduce {settings['reduce']}, transform {settings['transform']}, DFA order"
         f" {settings['dfa_order']} scales {settings['min_scale']}..{settings['max_scale']},"
-        f" window {settings['window']}, volatility over {settings['vol_window']} windows,"
+        f" window {settings['window']} every {_step_text(settings)},"
+        f" volatility over {settings['vol_window']} windows, {_rule_text(settings)},"
         f" {settings['surrogates']} surrogates, seed {settings['seed']}",
         style="dim",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import measures_refs as refs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -26,10 +27,10 @@ def _reference_r(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n_points", [3, 4, 64, 101, 256])
-def test_phase_matches_scipy_hilbert(n_points):
+def test_phase_without_edge_handling_matches_scipy_hilbert(n_points):
     x = np.random.default_rng(n_points).standard_normal((5, n_points)) + np.arange(n_points)
     expected = np.array([np.angle(hilbert(_detrended_zscore(row))) for row in x])
-    np.testing.assert_allclose(hilbert_phase(x), expected, atol=1e-12)
+    np.testing.assert_allclose(hilbert_phase(x, edge="none"), expected, atol=1e-12)
 
 
 def test_phase_axis_zero_matches_last_axis():
@@ -47,9 +48,32 @@ def test_phase_of_a_cosine_is_exact():
     """
     t = np.arange(512)
     omega = 2 * np.pi / 32
-    phase = hilbert_phase(np.cos(omega * (t - 255.5)))
+    phase = hilbert_phase(np.cos(omega * (t - 255.5)), edge="none")
     expected = np.angle(np.exp(1j * omega * (t - 255.5)))
     np.testing.assert_allclose(np.angle(np.exp(1j * (phase - expected))), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_points", [25, 50, 100, 200])
+def test_edge_extension_recovers_the_phase_of_a_cosine_cut_mid_period(n_points):
+    """A cosine of period 10.7 points, cut anywhere: the true phase is known.
+
+    Without edge handling the FFT wraps the end onto the start: the phase near
+    the ends is off by up to 0.9-1.8 rad.  The AR extension continues the
+    oscillation: the worst error is 0.06-0.33 rad (part of it comes from the
+    detrending, which removes the line fitted to a cosine cut mid-period, and
+    is there in the middle too), and the mean error in the outer 10% falls by
+    a factor of 3.5-6.
+    """
+    t = np.arange(n_points)
+    omega, offset = 2 * np.pi / 10.7, 0.4
+    truth = omega * t + offset
+    edge_points = np.r_[: n_points // 10, n_points - n_points // 10 : n_points]
+    errors = {
+        edge: np.abs(np.angle(np.exp(1j * (hilbert_phase(np.cos(truth), edge=edge) - truth))))
+        for edge in ("ar", "none")
+    }
+    assert errors["ar"].max() < 0.35 and errors["none"].max() > 0.9
+    assert errors["ar"][edge_points].mean() < errors["none"][edge_points].mean() / 3
 
 
 def test_phase_of_constant_and_straight_line_is_zero():
@@ -61,7 +85,8 @@ def test_phase_of_constant_and_straight_line_is_zero():
 def test_r_matches_reference(shape):
     x = np.random.default_rng(sum(shape)).standard_normal(shape)
     expected = np.array([_reference_r(layers) for layers in x.reshape(-1, *shape[-2:])])
-    np.testing.assert_allclose(kuramoto_r(x), expected.reshape(*shape[:-2], -1), atol=1e-12)
+    r = kuramoto_r(x, edge="none")
+    np.testing.assert_allclose(r, expected.reshape(*shape[:-2], -1), atol=1e-12)
 
 
 def test_r_is_in_unit_interval_and_one_for_identical_layers():
@@ -192,3 +217,83 @@ def test_measures_invariant_to_layer_order_offset_and_positive_scale(
     expected, got = windowed_measures(x, window), windowed_measures(moved, window)
     np.testing.assert_allclose(got.integration, expected.integration, atol=1e-6)
     np.testing.assert_allclose(got.metastability, expected.metastability, atol=1e-8)
+
+
+# --- edge handling, on simulated oscillators with known phases ------------------------------
+
+
+def _oscillators(n_points, relative_coupling, seed, n_systems=60):
+    theta = refs.kuramoto_phases(
+        8,
+        n_points,
+        coupling=relative_coupling * refs.critical_coupling(0.05),
+        n_systems=n_systems,
+        seed=seed,
+    )
+    noise = 0.1 * np.random.default_rng(seed + 1).standard_normal(theta.shape)
+    return np.cos(theta) + noise, np.abs(np.exp(1j * theta).mean(axis=-2))
+
+
+@pytest.mark.parametrize(("n_points", "relative_coupling"), [(25, 1.5), (100, 1.5), (100, 3.0)])
+def test_edge_extension_makes_r_as_good_at_the_ends_as_in_the_middle(n_points, relative_coupling):
+    """Noisy coupled Kuramoto oscillators (8 x 60 systems) with known phases.
+
+    Measured over two seeds: without edge handling the mean |error| of R(t) in
+    the outer 10% is 1.6-7.2x that in the middle; with the AR extension
+    1.0-1.7x.  Metastability's mean |error| falls by 45-85%.
+    """
+    observed, truth = _oscillators(n_points, relative_coupling, seed=n_points)
+    trim = max(1, n_points // 10)
+    outer = np.r_[:trim, n_points - trim : n_points]
+    middle = np.r_[trim : n_points - trim]
+    ratios, meta_errors = {}, {}
+    for edge in ("none", "ar"):
+        result = kuramoto(observed, edge=edge)
+        error = np.abs(result.r - truth)
+        ratios[edge] = error[:, outer].mean() / error[:, middle].mean()
+        meta_errors[edge] = np.abs(result.metastability - truth.std(axis=-1)).mean()
+    assert ratios["ar"] < 1.8
+    assert ratios["none"] > max(1.45, ratios["ar"] + 0.4)
+    assert meta_errors["ar"] < 0.7 * meta_errors["none"]
+
+
+def test_windowed_metastability_uses_the_edge_extension():
+    """windowed_measures calls the same order parameter, edge handling included."""
+    observed, _ = _oscillators(60, 3.0, seed=3, n_systems=1)
+    windowed = windowed_measures(observed[0], 20)
+    first = kuramoto(observed[0, :, :20])
+    np.testing.assert_allclose(windowed.metastability[0], first.metastability, rtol=1e-12)
+    assert first.metastability != kuramoto(observed[0, :, :20], edge="none").metastability
+
+
+def test_ar_extension_continues_a_known_process():
+    """Yule-Walker on an AR(2) series of 4000 points recovers its coefficients (SE ~0.015);
+    on 40 points of a clean sinusoid its forecast keeps the wave's phase (correlation
+    > 0.98 over 20 points) while its amplitude decays (Yule-Walker damps pure tones)."""
+    from dynatrain.measures.kuramoto import _ar_coefficients, _ar_forecast
+
+    rng = np.random.default_rng(8)
+    x = np.zeros(4000)
+    for t in range(2, 4000):
+        x[t] = 1.2 * x[t - 1] - 0.6 * x[t - 2] + rng.standard_normal()
+    np.testing.assert_allclose(_ar_coefficients(x, 2), [1.0, -1.2, 0.6], atol=0.05)
+    t = np.arange(60)
+    wave = np.sin(0.7 * t + 0.3)
+    forecast = _ar_forecast(wave[:40], _ar_coefficients(wave[:40], 4), 20)
+    assert np.corrcoef(forecast, wave[40:])[0, 1] > 0.98
+    assert np.abs(forecast).max() <= 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(3, 80), st.integers(0, 2**32 - 1))
+def test_ar_extension_is_bounded_and_r_in_unit_interval(n_points, seed):
+    """Any input: R stays in [0, 1] and the phases are finite (the AR model never diverges)."""
+    x = np.random.default_rng(seed).standard_normal((3, n_points)).cumsum(axis=1)
+    r = kuramoto_r(x)
+    assert np.all((r >= 0) & (r <= 1))
+    assert np.all(np.isfinite(hilbert_phase(x)))
+
+
+def test_unknown_edge_is_refused():
+    with pytest.raises(ValueError, match=r"edge must be one of \('ar', 'none'\), got 'mirror'"):
+        kuramoto(np.ones((2, 9)), edge="mirror")

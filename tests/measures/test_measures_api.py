@@ -33,7 +33,17 @@ def test_all_is_explicit_and_complete():
     for name in measures.__all__:
         assert hasattr(measures, name), name
     public = {name for name in vars(measures) if not name.startswith("_")}
-    submodules = {"dfa", "kuramoto", "stability", "surrogates"}  # also functions' names
+    submodules = {
+        "convergence",
+        "dfa",
+        "finite_size",
+        "intervals",
+        "kuramoto",
+        "stability",
+        "style",
+        "surrogates",
+        "windows",
+    }
     assert public - set(measures.__all__) <= submodules | {"annotations"}
     assert "np" not in public
 
@@ -45,6 +55,11 @@ def test_all_is_explicit_and_complete():
         "dynatrain.measures.kuramoto",
         "dynatrain.measures.stability",
         "dynatrain.measures.surrogates",
+        "dynatrain.measures.windows",
+        "dynatrain.measures.convergence",
+        "dynatrain.measures.finite_size",
+        "dynatrain.measures.intervals",
+        "dynatrain.measures.style",
         "dynatrain.synthetic",
     ],
 )
@@ -76,14 +91,32 @@ CALLS = {
     "integration_null": lambda x: measures.integration_null(x, 3, rng=_rng()),
     "kuramoto_null": lambda x: measures.kuramoto_null(x, 3, rng=_rng()).synchrony,
     "convergence_window": lambda x: measures.convergence_window(x[0]),
+    "find_convergence": lambda x: measures.find_convergence(x[0]),
+    "convergence_null": lambda x: measures.convergence_null(
+        x, window=32, step=4, decided_window=3, n_surrogates=3, rng=_rng()
+    ),
+    "window_starts": lambda x: measures.window_starts(x.shape[-1], 32, 4),
+    "window_count": lambda x: measures.window_count(x.shape[-1], 32, 4),
+    "window_scales": lambda x: measures.window_scales(x.shape[-1] // 2),
     "accuracy_plateau": lambda x: measures.accuracy_plateau(x[0]),
     "training_style": lambda x: measures.training_style(x[0], x[1]),
+    "corrected_alpha": lambda x: measures.corrected_alpha(x, 64),
+    "t_interval": lambda x: measures.t_interval(x)[0],
+    "style_test": lambda x: measures.style_test(x[0], x[1], 9, rng=_rng()),
+    "rank_surrogates": lambda x: measures.rank_surrogates(x, 3, rng=_rng()),
 }
 
 
 def test_every_public_function_is_covered():
     functions = {n for n in measures.__all__ if callable(getattr(measures, n)) and n[0].islower()}
-    assert functions - {"dfa_scales", "min_points_for_dfa"} == set(CALLS)
+    scalar_input = {
+        "dfa_scales",
+        "min_points_for_dfa",
+        "dfa_bias_curve",
+        "expected_squared_fluctuation",
+        "student_t_quantile",
+    }
+    assert functions - scalar_input == set(CALLS)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int32", "uint8"])

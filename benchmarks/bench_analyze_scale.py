@@ -1,0 +1,229 @@
+"""Benchmark: `dynatrain analyze` as checkpoints and layers grow (linear cost, bounded memory).
+
+Run from the repository root::
+
+    python benchmarks/bench_analyze_scale.py            # every size below
+    python benchmarks/bench_analyze_scale.py --quick    # the small ones only
+    python benchmarks/bench_analyze_scale.py --live-only   # the live monitor's update cost
+
+Each archive is written directly with h5py in the format of version 1 (activations of
+2 values per layer and checkpoint, float32: a learning-like transition shared by the
+layers plus independent random walks, and a saturating ``val_accuracy``); reading is not
+what is measured here.  Every size runs ``dynatrain analyze RUN --format json`` with the
+default settings (199 surrogates, the default window and window step, the causal
+convergence rule with its surrogate null) in a fresh process, which reports its wall time,
+the time of the analysis alone (after the imports) and its peak resident memory.
+
+Targets (issue "Scale with the number of checkpoints"):
+
+* 50 layers: T = 10,000 within 12x the time of T = 1,000, in < 5 s and < 1 GB;
+* 5 layers x T = 100,000 in < 20 s;
+* 500 layers x T = 1,000 in < 10 s and < 1 GB;
+* a shipped sample archive, 199 surrogates: < 1 s of analysis after start-up.
+
+Last, a live monitor is fed a 50-layer run of 10,000 checkpoints and the cost of one
+update is printed (median, 99th percentile, maximum; the update that decides the
+convergence, which runs its surrogate null, apart).
+
+Ratios are measured in the same run; seconds depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data" / "mlp-digits-seed1.h5"
+
+#: (layers, checkpoints) measured; the first two give the 10x-checkpoints ratio.
+SIZES = [(50, 1_000), (50, 10_000), (5, 100_000), (500, 1_000)]
+QUICK_SIZES = [(50, 1_000), (5, 10_000)]
+
+#: Runs `dynatrain analyze` in this process and reports on stderr (stdout is the JSON).
+DRIVER = """
+import json, resource, sys, time
+start = time.perf_counter()
+from dynatrain.cli import _single_threaded_blas, main
+_single_threaded_blas()  # what `analyze` does before NumPy loads; the spy below loads it
+from dynatrain import analysis
+calls = []
+real = analysis.analyze
+def timed(*args, **kwargs):
+    begin = time.perf_counter()
+    result = real(*args, **kwargs)
+    calls.append((time.perf_counter() - begin, result))
+    return result
+analysis.analyze = timed
+try:
+    main(["analyze", sys.argv[1], "--format", "json"], standalone_mode=False)
+finally:
+    seconds, result = calls[0]
+    report = {
+        "wall": time.perf_counter() - start,
+        "analysis": seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "window": result.settings["window"],
+        "window_step": result.settings["window_step"],
+        "windows": len(result.window_end_epoch),
+        "converged": result.convergence_epoch,
+        "decided": result.decided_epoch,
+        "convergence_p": result.convergence_p,
+        "convergence_surrogates_drawn": result.convergence_surrogates_drawn,
+    }
+    print(json.dumps(report), file=sys.stderr)
+"""
+
+
+def write_archive(path: Path, n_layers: int, n_checkpoints: int, seed: int = 0) -> None:
+    """A valid version-1 HDF5 archive, written in one go with h5py."""
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_checkpoints, dtype=np.float64)
+    learning = np.tanh(t / (n_checkpoints / 6))
+    walks = 0.05 * rng.standard_normal((n_checkpoints, n_layers)).cumsum(axis=0)
+    levels = rng.uniform(0.5, 2.0, n_layers) * learning[:, np.newaxis] + walks
+    names = [f"layer{i:03d}" for i in range(n_layers)]
+    with h5py.File(path, "w", libver="latest") as archive:
+        archive.attrs.update(
+            {
+                "format": "dynatrain-activations",
+                "format_version": 1,
+                "complete_checkpoints": n_checkpoints,
+                "run_id": path.stem,
+            }
+        )
+        archive.create_dataset("checkpoints/epoch", data=t)
+        accuracy = 1 - 0.9 * np.exp(-t / (n_checkpoints / 8))
+        archive.create_dataset("metrics/val_accuracy", data=accuracy)
+        layers = archive.create_group("layers")
+        layers.attrs["order"] = names
+        chunk = (min(n_checkpoints, 4096), 1, 2)
+        for i, name in enumerate(names):
+            values = np.repeat(levels[:, i, np.newaxis], 2, axis=1)[:, np.newaxis, :]
+            layers.create_dataset(
+                f"{name}/activations", data=values.astype(np.float32), chunks=chunk
+            )
+
+
+def measure(path: Path) -> dict:
+    """Run the analysis in a fresh process; its report."""
+    process = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return json.loads(process.stderr.strip().splitlines()[-1])
+
+
+def measure_live(n_layers: int, n_checkpoints: int) -> None:
+    """Feed a run to a live monitor; print the cost of one update (the watch target)."""
+    import time
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from dynatrain.analysis import Settings
+    from dynatrain.live import Monitor
+
+    rng = np.random.default_rng(1)
+    t = np.arange(n_checkpoints, dtype=np.float64)
+    learning = np.tanh(t / (n_checkpoints / 6))
+    walks = 0.05 * rng.standard_normal((n_checkpoints, n_layers)).cumsum(axis=0)
+    levels = rng.uniform(0.5, 2.0, n_layers) * learning[:, np.newaxis] + walks
+    monitor = Monitor(
+        [f"layer{i}" for i in range(n_layers)],
+        Settings(),
+        expected_checkpoints=n_checkpoints,
+    )
+    seconds, decided_at = [], None
+    for k in range(n_checkpoints):
+        start = time.perf_counter()
+        status = monitor.update(t[k], levels[k])
+        seconds.append(time.perf_counter() - start)
+        if decided_at is None and status["convergence"]["decided_epoch"] is not None:
+            decided_at = k
+    seconds = np.array(seconds)
+    tail = seconds[n_checkpoints // 2 :]  # the second half: long history, every kind of update
+    if decided_at is not None and decided_at >= n_checkpoints // 2:
+        tail = np.delete(tail, decided_at - n_checkpoints // 2)
+    print(
+        f"\nlive monitor, {n_layers} layers x {n_checkpoints} checkpoints (window"
+        f" {monitor.plan.window}, step {monitor.plan.step}), one update over the second half:"
+        f" median {1e3 * np.median(tail):.2f} ms, mean {1e3 * tail.mean():.2f} ms,"
+        f" 99th percentile {1e3 * np.quantile(tail, 0.99):.1f} ms, max {1e3 * tail.max():.0f} ms"
+        " (target < 20 ms per checkpoint at T = 10,000)"
+    )
+    if decided_at is not None:
+        print(
+            f"  the update that decided the convergence (checkpoint {decided_at}, with its"
+            f" surrogate null): {seconds[decided_at]:.2f} s"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="only the small sizes")
+    parser.add_argument(
+        "--live-only", action="store_true", help="only the live monitor's update cost"
+    )
+    args = parser.parse_args(argv)
+    if args.live_only:
+        measure_live(50, 2_000 if args.quick else 10_000)
+        return 0
+    sizes = QUICK_SIZES if args.quick else SIZES
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
+    print(
+        f"{'layers':>6} {'T':>8} {'window':>7} {'step':>5} {'windows':>7} {'wall s':>7}"
+        f" {'analysis s':>10} {'peak MiB':>9}  convergence (epoch, decided, p, drawn)"
+    )
+    reports = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for n_layers, n_checkpoints in sizes:
+            path = Path(folder) / f"run-{n_layers}x{n_checkpoints}.h5"
+            write_archive(path, n_layers, n_checkpoints)
+            report = reports[(n_layers, n_checkpoints)] = measure(path)
+            path.unlink()
+            print(
+                f"{n_layers:>6} {n_checkpoints:>8} {report['window']:>7}"
+                f" {report['window_step']:>5} {report['windows']:>7} {report['wall']:>7.2f}"
+                f" {report['analysis']:>10.2f} {report['peak_rss_mib']:>9.0f}  "
+                f"{report['converged']}, {report['decided']}, {report['convergence_p']},"
+                f" {report['convergence_surrogates_drawn']}",
+                flush=True,
+            )
+    sample = measure(SAMPLE)
+    print(
+        f"\nsample archive {SAMPLE.name}: analysis {sample['analysis']:.3f} s after start-up"
+        f" (target < 1 s), wall {sample['wall']:.2f} s, peak {sample['peak_rss_mib']:.0f} MiB"
+    )
+    if (50, 1_000) in reports and (50, 10_000) in reports:
+        small, large = reports[(50, 1_000)], reports[(50, 10_000)]
+        print(
+            f"50 layers, T = 10,000 against T = 1,000: {large['analysis'] / small['analysis']:.1f}x"
+            f" the analysis time (target <= 12x), {large['wall']:.1f} s wall (target < 5 s),"
+            f" {large['peak_rss_mib']:.0f} MiB (target < 1024)"
+        )
+    if (5, 100_000) in reports:
+        print(f"5 layers x T = 100,000: {reports[(5, 100_000)]['wall']:.1f} s (target < 20 s)")
+    if (500, 1_000) in reports:
+        wide = reports[(500, 1_000)]
+        print(
+            f"500 layers x T = 1,000: {wide['wall']:.1f} s (target < 10 s),"
+            f" {wide['peak_rss_mib']:.0f} MiB (target < 1024)"
+        )
+    measure_live(50, 2_000 if args.quick else 10_000)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
