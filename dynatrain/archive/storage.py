@@ -14,7 +14,8 @@ applies, in this order (later wins):
 4. the options passed explicitly (``storage_options=``).
 
 Listings are never cached (``use_listings_cache=False`` unless given): a run that is
-still being written shows its new chunks to the next listing.
+still being written shows its new chunks to the next listing. On S3, an object is read
+with one request (``max_concurrency=1`` unless given: s3fs would first ask its size).
 
 **Secrets.** Nothing dynatrain prints or writes may show a credential. :func:`redact`
 replaces the user information of URLs (``s3://KEY:SECRET@bucket`` becomes
@@ -43,7 +44,9 @@ __all__ = [
     "add_secrets",
     "current_storage_options",
     "filesystem",
+    "fsspec_arguments",
     "local_path",
+    "missing_library",
     "parse_storage_options",
     "redact",
     "redact_data",
@@ -230,10 +233,7 @@ def filesystem(
     """
     from fsspec.core import url_to_fs
 
-    bare, from_url = split_credentials(url)
-    options = {**current_storage_options(), **from_url, **dict(storage_options or {})}
-    add_secrets(options)
-    options.setdefault("use_listings_cache", False)
+    bare, options = fsspec_arguments(url, storage_options)
     if asynchronous:
         options["asynchronous"] = True
     if own_instance:
@@ -241,14 +241,39 @@ def filesystem(
     try:
         return url_to_fs(bare, **options)
     except ImportError as exc:
-        protocol = bare.split("://", 1)[0]
-        raise InputError(f"{redact(url)}: {protocol}:// URLs need {_library(exc)}") from None
+        raise InputError(missing_library(url, exc)) from None
     except (ValueError, TypeError, KeyError) as exc:
         names = ", ".join(sorted(options)) or "none"
         raise InputError(
             f"{redact(url)}: cannot open it with these storage options ({names}):"
             f" {redact(_first_line(exc))}"
         ) from None
+
+
+def fsspec_arguments(
+    url: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The URL and storage options to hand to fsspec (or zarr's ``FsspecStore.from_url``).
+
+    The URL loses its credentials, which join the options; the options are merged as
+    the module notes say, and listings are not cached unless asked.
+    """
+    bare, from_url = split_credentials(url)
+    options = {**current_storage_options(), **from_url, **dict(storage_options or {})}
+    add_secrets(options)
+    options.setdefault("use_listings_cache", False)
+    if bare.split("://", 1)[0].lower() in ("s3", "s3a"):
+        # One GET per object: with more, s3fs first asks each object's size (a HEAD,
+        # and a listing when it is absent) to split large objects into ranged reads,
+        # which doubles the requests for archive chunks (all far below its 50 MiB parts).
+        options.setdefault("max_concurrency", 1)
+    return bare, options
+
+
+def missing_library(url: str, exc: ImportError) -> str:
+    """The message for a URL whose storage library is not installed (redacted)."""
+    protocol = url.split("://", 1)[0]
+    return f"{redact(url)}: {protocol}:// URLs need {_library(exc)}"
 
 
 def _library(exc: ImportError) -> str:

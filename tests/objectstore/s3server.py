@@ -6,8 +6,11 @@ stops when its standard input closes (so also when the test process dies).
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import sys
+import threading
 
 _SERVE = """
 import sys
@@ -69,3 +72,57 @@ class S3Server:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+#: What a request line looks like (the client's side of a connection).
+_REQUEST = re.compile(rb"(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/1\.[01]\r\n")
+
+
+class CountingProxy:
+    """A TCP proxy to ``port`` that counts the bytes the server sends back."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.bytes_from_server = 0
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._connection, args=(client,), daemon=True).start()
+
+    def _connection(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.target)) as upstream:
+            back = threading.Thread(target=self._forward, args=(upstream, client, False))
+            back.start()
+            self._forward(client, upstream, True)
+            back.join()
+
+    def _forward(self, source: socket.socket, target: socket.socket, from_client: bool) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                with self._lock:
+                    if from_client:
+                        self.requests += [
+                            (m.decode(), p.decode()) for m, p in _REQUEST.findall(data)
+                        ]
+                    else:
+                        self.bytes_from_server += len(data)
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                target.shutdown(socket.SHUT_WR)  # pass the end of the stream on
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()

@@ -224,9 +224,6 @@ def test_a_url_naming_a_key_with_glob_characters_is_that_key(hostile):
         assert collect_runs([url]) == [url]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="TEMPORARY: the reader does not open URLs through storage yet"
-)
 def test_storage_options_reach_the_worker_processes(sweep, tmp_path):
     """No credentials or endpoint in the environment: only --storage-option gives them."""
     environment = {

@@ -118,9 +118,6 @@ def test_credentials_from_storage_options_never_show(runs, tmp_path, monkeypatch
     _assert_no_secret(text, KEY_ID, SECRET)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="TEMPORARY: the reader does not open URLs through storage yet"
-)
 def test_credentials_in_the_url_are_used_and_redacted(runs, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -155,9 +152,6 @@ def test_a_bad_storage_option_names_the_key_not_the_value(runs):
     _assert_no_secret(result.stdout + result.stderr, SECRET)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="TEMPORARY: the reader does not open URLs through storage yet"
-)
 def test_an_option_the_store_refuses_is_one_line_without_secrets(runs):
     result = CliRunner().invoke(
         main,

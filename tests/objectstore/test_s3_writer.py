@@ -265,3 +265,35 @@ def test_no_listing_cache_hides_a_new_checkpoint(bucket):
             report = validate_archive(url)  # lists the chunks (a missing one is a problem)
             assert report.valid, report.problems
             assert report.n_checkpoints == t + 1
+
+
+def test_polling_the_count_of_a_run_in_a_bucket_is_one_small_read(bucket):
+    """What a watcher polls: the root's count, fresh at each poll, without listings or chunks.
+
+    (zarr asks for the root documents of both formats at once: one round trip of at most
+    4 small GETs.)
+    """
+    from s3server import CountingProxy
+
+    from dynatrain.archive.reader import read_complete_checkpoints
+
+    url = bucket.url("polled.zarr")
+    proxy = CountingProxy(bucket.server.port)
+    options = {"endpoint_url": proxy.endpoint}
+    try:
+        with ArchiveWriter(url, chunk_checkpoints=2) as writer:
+            for t in range(5):
+                writer.append(epoch=t + 1, activations={"a": np.zeros((64, 64), np.float32)})
+                before = len(proxy.requests), proxy.bytes_from_server
+                assert read_complete_checkpoints(url, storage_options=options) == t + 1
+                requests = proxy.requests[before[0] :]
+                assert all(method == "GET" and "?" not in path for method, path in requests)
+                assert all(path.rsplit("/", 1)[-1] in METADATA for _, path in requests)
+                assert len(requests) <= len(METADATA)
+                assert proxy.bytes_from_server - before[1] < 8_000  # a chunk is 32 KiB
+    finally:
+        proxy.close()
+
+
+#: The documents zarr may look for at a store's root.
+METADATA = ("zarr.json", ".zgroup", ".zattrs", ".zmetadata")
