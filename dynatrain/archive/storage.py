@@ -13,6 +13,10 @@ applies, in this order (later wins):
 3. credentials written in an ``s3://KEY:SECRET@bucket/...`` URL;
 4. the options passed explicitly (``storage_options=``).
 
+Within one process, fsspec reuses the file system made for the same options, with
+the environment it read then: environment variables changed afterwards are not seen
+(give changing credentials as options, or start a new process).
+
 Listings are never cached (``use_listings_cache=False`` unless given): a run that is
 still being written shows its new chunks to the next listing. On S3, an object is read
 with one request (``max_concurrency=1`` unless given: s3fs would first ask its size).

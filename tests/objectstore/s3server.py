@@ -76,10 +76,13 @@ class S3Server:
 
 #: What a request line looks like (the client's side of a connection).
 _REQUEST = re.compile(rb"(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/1\.[01]\r\n")
+#: The access key id that signed a request (AWS signature version 4).
+_SIGNED_BY = re.compile(rb"\r\nAuthorization: AWS4-HMAC-SHA256 Credential=([^/\s,]+)/", re.I)
 
 
 class CountingProxy:
-    """A TCP proxy to ``port`` that counts the bytes the server sends back."""
+    """A TCP proxy to ``port`` that counts the bytes the server sends back, and sees the
+    client's request lines and the access key ids that signed them."""
 
     def __init__(self, port: int) -> None:
         self.target = port
@@ -87,6 +90,7 @@ class CountingProxy:
         self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.bytes_from_server = 0
         self.requests: list[tuple[str, str]] = []
+        self.key_ids: set[str] = set()
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -113,6 +117,7 @@ class CountingProxy:
                         self.requests += [
                             (m.decode(), p.decode()) for m, p in _REQUEST.findall(data)
                         ]
+                        self.key_ids.update(k.decode() for k in _SIGNED_BY.findall(data))
                     else:
                         self.bytes_from_server += len(data)
                 target.sendall(data)

@@ -1,8 +1,10 @@
 """Credentials never show: planted secrets are searched for in every output.
 
-Each test gives the credentials one way (environment, ``--storage-option``, in the
-URL), runs the commands that read archives (successes and failures), and searches
-stdout, stderr and every file written (reports, figures, JSON) for the secrets.
+The credentials are given every way at once (environment, ``--storage-option``, in
+the URL), each way its own planted values; every command that reads archives runs
+(successes and failures), and stdout, stderr and every file written (reports,
+figures, JSON) are searched for each secret. Then each way alone, with a few
+commands: it is the one used, and its secrets do not show either.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import write_run
+from s3server import CountingProxy
 
 from dynatrain.cli import main
 
 #: The server accepts any credentials: these are planted to be searched for.
-KEY_ID = "PLANTEDKEYID7Q2"
-SECRET = "PLANTEDs3cr3tVALUEx9"
+ENV_KEY_ID, ENV_SECRET = "PLANTEDENVKEYID7Q2", "PLANTEDenvs3cr3tVALUEx9"
+OPTION_KEY_ID, OPTION_SECRET = "PLANTEDOPTKEYID4R8", "PLANTEDopts3cr3t/VALUE+k2"
+URL_KEY_ID, URL_SECRET = "PLANTEDURLKEYID3Z1", "PLANTEDurls3cr3t/VALUE+w7"
+SECRETS = (ENV_KEY_ID, ENV_SECRET, OPTION_KEY_ID, OPTION_SECRET, URL_KEY_ID, URL_SECRET)
 
 
 @pytest.fixture(scope="module")
@@ -101,31 +106,72 @@ def _assert_no_secret(text: str, *secrets: str) -> None:
             assert form not in text, f"{form!r} shown"
 
 
-def test_credentials_from_the_environment_never_show(runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    text = _run_all(runs.url(), tmp_path, [])
-    assert "a.zarr" in text  # the commands ran
-    _assert_no_secret(text, KEY_ID, SECRET)
+def _url_base(bucket_name: str) -> str:
+    return f"s3://{URL_KEY_ID}:{URL_SECRET}@{bucket_name}/"
 
 
-def test_credentials_from_storage_options_never_show(runs, tmp_path, monkeypatch):
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    options = ["--storage-option", f"key={KEY_ID}", "--storage-option", f"secret={SECRET}"]
-    text = _run_all(runs.url(), tmp_path, options)
-    assert '"integration"' in text  # the credentials worked
-    _assert_no_secret(text, KEY_ID, SECRET)
+def _options() -> list[str]:
+    return [
+        "--storage-option",
+        f"key={OPTION_KEY_ID}",
+        "--storage-option",
+        f"secret={OPTION_SECRET}",
+    ]
 
 
-def test_credentials_in_the_url_are_used_and_redacted(runs, tmp_path, monkeypatch):
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    url_base = f"s3://{KEY_ID}:{SECRET}@{runs.name}/"
-    text = _run_all(url_base, tmp_path, [])
+def test_credentials_given_every_way_never_show(runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ENV_SECRET)
+    text = _run_all(_url_base(runs.name), tmp_path, _options())
     assert f"s3://***@{runs.name}/sweep/a.zarr" in text  # the run, as every output names it
+    assert '"integration"' in text  # the commands ran
+    _assert_no_secret(text, *SECRETS)
+
+
+def _few_commands(url_base: str) -> list[list[str]]:
+    """What shows a run's name (record, detail, errors), without the slow figures."""
+    return [
+        ["inspect", f"{url_base}sweep/a.zarr", "--format", "json"],
+        ["analyze", f"{url_base}sweep/a.zarr", "--surrogates", "0", "--format", "json"],
+        ["analyze", f"{url_base}sweep/missing.zarr"],
+        ["batch", f"{url_base}sweep/", "--surrogates", "0", "-j", "1", "--format", "jsonl"],
+    ]
+
+
+@pytest.mark.parametrize("way", ["environment", "storage options", "url"])
+def test_each_way_alone_is_used_and_never_shows(runs, monkeypatch, way):
+    """Each way alone: the requests are signed with its key (seen by a proxy)."""
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    proxy = CountingProxy(runs.server.port)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    url_base, extra = runs.url(), []
+    if way == "environment":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV_KEY_ID)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ENV_SECRET)
+        # fsspec reuses the file system made earlier in this process for the same
+        # options, with the environment it read then (a new process reads the new one):
+        # an option of no consequence, used nowhere else, makes a new one.
+        extra = ["--storage-option", "requester_pays=false"]
+    elif way == "storage options":
+        extra = _options()
+    elif way == "url":
+        url_base = _url_base(runs.name)
+    runner = CliRunner()
+    seen = []
+    try:
+        for command in _few_commands(url_base):
+            result = runner.invoke(main, [*command, *extra])
+            expected = 2 if "missing.zarr" in command[1] else 0
+            assert result.exit_code == expected, (command, result.stderr)
+            seen += [result.stdout, result.stderr]
+    finally:
+        proxy.close()
+    key_id = {"environment": ENV_KEY_ID, "storage options": OPTION_KEY_ID, "url": URL_KEY_ID}
+    assert proxy.key_ids == {key_id[way]}
+    text = "\n".join(seen)
     assert '"integration"' in text
-    _assert_no_secret(text, KEY_ID, SECRET)
+    _assert_no_secret(text, *SECRETS)
 
 
 def test_a_password_in_an_http_url_never_shows(runs, tmp_path):
@@ -144,12 +190,12 @@ def test_a_password_in_an_http_url_never_shows(runs, tmp_path):
 
 def test_a_bad_storage_option_names_the_key_not_the_value(runs):
     result = CliRunner().invoke(
-        main, ["inspect", runs.url("sweep/a.zarr"), "--storage-option", "=" + SECRET]
+        main, ["inspect", runs.url("sweep/a.zarr"), "--storage-option", "=" + OPTION_SECRET]
     )
     assert result.exit_code == 2
     assert len(result.stderr.splitlines()) == 1
     assert "--storage-option" in result.stderr
-    _assert_no_secret(result.stdout + result.stderr, SECRET)
+    _assert_no_secret(result.stdout + result.stderr, OPTION_SECRET)
 
 
 def test_an_option_the_store_refuses_is_one_line_without_secrets(runs):
@@ -159,11 +205,11 @@ def test_an_option_the_store_refuses_is_one_line_without_secrets(runs):
             "inspect",
             runs.url("sweep/a.zarr"),
             "--storage-option",
-            f"secret={SECRET}",
+            f"secret={OPTION_SECRET}",
             "--storage-option",
             "bogus_option=1",
         ],
     )
     assert result.exit_code == 2
     assert len(result.stderr.splitlines()) == 1, result.stderr
-    _assert_no_secret(result.stdout + result.stderr, SECRET)
+    _assert_no_secret(result.stdout + result.stderr, OPTION_SECRET)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -38,10 +39,10 @@ def test_a_run_written_to_s3_reads_back_through_zarr_and_the_commands(bucket):
     keys = bucket.fs.find(f"{bucket.name}/sweep/a.zarr/layers/fc/activations")
     assert len([key for key in keys if "/c/" in key]) == 1
 
-    result = bucket.run_cli("validate", url)
-    assert result.returncode == 0, result.stderr
+    result = bucket.invoke("validate", url)
+    assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("ok ")
-    result = bucket.run_cli("inspect", url, "--format", "json")
+    result = bucket.invoke("inspect", url, "--format", "json")
     assert json.loads(result.stdout)["checkpoints"] == 80
     with open_archive(url) as archive:
         assert archive.metric_names == ("val/acc",)
@@ -60,58 +61,96 @@ def test_each_append_is_visible_to_a_new_reader_at_once(bucket):
                 np.testing.assert_array_equal(values[:, 0], np.arange(t + 1))
 
 
-WRITER = r"""
+#: A process that imports dynatrain once, then forks one writer per URL read from its
+#: stdin (a writer per attempt without paying the imports each time). Nothing has been
+#: read or written before a fork, so no event-loop thread of the storage library exists
+#: to be copied. Each writer says "ready PID", then the index of every append returned;
+#: the parent says "gone" once the writer has died.
+WRITERS = r"""
+import os
 import sys
+
 import numpy as np
+import s3fs  # noqa: F401
+import zarr  # noqa: F401
+
 from dynatrain import ArchiveWriter
 
-with ArchiveWriter(sys.argv[1], metadata={"run_id": "crash"}, chunk_checkpoints=4) as writer:
-    print("ready", flush=True)
-    for t in range(100_000):
-        writer.append(
-            epoch=t + 1,
-            activations={"a": np.full((3, 5), t, np.float32), "b": np.full((2,), -t, np.float64)},
-            metrics={"val_accuracy": t / 1000},
-            step=t,
-        )
-        print(t, flush=True)
+
+def write(url):
+    with ArchiveWriter(url, metadata={"run_id": "crash"}, chunk_checkpoints=4) as writer:
+        print("ready", os.getpid(), flush=True)
+        for t in range(100_000):
+            writer.append(
+                epoch=t + 1,
+                activations={
+                    "a": np.full((3, 5), t, np.float32),
+                    "b": np.full((2,), -t, np.float64),
+                },
+                metrics={"val_accuracy": t / 1000},
+                step=t,
+            )
+            print(t, flush=True)
+
+
+for line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            write(line.strip())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    print("gone", flush=True)
 """
 
 
 def test_a_killed_writer_leaves_every_counted_checkpoint_readable(bucket):
     """SIGKILL at random moments, uploads in flight included: no returned append is lost."""
     rng = np.random.default_rng(15)
-    for attempt in range(4):
-        url = bucket.url(f"crash{attempt}.zarr")
-        child = subprocess.Popen(
-            [sys.executable, "-c", WRITER, url],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=bucket.environment,
-        )
-        assert child.stdout.readline().strip() == "ready"
-        returned = -1
-        target = int(rng.integers(3, 12))
-        while returned < target:
-            returned = int(child.stdout.readline())
-        time.sleep(rng.uniform(0.0, 0.05))  # inside one of the next appends
-        child.send_signal(signal.SIGKILL)
-        output, _ = child.communicate()
-        last = int(output.split()[-1]) if output.split() else returned
-        with open_archive(url) as archive:
-            n = archive.n_checkpoints
-            assert n >= last + 1
-            t = np.arange(n)
-            np.testing.assert_array_equal(archive.epochs, t + 1)
-            np.testing.assert_array_equal(archive.steps, t)
-            np.testing.assert_array_equal(archive.metric("val_accuracy"), t / 1000)
-            for layer, sign in (("a", 1), ("b", -1)):
-                values = np.concatenate([block.values for block in archive.iter_activations(layer)])
-                np.testing.assert_array_equal(
-                    values, np.broadcast_to(sign * t[:, None], values.shape)
-                )
-        report = validate_archive(url)
-        assert report.valid, report.problems
+    writers = subprocess.Popen(
+        [sys.executable, "-c", WRITERS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=bucket.environment,
+    )
+    try:
+        for attempt in range(4):
+            url = bucket.url(f"crash{attempt}.zarr")
+            writers.stdin.write(url + "\n")
+            writers.stdin.flush()
+            word, pid = writers.stdout.readline().split()
+            assert word == "ready"
+            returned = -1
+            target = int(rng.integers(3, 12))
+            while returned < target:
+                returned = int(writers.stdout.readline())
+            time.sleep(rng.uniform(0.0, 0.05))  # inside one of the next appends
+            os.kill(int(pid), signal.SIGKILL)
+            while (line := writers.stdout.readline().strip()) != "gone":
+                returned = int(line)
+            _assert_checkpoints_readable(url, returned + 1)
+    finally:
+        writers.stdin.close()
+        writers.wait(timeout=30)
+        writers.stdout.close()
+
+
+def _assert_checkpoints_readable(url: str, returned: int) -> None:
+    """At least ``returned`` checkpoints counted, each read back exactly as written."""
+    with open_archive(url) as archive:
+        n = archive.n_checkpoints
+        assert n >= returned
+        t = np.arange(n)
+        np.testing.assert_array_equal(archive.epochs, t + 1)
+        np.testing.assert_array_equal(archive.steps, t)
+        np.testing.assert_array_equal(archive.metric("val_accuracy"), t / 1000)
+        for layer, sign in (("a", 1), ("b", -1)):
+            values = np.concatenate([block.values for block in archive.iter_activations(layer)])
+            np.testing.assert_array_equal(values, np.broadcast_to(sign * t[:, None], values.shape))
+    report = validate_archive(url)
+    assert report.valid, report.problems
 
 
 def test_mode_w_refuses_an_existing_run_and_w_replaces_it(bucket):
@@ -201,8 +240,8 @@ def test_a_missing_bucket_is_one_clear_error(bucket):
     message = str(caught.value)
     assert "\n" not in message
     assert "bucket" in message.lower()
-    result = bucket.run_cli("simulate", "s3://no-such-bucket-here/sim.zarr")
-    assert result.returncode == 2
+    result = bucket.invoke("simulate", "s3://no-such-bucket-here/sim.zarr")
+    assert result.exit_code == 2
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert "bucket" in result.stderr.lower()
 
@@ -222,13 +261,13 @@ def test_explicit_storage_options_without_environment(bucket, monkeypatch):
 
 def test_simulate_writes_to_the_bucket(bucket):
     url = bucket.url("sim/run.zarr")
-    result = bucket.run_cli("simulate", url, "--checkpoints", "30", "--layers", "3")
-    assert result.returncode == 0, result.stderr
-    result = bucket.run_cli("simulate", url, "--checkpoints", "30", "--layers", "3")
-    assert result.returncode == 2
+    result = bucket.invoke("simulate", url, "--checkpoints", "30", "--layers", "3")
+    assert result.exit_code == 0, result.stderr
+    result = bucket.invoke("simulate", url, "--checkpoints", "30", "--layers", "3")
+    assert result.exit_code == 2
     assert "already exists" in result.stderr
-    result = bucket.run_cli("simulate", url, "--checkpoints", "20", "--layers", "3", "--force")
-    assert result.returncode == 0, result.stderr
+    result = bucket.invoke("simulate", url, "--checkpoints", "20", "--layers", "3", "--force")
+    assert result.exit_code == 0, result.stderr
     with open_archive(url) as archive:
         assert archive.n_checkpoints == 20
         assert archive.metadata["run_id"] == "run"
