@@ -640,7 +640,9 @@ class FsspecSink(Sink):
         from dynatrain.archive.storage import filesystem
 
         self.path = _redacted(path)  # for messages: the URL without credentials
-        self._fs, root = filesystem(path, storage_options, own_instance=True)
+        # The process's instance for these options: a new one costs a client of its own
+        # (~0.3 s), and nothing of a writer's is kept in it (listings are not cached).
+        self._fs, root = filesystem(path, storage_options)
         self._root = root.rstrip("/")
         self._conditional = "s3" in _protocols(self._fs)  # If-Match: S3 only
         self._etag: str | None = None

@@ -214,7 +214,6 @@ def filesystem(
     storage_options: Mapping[str, Any] | None = None,
     *,
     asynchronous: bool = False,
-    own_instance: bool = False,
 ) -> tuple[Any, str]:
     """The fsspec file system of a URL and the path in it.
 
@@ -226,8 +225,6 @@ def filesystem(
         Over the options in effect (see the module notes).
     asynchronous : bool
         An asynchronous file system (what zarr's ``FsspecStore`` needs).
-    own_instance : bool
-        A new instance, not shared with other users in the process (a writer's).
 
     Raises
     ------
@@ -240,8 +237,6 @@ def filesystem(
     bare, options = fsspec_arguments(url, storage_options)
     if asynchronous:
         options["asynchronous"] = True
-    if own_instance:
-        options["skip_instance_cache"] = True
     try:
         return url_to_fs(bare, **options)
     except ImportError as exc:

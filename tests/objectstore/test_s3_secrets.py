@@ -144,17 +144,15 @@ def test_each_way_alone_is_used_and_never_shows(runs, monkeypatch, way):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     proxy = CountingProxy(runs.server.port)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-    url_base, extra = runs.url(), []
+    # The endpoint as an option: fsspec reuses the file system made earlier in this
+    # process for the same options (with the environment it read then); this one's
+    # options are new.
+    url_base, extra = runs.url(), ["--storage-option", f"endpoint_url={proxy.endpoint}"]
     if way == "environment":
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV_KEY_ID)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ENV_SECRET)
-        # fsspec reuses the file system made earlier in this process for the same
-        # options, with the environment it read then (a new process reads the new one):
-        # an option of no consequence, used nowhere else, makes a new one.
-        extra = ["--storage-option", "requester_pays=false"]
     elif way == "storage options":
-        extra = _options()
+        extra += _options()
     elif way == "url":
         url_base = _url_base(runs.name)
     runner = CliRunner()
