@@ -206,3 +206,45 @@ def test_a_failed_upload_keeps_the_counted_checkpoints(memory_url, monkeypatch):
     writer.close()
     with open_archive(memory_url) as archive:
         assert archive.n_checkpoints == 1
+
+
+def _layered_run(url: str, n_layers: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    rows = {
+        f"l{i:02d}": rng.standard_normal((30, 3, 4)).astype(np.float32) for i in range(n_layers)
+    }
+    with ArchiveWriter(url, chunk_checkpoints=4) as writer:
+        for t in range(30):
+            writer.append(epoch=t + 1, activations={name: v[t] for name, v in rows.items()})
+    return rows
+
+
+@pytest.mark.parametrize("reduce", ["mean", "rms", "std", "mean-abs"])
+def test_layers_of_a_url_read_at_once_are_each_layers_own(memory_url, reduce):
+    """More layers than are read at once, blocks smaller than a layer: every signal in
+    its layer's row, equal to NumPy's reduction of what was written."""
+    from dynatrain.signals import read_signals
+
+    rows = _layered_run(memory_url, 11, np.random.default_rng(4))
+    signals = read_signals(memory_url, reduce=reduce, max_block_bytes=8 * 48 * 4)
+    assert signals.layer_names == tuple(rows)
+    reference = {
+        "mean": lambda v: v.mean(axis=(1, 2), dtype=np.float64),
+        "rms": lambda v: np.sqrt((v.astype(np.float64) ** 2).mean(axis=(1, 2))),
+        "std": lambda v: v.astype(np.float64).std(axis=(1, 2)),
+        "mean-abs": lambda v: np.abs(v.astype(np.float64)).mean(axis=(1, 2)),
+    }[reduce]
+    expected = np.vstack([reference(v) for v in rows.values()])
+    np.testing.assert_allclose(signals.values, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_a_bad_chunk_in_one_of_the_layers_read_at_once_is_the_error(memory_url):
+    import fsspec
+
+    from dynatrain.signals import read_signals
+
+    _layered_run(memory_url, 11, np.random.default_rng(5))
+    fs = fsspec.filesystem("memory")
+    root = memory_url.removeprefix("memory://")
+    fs.pipe(f"{root}/layers/l07/activations/c/2/0/0", b"not a chunk")
+    with pytest.raises(ArchiveError, match="l07"):
+        read_signals(memory_url)
