@@ -1,7 +1,7 @@
 """Archives in object storage, against a local S3-compatible server (moto's server mode).
 
     python benchmarks/bench_object_store.py [--layers 50] [--checkpoints 2000]
-        [--features 64] [--runs 100] [--repeat 3] [--skip-sweep]
+        [--features 64] [--runs 100] [--repeat 3] [--appends 100] [--skip-sweep]
 
 Needs ``moto[server]`` and ``s3fs`` (``pip install -e '.[test]'``). Starts the
 server on 127.0.0.1 and measures, printing ratios measured in the same run:
@@ -9,9 +9,12 @@ server on 127.0.0.1 and measures, printing ratios measured in the same run:
 1. **Reading a run's signals**: ``read_signals("s3://.../run.zarr")`` (``--reduce
    mean``) against a plain concurrent ``fs.cat`` of the same objects (every object
    of the store, fetched by s3fs in one concurrent batch of single GETs, nothing
-   decoded). The
-   target is a ratio (plain time / dynatrain time) of at least 0.8.
-2. **A sweep in the bucket**: ``--runs`` small runs batch-reported (``dynatrain
+   decoded). The target is a ratio (plain time / dynatrain time) of at least 0.8.
+2. **Appending checkpoints**: ``ArchiveWriter("s3://...").append`` (``--layers``, at
+   most 10, layers of ``--features`` float32, each append counted) against one plain
+   ``PUT`` of a small object: an append is two round trips (the chunks, concurrently,
+   then the root), so about 2x a ``PUT`` plus the encoding.
+3. **A sweep in the bucket**: ``--runs`` small runs batch-reported (``dynatrain
    batch s3://bucket/sweep/ -o DIR``, default analysis settings) with ``--jobs 2``
    and with ``--scheduler dask --jobs 2`` (a 2-worker LocalCluster), and, for
    comparison, the same runs on local disk with ``--jobs 2``.
@@ -87,6 +90,40 @@ def bench_read(args: argparse.Namespace, bucket: str) -> None:
     print(f"  ratio plain / dynatrain      {t_plain / t_read:7.2f}   (target >= 0.8)")
 
 
+def bench_append(args: argparse.Namespace, bucket: str) -> None:
+    import numpy as np
+    import s3fs
+
+    from dynatrain import ArchiveWriter
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+    rows = {f"layer{i}": np.ones(args.features, np.float32) for i in range(min(args.layers, 10))}
+    n = args.appends
+
+    def plain() -> None:
+        for _ in range(n):
+            fs.pipe_file(f"{bucket}/append/plain-object", b"x" * 256)
+
+    def appends() -> None:
+        with ArchiveWriter(f"s3://{bucket}/append/run.zarr", mode="w") as writer:
+            writer.append(epoch=0, activations=rows)  # creates the arrays: not timed
+            start = time.perf_counter()
+            for t in range(n):
+                writer.append(epoch=t + 1, activations=rows, metrics={"loss": 1.0})
+            timings.append(time.perf_counter() - start)
+
+    timings: list[float] = []
+    plain()
+    t_put = _best(plain, args.repeat) / n
+    for _ in range(args.repeat):
+        appends()
+    t_append = min(timings) / n
+    print(f"\nappend: {len(rows)} layers x {args.features} float32 and 1 metric, {n} appends")
+    print(f"  plain PUT of 256 bytes       {t_put * 1e3:7.1f} ms")
+    print(f"  ArchiveWriter.append         {t_append * 1e3:7.1f} ms")
+    print(f"  ratio append / PUT           {t_append / t_put:7.2f}   (two round trips: ~2)")
+
+
 def _cli(*args: str) -> float:
     start = time.perf_counter()
     result = subprocess.run(
@@ -144,6 +181,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--appends", type=int, default=100)
     parser.add_argument("--skip-sweep", action="store_true")
     args = parser.parse_args()
     with S3Server() as server:
@@ -152,6 +190,7 @@ def main() -> None:
 
         s3fs.S3FileSystem(skip_instance_cache=True).mkdir("bench")
         bench_read(args, "bench")
+        bench_append(args, "bench")
         if not args.skip_sweep:
             bench_sweep(args, "bench")
 
