@@ -451,6 +451,12 @@ class ZarrStore(Store):
         try:
             if self._local is not None:
                 names = self._local.names(prefix)
+            elif is_url(self.path):
+                # From the store's one listing (see _keys), not a listing of its own.
+                below = f"{prefix}/" if prefix else ""
+                names = list(
+                    dict.fromkeys(key[len(below) :].split("/", 1)[0] for key in self._keys(below))
+                )
             else:
 
                 async def listing() -> list[str]:

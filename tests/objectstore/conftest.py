@@ -14,12 +14,11 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -119,28 +118,3 @@ def bucket(s3_server: S3Server, s3_environment: dict[str, str]) -> Bucket:
 def module_bucket(s3_server: S3Server, s3_environment: dict[str, str]) -> Bucket:
     """A bucket shared by the tests of one module (for what is slow to write)."""
     return _new_bucket(s3_server)
-
-
-def write_run(
-    url: str,
-    *,
-    checkpoints: int = 40,
-    layers: Sequence[str] = ("l1", "l2", "l3"),
-    metadata: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    **writer_options: Any,
-) -> None:
-    """A small run with varying signals and an accuracy that plateaus, at ``url``."""
-    from dynatrain import ArchiveWriter
-
-    rng = np.random.default_rng(seed)
-    with ArchiveWriter(url, metadata=dict(metadata or {}), **writer_options) as writer:
-        for t in range(checkpoints):
-            writer.append(
-                epoch=t + 1,
-                activations={
-                    name: rng.standard_normal((4, 6)).astype(np.float32) + np.sin(t / (i + 2))
-                    for i, name in enumerate(layers)
-                },
-                metrics={"val_accuracy": 1 - np.exp(-t / 8)},
-            )

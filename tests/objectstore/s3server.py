@@ -1,4 +1,5 @@
-"""A local S3-compatible server (moto's server mode) for the object-storage tests.
+"""A local S3-compatible server (moto's server mode) for the object-storage tests, a
+proxy that counts what crosses it, and a small run to write (``write_run``).
 
 The server runs in a child process on 127.0.0.1, on a port the system chooses, and
 stops when its standard input closes (so also when the test process dies).
@@ -11,6 +12,10 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
 
 _SERVE = """
 import sys
@@ -131,3 +136,28 @@ class CountingProxy:
 
     def close(self) -> None:
         self.listener.close()
+
+
+def write_run(
+    url: str,
+    *,
+    checkpoints: int = 40,
+    layers: Sequence[str] = ("l1", "l2", "l3"),
+    metadata: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    **writer_options: Any,
+) -> None:
+    """A small run with varying signals and an accuracy that plateaus, at ``url``."""
+    from dynatrain import ArchiveWriter
+
+    rng = np.random.default_rng(seed)
+    with ArchiveWriter(url, metadata=dict(metadata or {}), **writer_options) as writer:
+        for t in range(checkpoints):
+            writer.append(
+                epoch=t + 1,
+                activations={
+                    name: rng.standard_normal((4, 6)).astype(np.float32) + np.sin(t / (i + 2))
+                    for i, name in enumerate(layers)
+                },
+                metrics={"val_accuracy": 1 - np.exp(-t / 8)},
+            )

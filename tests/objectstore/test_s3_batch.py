@@ -7,7 +7,7 @@ import os
 import re
 
 import pytest
-from conftest import write_run
+from s3server import write_run
 
 from dynatrain.batch import collect_runs
 from dynatrain.errors import InputError

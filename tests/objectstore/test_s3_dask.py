@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import write_run
-from s3server import CountingProxy
+from s3server import CountingProxy, write_run
 
 
 @pytest.fixture(scope="module")

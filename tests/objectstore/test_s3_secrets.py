@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_run
-from s3server import CountingProxy
+from s3server import CountingProxy, write_run
 
 from dynatrain.cli import main
 

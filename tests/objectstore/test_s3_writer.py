@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import write_run
+from s3server import write_run
 
 from dynatrain import ArchiveWriter, open_archive
 from dynatrain.archive.validate import validate_archive
