@@ -454,9 +454,8 @@ class ZarrStore(Store):
             elif is_url(self.path):
                 # From the store's one listing (see _keys), not a listing of its own.
                 below = f"{prefix}/" if prefix else ""
-                names = list(
-                    dict.fromkeys(key[len(below) :].split("/", 1)[0] for key in self._keys(below))
-                )
+                children = (key[len(below) :].split("/", 1)[0] for key in self._keys(below))
+                names = list(dict.fromkeys(name for name in children if name))  # "dir/" markers
             else:
 
                 async def listing() -> list[str]:

@@ -109,9 +109,9 @@ def test_credentials_leave_the_url_for_the_options():
 
 def test_options_in_effect_apply_and_explicit_ones_win():
     with use_storage_options({"auto_mkdir": True}):
-        fs, _ = filesystem("file:///tmp/x.zarr", own_instance=True)
+        fs, _ = filesystem("file:///tmp/x.zarr")
         assert fs.auto_mkdir is True
-        fs, _ = filesystem("file:///tmp/x.zarr", {"auto_mkdir": False}, own_instance=True)
+        fs, _ = filesystem("file:///tmp/x.zarr", {"auto_mkdir": False})
         assert fs.auto_mkdir is False
     assert storage.current_storage_options() == {}
 

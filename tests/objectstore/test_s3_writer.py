@@ -336,3 +336,15 @@ def test_polling_the_count_of_a_run_in_a_bucket_is_one_small_read(bucket):
 
 #: The documents zarr may look for at a store's root.
 METADATA = ("zarr.json", ".zgroup", ".zattrs", ".zmetadata")
+
+
+def test_folder_markers_are_not_members(bucket):
+    """Some tools store empty "folder/" objects; a group's members are its children."""
+    url = bucket.url("marked.zarr")
+    write_run(url, checkpoints=6, layers=("l1", "l2"))
+    for key in ("marked.zarr/", "marked.zarr/layers/", "marked.zarr/layers/l1/"):
+        bucket.fs.call_s3("put_object", Bucket=bucket.name, Key=key, Body=b"")
+    with open_archive(url) as archive:
+        assert archive.layer_names == ("l1", "l2")
+        assert archive.n_checkpoints == 6
+    assert validate_archive(url).valid
