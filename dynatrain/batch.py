@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import glob
 import json
 import math
@@ -55,7 +56,8 @@ import numpy as np
 
 from dynatrain import defaults
 from dynatrain.analysis import AnalysisResult, Settings, analyze
-from dynatrain.archive.format import is_url
+from dynatrain.archive.format import ZARR_SUFFIXES, is_url
+from dynatrain.archive.storage import local_path
 from dynatrain.errors import DynatrainError, InputError
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
 
 #: File and directory suffixes searched for in a directory given as a run.
 ARCHIVE_SUFFIXES = (".h5", ".hdf5", ".zarr")
+_ZARR_SUFFIX = ZARR_SUFFIXES[0]
 #: Measures summarised per group and compared between groups (dotted JSON paths).
 GROUP_MEASURES = (
     "integration",
@@ -117,7 +120,11 @@ _DASK_MISSING = "--scheduler dask needs Dask, which is not installed: pip instal
 
 
 def collect_runs(
-    specs: Iterable[str], *, stdin: TextIO | BinaryIO | None = None, null: bool = False
+    specs: Iterable[str],
+    *,
+    stdin: TextIO | BinaryIO | None = None,
+    null: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Expand the ``RUN...`` arguments of ``batch`` into archive paths.
 
@@ -126,9 +133,11 @@ def collect_runs(
     specs : iterable of str
         Each one a path, a glob pattern (``runs/*/seed-?.h5``, ``**`` included), a
         directory (searched recursively for ``.h5``, ``.hdf5`` and ``.zarr``; a Zarr
-        store is one run and is not searched), an fsspec URL of a Zarr store (kept as
-        given), or ``-``: paths from ``stdin``, one a line, blank lines ignored, each
-        expanded the same way.
+        store is one run and is not searched), an fsspec URL (``s3://bucket/sweep/``
+        or ``s3://bucket/sweep/**/*.zarr``: a prefix is searched and a glob expanded
+        in the same way, through fsspec listings; ``file://`` URLs and fsspec chains
+        are kept as given), or ``-``: paths from ``stdin``, one a line, blank lines
+        ignored, each expanded the same way.
     stdin : text or binary stream, optional
         Where ``-`` reads from. Bytes (a binary stream, or a text stream's ``buffer``)
         are decoded as file names are, so a name that is not UTF-8 survives.
@@ -136,6 +145,9 @@ def collect_runs(
         Paths on ``stdin`` are separated by NUL characters, not newlines (as ``find
         -print0`` writes them and ``xargs -0`` reads them): a name may then hold a
         newline. Empty entries are skipped; nothing else is stripped.
+    storage_options : mapping, optional
+        fsspec storage options for the listings of URLs (see
+        :mod:`dynatrain.archive.storage`).
 
     Returns
     -------
@@ -157,14 +169,18 @@ def collect_runs(
     Globs and directories are expanded without opening any file, following links to
     directories but entering each directory (by device and inode) at most once per
     ``**`` or directory search: a link back up the tree (``runs/a/up -> ..``) cannot
-    make the expansion loop or grow exponentially.
+    make the expansion loop or grow exponentially. In object storage, only listings
+    are read, and a Zarr store (a prefix ending in ``.zarr`` or holding ``zarr.json``
+    or ``.zgroup``) is never listed inside: the cost is one listing per prefix that
+    leads to runs, whatever the number of chunks.
     """
     specs = list(specs)
     if null and "-" not in specs:
         raise InputError("-0 (--null) reads NUL-separated paths from stdin: give - as a RUN")
     runs: dict[str, str] = {}  # identity of the archive -> path as given
     for spec in _with_stdin(specs, stdin, null):
-        for path in _expand(spec):
+        found = _expand_url(spec, storage_options) if _is_remote(spec) else _expand(spec)
+        for path in found:
             runs.setdefault(_identity(path), path)
     if not runs:
         raise InputError("no run to analyse (stdin gave no path)")
@@ -191,7 +207,7 @@ def _stdin_paths(stdin: TextIO | BinaryIO, null: bool) -> list[str]:
 
 
 def _expand(spec: str) -> list[str]:
-    if is_url(spec):  # zarr opens it where the work runs
+    if is_url(spec):  # a file:// URL or an fsspec chain: opened as given
         return [spec]
     if os.path.isdir(spec) and not _is_zarr_store(spec):
         found = _archives_below(spec)
@@ -333,7 +349,184 @@ def _below(path: str, entered: set[tuple[int, int]], *, with_files: bool) -> lis
 
 
 def _identity(path: str) -> str:
-    return path if is_url(path) else os.path.realpath(path)
+    return path.rstrip("/") if is_url(path) else os.path.realpath(path)
+
+
+# -- runs in object storage ---------------------------------------------------------------------
+
+#: Documents that make a prefix a Zarr store (format 3, format 2).
+_ZARR_ROOTS = ("zarr.json", ".zgroup")
+
+
+def _is_remote(spec: str) -> bool:
+    """Whether ``spec`` is a URL whose listings come from fsspec (not file://, no chain)."""
+    return is_url(spec) and "::" not in spec and local_path(spec) is None
+
+
+def _expand_url(spec: str, storage_options: Mapping[str, Any] | None) -> list[str]:
+    """The runs a URL names: itself, those below its prefix, or its glob's matches.
+
+    Found runs are spelt as ``spec`` is (scheme, credentials and all) up to where its
+    pattern starts, and continue with the keys as listed.
+    """
+    from dynatrain.archive.storage import filesystem, redact
+
+    scheme, _, rest = spec.partition("://")
+    parts = rest.rstrip("/").split("/")
+    magic = next((i for i, part in enumerate(parts) if glob.has_magic(part)), None)
+    if magic == 0:
+        raise InputError(f"{redact(spec)}: a glob in the bucket name is not expanded")
+    base = f"{scheme}://{'/'.join(parts[:magic])}"
+    fs, base_path = filesystem(base, storage_options)
+    listing = _Listing(fs, base_path.rstrip("/"), spec)
+    if magic is None:
+        if spec.rstrip("/").endswith(ARCHIVE_SUFFIXES) or listing.is_store(""):
+            return [spec]
+        if not listing.exists(""):
+            return [spec]  # its analysis says it is missing
+        found = listing.archives_below("")
+        if not found:
+            raise InputError(
+                f"{redact(spec)}: no {', '.join(ARCHIVE_SUFFIXES)} archive under this prefix"
+                " (searched recursively)"
+            )
+    else:
+        if listing.exists_literally(parts[magic:]):  # a key named with [ ] * ?
+            return [spec]
+        found = []
+        for relative, is_folder in sorted(listing.glob(parts[magic:])):
+            if (
+                is_folder
+                and not relative.endswith(ARCHIVE_SUFFIXES)
+                and not listing.is_store(relative)
+            ):
+                found += listing.archives_below(relative)
+            else:
+                found.append(relative)
+        if not found:
+            raise InputError(f"{redact(spec)}: no archive matches this pattern")
+    return [f"{base}/{relative}" for relative in found]
+
+
+class _Listing:
+    """Listings of one fsspec file system below ``base``, by path relative to it."""
+
+    def __init__(self, fs: Any, base: str, spec: str) -> None:
+        self.fs, self.base, self.spec = fs, base, spec
+        self._cache: dict[str, list[tuple[str, bool]]] = {}
+
+    def _path(self, relative: str) -> str:
+        return f"{self.base}/{relative}" if relative else self.base
+
+    def entries(self, relative: str) -> list[tuple[str, bool]]:
+        """``(name, is_folder)`` of what is directly below, sorted by name."""
+        if relative in self._cache:
+            return self._cache[relative]
+        path = self._path(relative).rstrip("/")
+        try:
+            listed = self.fs.ls(path, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            listed = []
+        except Exception as exc:
+            from dynatrain.archive.storage import redact
+
+            raise InputError(
+                f"{redact(self.spec)}: cannot list {redact(path)} ({_first_line(exc)})"
+            ) from None
+        entries: dict[str, bool] = {}
+        for entry in listed:
+            name = str(entry.get("name", "")).rstrip("/")
+            if name == path or not name.startswith(path + "/"):
+                continue  # the prefix itself (an empty key component lists it again)
+            name = name[len(path) + 1 :]
+            if name and "/" not in name:
+                folder = entry.get("type") == "directory"
+                entries[name] = entries.get(name, False) or folder
+        result = sorted(entries.items())
+        self._cache[relative] = result
+        return result
+
+    def exists(self, relative: str) -> bool:
+        return bool(self.entries(relative))
+
+    def exists_literally(self, parts: list[str]) -> bool:
+        parent, name = "/".join(parts[:-1]), parts[-1]
+        return any(entry == name for entry, _ in self.entries(parent))
+
+    def is_store(self, relative: str) -> bool:
+        """Whether the prefix is a Zarr store: its name, else a root document in it."""
+        if relative.endswith(_ZARR_SUFFIX):
+            return True
+        return any(name in _ZARR_ROOTS for name, _ in self.entries(relative))
+
+    def archives_below(self, relative: str) -> list[str]:
+        """Archives below a prefix (depth first, names sorted); stores are not entered."""
+        found = []
+        stack = [relative]
+        while stack:
+            folder = stack.pop()
+            if folder != relative and self.is_store(folder):
+                found.append(folder)
+                continue
+            subfolders = []
+            for name, is_folder in self.entries(folder):
+                child = f"{folder}/{name}" if folder else name
+                if name.endswith(ARCHIVE_SUFFIXES):
+                    found.append(child)
+                elif is_folder:
+                    subfolders.append(child)
+            stack += reversed(subfolders)
+        return list(dict.fromkeys(found))
+
+    def glob(self, parts: list[str]) -> list[tuple[str, bool]]:
+        """``(relative path, is_folder)`` of what the pattern ``parts`` matches.
+
+        As :func:`_glob`: hidden names match only a pattern that starts with ``.``,
+        ``**`` matches zero or more folders and enters no hidden folder, and, unlike
+        locally, no Zarr store.
+        """
+        paths: list[tuple[str, bool]] = [("", True)]
+        for position, part in enumerate(parts):
+            last = position == len(parts) - 1
+            matched: list[tuple[str, bool]] = []
+            for path, _ in paths:
+                if path and self.is_store(path):
+                    continue  # a run: its own keys are never matched
+                if part == "**":
+                    matched += self._below(path, with_files=last)
+                    continue
+                for name, is_folder in self.entries(path):
+                    hidden = name.startswith(".") and not part.startswith(".")
+                    if fnmatch.fnmatchcase(name, part) and not hidden and (last or is_folder):
+                        matched.append((f"{path}/{name}" if path else name, is_folder))
+            paths = matched
+        return [(path, is_folder) for path, is_folder in dict.fromkeys(paths) if path]
+
+    def _below(self, relative: str, *, with_files: bool) -> list[tuple[str, bool]]:
+        """``relative`` and the folders below it (with ``with_files``, files too), for ``**``."""
+        found = []
+        stack = [relative]
+        while stack:
+            folder = stack.pop()
+            found.append((folder, True))
+            if folder != relative and self.is_store(folder):
+                continue  # a run: matched, not entered
+            subfolders = []
+            for name, is_folder in self.entries(folder):
+                if name.startswith("."):
+                    continue
+                child = f"{folder}/{name}" if folder else name
+                if is_folder:
+                    subfolders.append(child)
+                elif with_files:
+                    found.append((child, False))
+            stack += reversed(subfolders)
+        return found
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 # -- running the analyses --------------------------------------------------------------------------
@@ -352,6 +545,8 @@ def analyze_or_error(run: str, settings: Settings, *, detail: bool = False) -> d
     Parameters
     ----------
     run : str
+        A path or URL; a URL is read here, directly from its store (with the storage
+        options in effect, see :func:`~dynatrain.archive.storage.use_storage_options`).
     settings : Settings
     detail : bool
         Keep the ``detail`` the figures need (``AnalysisResult.to_dict(detail=True)``).
@@ -363,12 +558,14 @@ def analyze_or_error(run: str, settings: Settings, *, detail: bool = False) -> d
         message is the one line of a :class:`DynatrainError`, or ``"internal error:
         <type>: <first line>"`` for any other exception. A path that is neither a
         regular file nor a folder (a FIFO, a device) is not opened, which could block
-        forever: its record says what it is.
+        forever: its record says what it is. Every string in the record has its
+        credentials redacted (``run`` too: ``s3://***@bucket/...``).
     """
+    from dynatrain.archive.storage import redact_data
+
     outcome = result_or_error(run, settings)
-    if isinstance(outcome, dict):
-        return outcome
-    return outcome.to_dict(detail=detail)
+    record = outcome if isinstance(outcome, dict) else outcome.to_dict(detail=detail)
+    return redact_data(record)
 
 
 def result_or_error(run: str, settings: Settings) -> AnalysisResult | dict[str, Any]:
@@ -383,6 +580,19 @@ def result_or_error(run: str, settings: Settings) -> AnalysisResult | dict[str, 
         return analyze(run, settings)
     except Exception as exc:  # a worker must report, never crash the batch
         return _error_record(run, exc)
+
+
+def _with_storage_options(
+    task: Callable[[str, Settings], Any],
+    storage_options: dict[str, Any],
+    run: str,
+    settings: Settings,
+) -> Any:
+    """``task(run, settings)`` with the runs' storage options in effect, in any process."""
+    from dynatrain.archive.storage import use_storage_options
+
+    with use_storage_options(storage_options):
+        return task(run, settings)
 
 
 #: What a path is when it is neither a regular file nor a folder.
@@ -422,6 +632,7 @@ def iter_analyses(
     dask_address: str | None = None,
     on_done: Callable[[], None] | None = None,
     task: Callable[[str, Settings], Any] = analyze_or_error,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Any]:
     """Analyse runs in parallel and yield their records in input order.
 
@@ -454,6 +665,11 @@ def iter_analyses(
         :class:`AnalysisResult` objects, ``functools.partial(analyze_or_error,
         detail=True)`` records with ``detail``). A module-level function (or a partial
         of one), so that worker processes can receive it.
+    storage_options : mapping, optional
+        fsspec storage options of the runs given as URLs (default: those in effect
+        here, see :func:`~dynatrain.archive.storage.use_storage_options`), sent to
+        the workers with each run: a worker reads its runs directly from their store
+        (this process reads none of their data).
 
     Yields
     ------
@@ -469,6 +685,12 @@ def iter_analyses(
     """
     settings = settings or Settings()
     runs = list(runs)
+    from dynatrain.archive.storage import current_storage_options
+
+    # Default: those in effect here (use_storage_options), sent on to the workers.
+    options = current_storage_options() if storage_options is None else dict(storage_options)
+    if options:  # each run is analysed with them in effect, wherever it runs
+        task = functools.partial(_with_storage_options, task, options)
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise InputError(f"jobs must be >= 1, got {jobs}")
@@ -554,7 +776,7 @@ def _on_process_pool(
                     worker.process.join()
                     pool.remove(worker)
                     worker.connection.close()
-                    yield index, {"run": run, "error": _died(run, worker.process.exitcode)}
+                    yield index, _died_record(run, worker.process.exitcode)
                     if waiting:
                         _give_run(_start_worker(context, pool), waiting, settings, task)
                     continue
@@ -655,6 +877,13 @@ def _work(connection: Any) -> None:
         connection.send((index, analyse(run, settings)))
 
 
+def _died_record(run: str, exitcode: int | None) -> dict[str, Any]:
+    """The record of a run whose worker process died while analysing it (redacted)."""
+    from dynatrain.archive.storage import redact_data
+
+    return redact_data({"run": run, "error": _died(run, exitcode)})
+
+
 def _died(run: str, exitcode: int | None) -> str:
     """The error of a run whose worker process died while analysing it."""
     if exitcode is not None and exitcode < 0:
@@ -692,7 +921,11 @@ def _on_dask(
     address: str | None,
     task: Callable[[str, Settings], Any],
 ) -> Generator[tuple[int, Any], None, None]:
-    """``(index, record)`` pairs in completion order, from a Dask cluster."""
+    """``(index, record)`` pairs in completion order, from a Dask cluster.
+
+    Each task is a run's path or URL: the worker reads the run itself, and sends back
+    only its record.
+    """
     try:
         import distributed
     except ImportError as exc:
@@ -725,7 +958,9 @@ def _on_dask(
             try:
                 record = future.result()
             except Exception as exc:  # e.g. KilledWorker
-                record = _error_record(runs[index], exc)
+                from dynatrain.archive.storage import redact_data
+
+                record = redact_data(_error_record(runs[index], exc))
             yield index, record
 
 

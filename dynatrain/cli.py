@@ -54,10 +54,11 @@ debug_option = click.option(
 
 
 def _say(message: str) -> None:
-    """One line on stderr, control characters from the data shown as escapes."""
+    """One line on stderr: credentials redacted, control characters shown as escapes."""
     from dynatrain._format import printable
+    from dynatrain.archive.storage import redact
 
-    click.echo(printable(message), err=True)
+    click.echo(printable(redact(message)), err=True)
 
 
 def _usage_error(exc: click.UsageError) -> None:
@@ -137,7 +138,9 @@ def _stdout_console() -> Any:
 
 
 def _emit(text: str) -> None:
-    sys.stdout.write(text)
+    from dynatrain.archive.storage import redact
+
+    sys.stdout.write(redact(text))  # the data is redacted already: a second line of defence
     sys.stdout.flush()
 
 
@@ -155,6 +158,30 @@ def format_option(choices: tuple[str, ...], default_hint: str) -> Callable[..., 
         help=f"Output format. Default: {default_hint}.",
     )
 
+
+def _use_storage_options(
+    ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, Any]:
+    """Parse ``--storage-option`` and make it apply to every URL the command opens."""
+    from dynatrain.archive.storage import parse_storage_options, use_storage_options
+
+    options = parse_storage_options(values)
+    ctx.with_resource(use_storage_options(options))
+    return options
+
+
+#: fsspec storage options, on every command that reads or writes archives.
+storage_option = click.option(
+    "--storage-option",
+    "storage_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_use_storage_options,
+    expose_value=False,
+    help="fsspec storage option for archives given as URLs (s3://...), e.g."
+    " endpoint_url=http://host:9000 or anon=true (repeatable; values that are"
+    " credentials are never shown). Default: the environment (AWS_*, FSSPEC_*).",
+)
 
 #: Which data to read: shared by ``signals``, ``analyze`` and ``batch``.
 reduce_option = click.option(
@@ -201,13 +228,15 @@ def main() -> None:
 @main.command()
 @click.argument("run", type=click.Path(path_type=str))
 @format_option(("table", "json"), "table on a terminal, json otherwise")
+@storage_option
 @debug_option
 def inspect(run: str, output_format: str | None) -> None:
     """Show what an archive holds: layers, shapes, checkpoints, metrics, metadata."""
     from dynatrain.archive.reader import open_archive
+    from dynatrain.archive.storage import redact_data
 
     with open_archive(run) as archive:
-        summary = archive.summary()
+        summary = redact_data(archive.summary())
     if _output_format(output_format, terminal="table", pipe="json") == "json":
         from dynatrain.report.export import to_json
 
@@ -220,6 +249,7 @@ def inspect(run: str, output_format: str | None) -> None:
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=str))
+@storage_option
 @debug_option
 def validate(runs: tuple[str, ...]) -> None:
     """Check archives against the format, reading every stored value once.
@@ -233,10 +263,24 @@ def validate(runs: tuple[str, ...]) -> None:
     all_valid = True
     for run in runs:
         report = validate_archive(run)
-        render_validation(report, console)
+        render_validation(_redacted_report(report), console)
         all_valid &= report.valid
     if not all_valid:
         sys.exit(EXIT_BAD_INPUT)
+
+
+def _redacted_report(report: Any) -> Any:
+    """A validation report with every credential redacted (it names the archive)."""
+    import dataclasses
+
+    from dynatrain.archive.storage import redact
+
+    return dataclasses.replace(
+        report,
+        path=redact(report.path),
+        problems=[redact(problem) for problem in report.problems],
+        notes=[redact(note) for note in report.notes],
+    )
 
 
 @main.command()
@@ -245,6 +289,7 @@ def validate(runs: tuple[str, ...]) -> None:
 @layers_option
 @epochs_option
 @format_option(("csv", "json"), "csv")
+@storage_option
 @debug_option
 def signals(
     run: str,
@@ -254,6 +299,7 @@ def signals(
     output_format: str | None,
 ) -> None:
     """Print the layer x checkpoint signal matrix (CSV: epoch,<layer>,...)."""
+    from dynatrain.archive.storage import redact
     from dynatrain.report.export import to_csv, to_json
     from dynatrain.signals import parse_epoch_range, read_signals
 
@@ -273,7 +319,7 @@ def signals(
         _emit(
             to_json(
                 {
-                    "run": run,
+                    "run": redact(run),
                     "reduce": reduce,
                     "layers": list(result.layer_names),
                     "epoch": result.epochs,
@@ -547,6 +593,7 @@ def _settings(options: dict[str, Any]) -> Any:
     help="Also write the figures (signals, dfa, kuramoto, stability, style) to DIR.",
 )
 @plot_format_option
+@storage_option
 @debug_option
 def analyze(
     run: str,
@@ -560,6 +607,7 @@ def analyze(
     """Measure one training run: integration, metastability, stability index, convergence."""
     _single_threaded_blas()
     from dynatrain.analysis import analyze as analyze_run
+    from dynatrain.archive.storage import redact_data
     from dynatrain.report import export
 
     settings = _settings(options)
@@ -570,7 +618,7 @@ def analyze(
     result = analyze_run(run, settings)
     for warning in result.warnings:
         _warn(f"{run}: {warning}")
-    data = result.to_dict(detail=detail)
+    data = redact_data(result.to_dict(detail=detail))
     output_format = _output_format(output_format, terminal="table", pipe="json")
     if output_format == "json":
         _emit(export.to_json(data) + "\n")
@@ -592,7 +640,11 @@ def analyze(
     if plot_dir is not None:
         # Plot the JSON form, so `dynatrain plot` on saved JSON draws the same bytes.
         _write_plots(
-            result.to_dict(detail=True), plot_dir, plot_format, inputs=[run], option="--plot"
+            redact_data(result.to_dict(detail=True)),
+            plot_dir,
+            plot_format,
+            inputs=[run],
+            option="--plot",
         )
     if fail_if_not_converged and result.convergence_epoch is None:
         _warn(f"{run}: the stability index did not converge (--fail-if-not-converged)")
@@ -851,6 +903,7 @@ def _split_keys(_ctx: click.Context, _param: click.Parameter, value: str | None)
     is_flag=True,
     help="Paths on stdin (-) are separated by NUL, as find -print0 writes them.",
 )
+@storage_option
 @debug_option
 def batch(
     runs: tuple[str, ...],
@@ -871,8 +924,11 @@ def batch(
 
     RUN is an archive, a glob (quote it to let dynatrain expand it), a directory
     (searched for .h5, .hdf5 and .zarr) or - (paths from stdin, one a line; with -0,
-    NUL-separated). The analysis options of analyze apply to every run (for one run's
-    --detail and figures, use analyze). A run that fails keeps its row with its error and the
+    NUL-separated). URLs too: s3://bucket/sweep/ is searched and
+    's3://bucket/sweep/**/*.zarr' expanded in the bucket; each run is read where it
+    is analysed (a Dask worker reads its own runs from the bucket). The analysis
+    options of analyze apply to every run (for one run's --detail and figures, use
+    analyze). A run that fails keeps its row with its error and the
     others go on; the exit code is then 2. No output may be, or lie inside, an input.
     """
     import functools
@@ -882,11 +938,15 @@ def batch(
 
     from dynatrain import __version__
     from dynatrain import batch as batch_lib
+    from dynatrain.archive.storage import current_storage_options
     from dynatrain.report import batch_report, export
     from dynatrain.report.outputs import check_output_file
 
     settings = _settings(options)
-    paths = batch_lib.collect_runs(runs, stdin=sys.stdin, null=null)
+    storage_options = current_storage_options()  # --storage-option: for listings and workers
+    paths = batch_lib.collect_runs(
+        runs, stdin=sys.stdin, null=null, storage_options=storage_options
+    )
     # Every output and the grouping keys are checked before any run is analysed.
     if groups_json is not None:
         check_output_file(groups_json, inputs=paths, option="--groups-json")
@@ -912,6 +972,7 @@ def batch(
             dask_address=dask_address,
             on_done=advance,
             task=task,
+            storage_options=storage_options,
         ):
             if run_files is not None:
                 run_files.write(record)
@@ -1079,6 +1140,7 @@ planted signal (--reduce mean recovers it).
     help="Extra metadata, e.g. --meta dataset=A (repeatable).",
 )
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@storage_option
 @debug_option
 def simulate(
     out: str,
@@ -1095,11 +1157,14 @@ def simulate(
     force: bool,
 ) -> None:
     """Write a synthetic archive (the help text is ``_SIMULATE_HELP``)."""
-    from dynatrain.errors import InputError
+    from dynatrain.archive.storage import local_path, redact
+    from dynatrain.errors import ArchiveExistsError, InputError
     from dynatrain.simulate import simulate_run, write_run
 
-    if os.path.lexists(out) and not force:
-        raise InputError(f"{out}: already exists (add --force to replace it)")
+    exists = f"{redact(out)}: already exists (add --force to replace it)"
+    local = local_path(out)
+    if local is not None and os.path.lexists(local) and not force:
+        raise InputError(exists)
     try:
         run = simulate_run(
             kind,
@@ -1111,17 +1176,20 @@ def simulate(
         )
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    write_run(
-        out,
-        run,
-        samples=samples,
-        features=features,
-        dtype=dtype,
-        metadata=metadata,
-        overwrite=force,
-        seed=seed,
-    )
-    click.echo(f"wrote {out}: {kind}, {n_layers} layers x {n_checkpoints} checkpoints", err=True)
+    try:
+        write_run(
+            out,
+            run,
+            samples=samples,
+            features=features,
+            dtype=dtype,
+            metadata=metadata,
+            overwrite=force,
+            seed=seed,
+        )
+    except ArchiveExistsError:  # a URL: found when the writer creates it
+        raise InputError(exists) from None
+    _say(f"wrote {out}: {kind}, {n_layers} layers x {n_checkpoints} checkpoints")
 
 
 if __name__ == "__main__":  # pragma: no cover

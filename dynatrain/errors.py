@@ -6,7 +6,7 @@ They are plain exceptions, independent of the command line: the CLI maps every
 
 from __future__ import annotations
 
-__all__ = ["ArchiveError", "DynatrainError", "InputError", "OptionError"]
+__all__ = ["ArchiveError", "ArchiveExistsError", "DynatrainError", "InputError", "OptionError"]
 
 
 class DynatrainError(Exception):
@@ -42,3 +42,7 @@ class OptionError(InputError, TypeError):
 
     Also a ``TypeError``, as Python raises for an unexpected keyword argument.
     """
+
+
+class ArchiveExistsError(InputError):
+    """A writer was asked to create an archive that exists (mode ``"w-"``)."""

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from dynatrain import defaults
+from dynatrain.archive.format import is_url
 from dynatrain.archive.reader import DEFAULT_BLOCK_BYTES, Archive, open_archive
 from dynatrain.errors import InputError
 
@@ -40,6 +41,10 @@ __all__ = [
 #: caches, enough that NumPy's cost per call does not count (at 1 << 16, --reduce std
 #: took a fifth longer).
 _PIECE_ELEMENTS = 1 << 18
+#: Layers of an archive in object storage read at once: each layer's chunks are
+#: fetched in one concurrent batch, and a round trip per layer in turn would leave
+#: the connection idle most of the time. The memory budget is shared among them.
+_REMOTE_LAYERS_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,6 @@ def _read_signals(
     start, stop = checkpoint_range(archive.epochs, *epoch_range)
     kept: list[str] = []
     excluded: list[ExcludedLayer] = []
-    rows: list[np.ndarray] = []
     for name in names:
         info = archive.layers[name]
         if reduce == "signal" and not info.has_signal:
@@ -211,11 +215,21 @@ def _read_signals(
             excluded.append(ExcludedLayer(name, "no stored activations (use --reduce signal)"))
             continue
         kept.append(name)
-        rows.append(
-            reduce_layer(
-                archive, name, reduce, start=start, stop=stop, max_block_bytes=max_block_bytes
-            )
+    at_once = min(_REMOTE_LAYERS_AT_ONCE, len(kept)) if is_url(archive.path) else 1
+    block_bytes = max(1, max_block_bytes // max(at_once, 1))
+
+    def one(name: str) -> np.ndarray:
+        return reduce_layer(
+            archive, name, reduce, start=start, stop=stop, max_block_bytes=block_bytes
         )
+
+    if at_once > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(at_once, thread_name_prefix="dynatrain-layer") as pool:
+            rows = list(pool.map(one, kept))  # in order; the first error is raised
+    else:
+        rows = [one(name) for name in kept]
     if not kept and excluded:  # (no layer at all: no complete checkpoint, said by the caller)
         reasons = "; ".join(f"{e.name}: {e.reason}" for e in excluded)
         raise InputError(

@@ -207,9 +207,18 @@ class Store(ABC):
 
     def children(self, parts: tuple[str, ...]) -> list[str]:
         """Names of the groups and arrays in the group at ``parts``."""
-        return [
-            name for name in self.members(parts) if self.kind((*parts, name)) in ("group", "array")
-        ]
+        names = self.members(parts)
+        self.prefetch([(*parts, name) for name in names])
+        return [name for name in names if self.kind((*parts, name)) in ("group", "array")]
+
+    def prefetch(self, paths: Iterable[tuple[str, ...]]) -> None:
+        """Read the metadata of these nodes ahead, together, where that saves time.
+
+        A hint: in object storage each node's metadata is a round trip, and reading
+        them concurrently makes one of many. Nothing is raised here (a node that
+        cannot be read raises when it is asked for).
+        """
+        return  # a file on disk: nothing to gain
 
     @abstractmethod
     def read(self, array: Any, selection: Any) -> np.ndarray:
@@ -288,11 +297,14 @@ class Store(ABC):
         """Release the file handle."""
 
 
-def open_store(path: str | os.PathLike[str]) -> Store:
+def open_store(
+    path: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+) -> Store:
     """Open an archive read-only, choosing the back end from the path.
 
     The suffix decides (``.h5``/``.hdf5`` -> HDF5, ``.zarr`` -> Zarr); with another
-    suffix, a directory is taken for a Zarr store and a file for HDF5.
+    suffix, a directory is taken for a Zarr store and a file for HDF5. A URL is a
+    Zarr store, opened with ``storage_options`` (see :mod:`dynatrain.archive.storage`).
 
     Raises
     ------
@@ -304,7 +316,7 @@ def open_store(path: str | os.PathLike[str]) -> Store:
     if is_url(path):
         from dynatrain.archive._zarr import ZarrStore
 
-        return ZarrStore(path)
+        return ZarrStore(path, storage_options)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:

@@ -26,11 +26,22 @@ and a process killed in the middle of a write damages only the row being written
 which is not counted yet. Metadata documents are replaced atomically
 (:func:`~dynatrain.archive._files.write_atomically`). zarr reads the result (the
 tests check it).
+
+Zarr in object storage (an fsspec URL, :class:`FsspecSink`): the same layout, but an
+object store has neither in-place writes nor locks. An object is replaced whole and
+atomically (a reader gets the old object or the new one), so the chunk being filled
+is kept in memory and uploaded whole at each commit, with every other changed chunk,
+concurrently; only then is the root's ``complete_checkpoints`` uploaded. A counted
+row is in every later version of its chunk, so a writer killed at any moment (in
+the middle of an upload included) leaves every counted checkpoint readable. One
+writer per archive is enforced with conditional writes where the store has them
+(see :class:`FsspecSink`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -49,9 +60,9 @@ from dynatrain.archive._files import (
     same_file,
     write_atomically,
 )
-from dynatrain.errors import ArchiveError, InputError
+from dynatrain.errors import ArchiveError, ArchiveExistsError, DynatrainError, InputError
 
-__all__ = ["ArraySpec", "HDF5Sink", "Sink", "ZarrSink"]
+__all__ = ["ArraySpec", "FsspecSink", "HDF5Sink", "Sink", "ZarrSink"]
 
 WriteMode = Literal["w-", "w"]
 #: One row of an array: a checkpoint's activations, or a scalar (epoch, metric, ...).
@@ -594,9 +605,272 @@ class ZarrSink(Sink):
             self._lock_fd = -1
 
 
-def already_exists(path: str) -> InputError:
+# -- Zarr in object storage -------------------------------------------------------------------
+
+#: Error codes of a store that does not do conditional writes (S3-compatible servers).
+_NO_CONDITIONAL_WRITES = ("NotImplemented", "InvalidArgument", "InvalidRequest")
+
+
+class _StoreError(OSError):
+    """A failed request to an object store, in the store's words (no ``errno``).
+
+    ``os_reason`` then shows the words (the errno that fsspec maps a store's error
+    to, e.g. EINVAL for every "precondition failed", says less).
+    """
+
+
+@dataclass
+class _Chunk:
+    """The chunk of one array being filled, kept whole in memory."""
+
+    index: int
+    key: str
+    values: np.ndarray
+    dirty: bool = False
+
+
+class FsspecSink(Sink):
+    """A Zarr (format 3) store at an fsspec URL: object storage (``s3://``, ``gs://``...).
+
+    Each commit uploads every chunk that changed since the last one (the chunk being
+    filled, whole), concurrently, then the root document that counts them (see the
+    module notes): 2 round trips per checkpoint, whatever the number of arrays.
+
+    **One writer per archive**, without locks (an object store has none):
+
+    * the root document is created with a create-only write (S3's ``If-None-Match:
+      *``; other stores: fsspec's ``mode="create"``, which checks first and is not
+      atomic): of two writers creating the same archive, one is refused;
+    * on S3, every later update of the root is conditional on the version this
+      writer uploaded last (``If-Match``): a writer whose archive was replaced or
+      taken over by another stops at its next checkpoint, with an error, instead of
+      counting checkpoints in another writer's archive.
+
+    A store that refuses conditional requests gets plain ones, and a
+    ``RuntimeWarning`` says that a second writer would not be noticed. Mode ``"w"``
+    replaces an archive even while another writer is writing it (nothing shows
+    that a writer is alive); that writer then stops at its next checkpoint, but the
+    chunks it uploaded meanwhile may stand in the new archive until the new writer
+    rewrites them: do not replace a run that is still being written.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        mode: WriteMode,
+        compression: str | None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        from dynatrain.archive.storage import filesystem
+
+        self.path = _redacted(path)  # for messages: the URL without credentials
+        # The process's instance for these options: a new one costs a client of its own
+        # (~0.3 s), and nothing of a writer's is kept in it (listings are not cached).
+        self._fs, root = filesystem(path, storage_options)
+        self._root = root.rstrip("/")
+        self._conditional = "s3" in _protocols(self._fs)  # If-Match: S3 only
+        self._etag: str | None = None
+        self._root_attrs: dict[str, Any] = {}
+        self._chunks: dict[tuple[str, ...], _Chunk] = {}
+        self._uploads: dict[str, bytes] = {}  # full chunks not uploaded yet
+        try:
+            self._prepare(mode)
+        except (DynatrainError, _StoreError):
+            raise
+        except Exception as exc:
+            raise ArchiveError(
+                self.path, f"cannot create the archive ({_store_reason(exc)})"
+            ) from None
+
+    def _key(self, *parts: str) -> str:
+        return "/".join((self._root, *parts))
+
+    def _prepare(self, mode: WriteMode) -> None:
+        """Refuse or clear what is at the URL already (the create-only write decides races)."""
+        try:
+            info = self._fs.info(self._root)
+        except FileNotFoundError:
+            return
+        if info.get("type") != "directory":
+            raise ArchiveError(self.path, "is an object; a Zarr archive is a prefix (a folder)")
+        names = {name.rstrip("/").rsplit("/", 1)[-1] for name in self._fs.ls(self._root)}
+        if not names:
+            return
+        if mode == "w-":
+            raise already_exists(self.path)
+        if not {_ZARR_METADATA, ".zgroup", ".zarray"} & names:
+            raise ArchiveError(
+                self.path, "holds objects but is not a Zarr store; refusing to replace it"
+            )
+        self._fs.rm(self._root, recursive=True)
+
+    def chunk_rows(self, row_nbytes: int) -> int:
+        # Each commit uploads the chunk being filled whole: 32 KiB per array on
+        # average, for 64 times fewer objects (and reads) than a row per chunk.
+        return max(1, _ZARR_CHUNK_BYTES // row_nbytes)
+
+    def init_root(self, attrs: dict[str, Any]) -> None:
+        import uuid
+
+        # Unique to this writer: another writer's root never has the same content,
+        # so never the same ETag (S3's is a digest of the content).
+        self._root_attrs = {**attrs, fmt.WRITER_ATTR: uuid.uuid4().hex}
+        self._put_root(create=True)
+
+    def create(
+        self,
+        specs: Iterable[ArraySpec],
+        layer_order: list[str],
+        capacity: int,
+        layer_attributes: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        specs = list(specs)
+        groups: dict[tuple[str, ...], dict[str, Any]] = {
+            (fmt.LAYERS,): {fmt.ORDER_ATTR: layer_order}
+        }
+        for name, attributes in layer_attributes.items():
+            groups[(fmt.LAYERS, name)] = dict(attributes)
+        for spec in specs:
+            for depth in range(1, len(spec.parts)):
+                groups.setdefault(spec.parts[:depth], {})
+        documents = {
+            self._key(*parts, _ZARR_METADATA): _zarr_json(_group_document(attributes))
+            for parts, attributes in groups.items()
+        }
+        self._upload(documents | self._array_documents(specs, capacity))
+
+    def grow(self, specs: Iterable[ArraySpec], capacity: int) -> None:
+        self._upload(self._array_documents(specs, capacity))
+
+    def _array_documents(self, specs: Iterable[ArraySpec], capacity: int) -> dict[str, bytes]:
+        return {
+            self._key(*spec.parts, _ZARR_METADATA): _zarr_json(_array_document(spec, capacity))
+            for spec in specs
+        }
+
+    def write_row(self, spec: ArraySpec, index: int, row: Row) -> None:
+        number, position = divmod(index, spec.chunk_rows)
+        chunk = self._chunks.get(spec.parts)
+        if chunk is None or chunk.index != number:
+            if chunk is not None and chunk.dirty:  # full, and not uploaded yet
+                self._uploads[chunk.key] = chunk.values.tobytes()
+            # The default chunk key encoding: c/<chunk>/0/0 (a chunk spans the other axes).
+            key = self._key(*spec.parts, "c", str(number), *("0" for _ in spec.row_shape))
+            values = np.full((spec.chunk_rows, *spec.row_shape), spec.fill_value, spec.dtype)
+            chunk = self._chunks[spec.parts] = _Chunk(number, key, values)
+        chunk.values[position] = row
+        chunk.dirty = True
+
+    def commit(self, n_checkpoints: int) -> None:
+        uploads = self._uploads
+        for chunk in self._chunks.values():
+            if chunk.dirty:
+                uploads[chunk.key] = chunk.values.tobytes()
+        self._upload(uploads)  # every chunk is stored before the count says so
+        self._uploads = {}
+        for chunk in self._chunks.values():
+            chunk.dirty = False
+        self._root_attrs[fmt.COMPLETE_ATTR] = n_checkpoints
+        self._put_root(create=False)
+
+    def _upload(self, objects: dict[str, bytes]) -> None:
+        if not objects:
+            return
+        try:
+            self._fs.pipe(objects)  # concurrently where the file system is asynchronous
+        except Exception as exc:
+            raise _StoreError(
+                f"cannot upload {len(objects)} object(s): {_store_reason(exc)}"
+            ) from exc
+
+    def _put_root(self, *, create: bool) -> None:
+        """Upload the root document, conditionally (see the class notes)."""
+        key = self._key(_ZARR_METADATA)
+        document = _zarr_json(_group_document(self._root_attrs))
+        condition: dict[str, Any] = {}
+        if create:
+            condition = {"mode": "create"}
+        elif self._conditional and self._etag is not None:
+            condition = {"IfMatch": self._etag}
+        try:
+            try:
+                response = self._fs.pipe_file(key, document, **condition)
+            except FileExistsError:
+                raise ArchiveError(
+                    self.path, "another writer created this archive meanwhile; one writer at a time"
+                ) from None
+            except OSError as exc:
+                code = _error_code(exc)
+                if code == "PreconditionFailed":
+                    raise ArchiveError(
+                        self.path,
+                        "was replaced or written by another writer since this writer's last"
+                        " checkpoint; this writer stops (one writer at a time)",
+                    ) from None
+                if not condition or (
+                    code not in _NO_CONDITIONAL_WRITES and exc.errno != errno.ENOSYS
+                ):
+                    raise
+                self._no_conditional_writes(_store_reason(exc))
+                response = self._fs.pipe_file(key, document)
+        except (DynatrainError, _StoreError):
+            raise
+        except Exception as exc:
+            raise _StoreError(f"cannot upload {key}: {_store_reason(exc)}") from exc
+        etag = response.get("ETag") if isinstance(response, dict) else None
+        self._etag = etag if isinstance(etag, str) else None
+
+    def _no_conditional_writes(self, reason: str) -> None:
+        import warnings
+
+        self._conditional = False
+        warnings.warn(
+            f"{self.path}: the store refuses conditional writes ({reason}); a second"
+            " writer would not be noticed",
+            RuntimeWarning,
+            stacklevel=6,
+        )
+
+    def close(self) -> None:
+        """Nothing to release: every object is uploaded when it is written."""
+
+    def abort(self) -> None:
+        self._uploads = {}
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _error_code(exc: BaseException) -> str | None:
+    """The store's error code behind an fsspec exception (S3: ``PreconditionFailed``...)."""
+    cause = exc.__cause__
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        return str(code) if code is not None else None
+    return None
+
+
+def _redacted(text: str) -> str:
+    from dynatrain.archive.storage import redact
+
+    return redact(text)
+
+
+def _store_reason(exc: BaseException) -> str:
+    """An object store's error in one line, credentials redacted."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno and line.startswith(f"[Errno {exc.errno}]"):
+        line = line.split("]", 1)[1].strip()
+    return _redacted(line)
+
+
+def already_exists(path: str) -> ArchiveExistsError:
     """The error for an existing archive and mode ``"w-"``."""
-    return InputError(f"{path}: already exists (replace it with mode='w')")
+    return ArchiveExistsError(f"{path}: already exists (replace it with mode='w')")
 
 
 def check_mode(mode: Any) -> WriteMode:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import bz2
+import contextlib
 import lzma
 import os
 import threading
 import zlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -33,14 +34,18 @@ from dynatrain.archive._backends import (
     decode_member_name,
     first_line,
     gaps,
+    is_member_name,
 )
 from dynatrain.archive._local_store import SUPPORTED as NO_FOLLOW_SUPPORTED
 from dynatrain.archive._local_store import NoFollowStore
 from dynatrain.archive.format import is_url
+from dynatrain.archive.storage import fsspec_arguments, missing_library, redact
 from dynatrain.errors import ArchiveError
 
 __all__ = ["DecodeGuard", "ZarrStore", "chunk_key_parser", "run"]
 
+#: Node metadata read at once by ZarrStore.prefetch (requests in flight).
+_PREFETCH_CONCURRENCY = 64
 #: Rounds of waiting for the tasks a failed zarr call left running (see _settled).
 _SETTLE_ROUNDS = 32
 
@@ -285,6 +290,21 @@ def decoded_chunk_bytes(array: Any) -> int:
 # -- the store -----------------------------------------------------------------------------------
 
 
+def _fsspec_store(url: str, storage_options: Mapping[str, Any] | None) -> Any:
+    """The ``FsspecStore`` of zarr for a URL, read-only, with dynatrain's storage options.
+
+    Listings are not cached (a run still being written shows its new chunks), and
+    credentials written in the URL become options (see :mod:`.storage`).
+    """
+    from zarr.storage import FsspecStore
+
+    bare, options = fsspec_arguments(url, storage_options)
+    try:
+        return FsspecStore.from_url(bare, storage_options=options, read_only=True)
+    except ImportError as exc:
+        raise ArchiveError(redact(url), missing_library(url, exc).split(": ", 1)[1]) from None
+
+
 class ZarrStore(Store):
     """A Zarr group (format 3, or 2) opened read-only.
 
@@ -295,7 +315,10 @@ class ZarrStore(Store):
 
     backend = "zarr"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        location = path
+        if is_url(path):
+            path = redact(path)  # messages never show credentials
         super().__init__(path)
         import zarr.errors
         from zarr.api import asynchronous as zarr_async
@@ -303,12 +326,12 @@ class ZarrStore(Store):
         self._zarr = zarr
         self.guard = DecodeGuard(path)
         self._local: NoFollowStore | None = None
+        self._nodes: dict[tuple[str, ...], Any] = {}
+        self._all_keys: list[str] | None = None  # a URL store's keys, listed once
         try:
-            if is_url(path):
-                from zarr.storage import FsspecStore
-
+            if is_url(location):
                 self._store: Any = _GuardedStore(
-                    FsspecStore.from_url(path, read_only=True), self.guard
+                    _fsspec_store(location, storage_options), self.guard
                 )
             elif NO_FOLLOW_SUPPORTED:
                 self._local = NoFollowStore(
@@ -338,22 +361,58 @@ class ZarrStore(Store):
             raise ArchiveError(path, f"cannot open Zarr store ({first_line(exc)})") from exc
 
     def _node(self, parts: tuple[str, ...]) -> Any:
-        """The ``AsyncGroup`` or ``AsyncArray`` at ``parts``, or ``None`` if absent."""
+        """The ``AsyncGroup`` or ``AsyncArray`` at ``parts``, or ``None`` if absent.
+
+        Each node's metadata is read once per open store (in object storage, each
+        read is a round trip): the archive is read as it was when opened.
+        """
         if not parts:
             return self._root
+        if parts in self._nodes:
+            return self._nodes[parts]
         where = "/" + "/".join(parts)
         for name in parts:
             _check_member_name(self.path, name, where)
         try:
-            return run(self._root.getitem("/".join(parts)))
+            node = run(self._root.getitem("/".join(parts)))
         except KeyError:
-            return None
+            node = None
         except RecursionError as exc:
             raise ArchiveError(
                 self.path, f"cannot read {where} (its metadata is nested too deeply)"
             ) from exc
         except (ValueError, TypeError, OSError) as exc:
             raise ArchiveError(self.path, f"cannot read {where} ({first_line(exc)})") from exc
+        self._nodes[parts] = node
+        return node
+
+    def prefetch(self, paths: Iterable[tuple[str, ...]]) -> None:
+        """See :meth:`Store.prefetch`: concurrent reads of the nodes' metadata (URLs only)."""
+        if self._local is not None:
+            return  # local files: nothing to gain
+        wanted = [
+            parts
+            for parts in dict.fromkeys(paths)
+            if parts and parts not in self._nodes and all(map(is_member_name, parts))
+        ]
+        if not wanted:
+            return
+        limit = asyncio.Semaphore(_PREFETCH_CONCURRENCY)
+
+        async def fetch(parts: tuple[str, ...]) -> None:
+            async with limit:
+                try:
+                    self._nodes[parts] = await self._root.getitem("/".join(parts))
+                except KeyError:
+                    self._nodes[parts] = None
+                except Exception:
+                    pass  # asked for again by _node, which raises it properly
+
+        async def fetch_all() -> None:
+            await asyncio.gather(*(fetch(parts) for parts in wanted))
+
+        with contextlib.suppress(Exception):
+            run(fetch_all())
 
     def attrs(self, parts: tuple[str, ...] = ()) -> dict[str, Any]:
         node = self._node(parts)
@@ -417,6 +476,11 @@ class ZarrStore(Store):
         try:
             if self._local is not None:
                 names = self._local.names(prefix)
+            elif is_url(self.path):
+                # From the store's one listing (see _keys), not a listing of its own.
+                below = f"{prefix}/" if prefix else ""
+                children = (key[len(below) :].split("/", 1)[0] for key in self._keys(below))
+                names = list(dict.fromkeys(name for name in children if name))  # "dir/" markers
             else:
 
                 async def listing() -> list[str]:
@@ -448,14 +512,22 @@ class ZarrStore(Store):
             return False
 
     def _keys(self, prefix: str) -> list[str]:
-        """Every stored key below ``prefix`` (relative to the store's root)."""
+        """Every stored key below ``prefix`` (relative to the store's root).
+
+        In object storage the whole store is listed once (the listing is paged the
+        same way), not once per array: one round trip instead of one per array.
+        """
         if self._local is not None:
             return list(self._local.walk(prefix))
 
-        async def listing() -> list[str]:
+        async def listing(prefix: str) -> list[str]:
             return [key async for key in self._store.list_prefix(prefix)]
 
-        return run(listing())
+        if not is_url(self.path):  # zarr's own LocalStore (no openat here)
+            return run(listing(prefix))
+        if self._all_keys is None:
+            self._all_keys = run(listing(""))
+        return [key for key in self._all_keys if key.startswith(prefix)]
 
     def absent_ranges(self, array: Any, n_rows: int) -> np.ndarray:
         """See :meth:`Store.absent_ranges`: one listing of the array's keys.

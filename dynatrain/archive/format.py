@@ -16,7 +16,8 @@ The same tree is used by both back ends (HDF5 file, Zarr directory store)::
 runs (it grows them geometrically) or after it was killed; rows beyond
 ``complete_checkpoints`` hold fill values and are never read. A writer that closes
 trims every array to ``complete_checkpoints`` rows. The optional root attribute
-``expected_checkpoints`` is the number of checkpoints the job plans to write.
+``expected_checkpoints`` is the number of checkpoints the job plans to write;
+``writer_id``, written to archives in object storage, identifies their writer.
 
 Readers and writers import every name from here; nothing else spells them.
 """
@@ -48,6 +49,7 @@ __all__ = [
     "STEP",
     "SUPPORTED_VERSIONS",
     "VERSION_ATTR",
+    "WRITER_ATTR",
     "ZARR_SUFFIXES",
     "Backend",
     "backend_for_path",
@@ -66,8 +68,12 @@ COMPLETE_ATTR: Final = "complete_checkpoints"
 #: Free metadata as far as the reader is concerned (it is not reserved): a job may
 #: also pass it in ``metadata``, which gives the same file.
 EXPECTED_ATTR: Final = "expected_checkpoints"
+#: Optional root attribute of an archive written to object storage: a random
+#: identifier of its writer, which makes each writer's root document unique, so that
+#: its conditional updates fail once another writer has replaced the root.
+WRITER_ATTR: Final = "writer_id"
 #: Root attributes that are part of the format, not free metadata.
-RESERVED_ATTRS: Final = (FORMAT_ATTR, VERSION_ATTR, COMPLETE_ATTR)
+RESERVED_ATTRS: Final = (FORMAT_ATTR, VERSION_ATTR, COMPLETE_ATTR, WRITER_ATTR)
 
 CHECKPOINTS: Final = "checkpoints"
 EPOCH: Final = "epoch"

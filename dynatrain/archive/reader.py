@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -32,6 +32,7 @@ from dynatrain.archive._backends import (
     open_store,
     show_name,
 )
+from dynatrain.archive.storage import redact
 from dynatrain.errors import ArchiveError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ChunkGap",
     "LayerInfo",
     "open_archive",
+    "read_complete_checkpoints",
 ]
 
 #: Largest block of raw activations held in memory at once while streaming (bytes).
@@ -131,7 +133,9 @@ class ActivationBlock(NamedTuple):
     values: np.ndarray
 
 
-def open_archive(path: str | os.PathLike[str]) -> Archive:
+def open_archive(
+    path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+) -> Archive:
     """Open an activation archive read-only and check its structure.
 
     Parameters
@@ -139,6 +143,9 @@ def open_archive(path: str | os.PathLike[str]) -> Archive:
     path : str or path-like
         An HDF5 file (``.h5``, ``.hdf5``), a Zarr directory store (``.zarr``), or a
         Zarr URL that fsspec understands (``s3://bucket/run.zarr``).
+    storage_options : mapping, optional
+        For a URL: fsspec storage options, over those in effect (see
+        :mod:`dynatrain.archive.storage`).
 
     Returns
     -------
@@ -151,7 +158,42 @@ def open_archive(path: str | os.PathLike[str]) -> Archive:
         If the path cannot be opened or does not follow the format; ``problems``
         lists every structural problem found.
     """
-    return Archive(path)
+    return Archive(path, storage_options=storage_options)
+
+
+def read_complete_checkpoints(
+    path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+) -> int | None:
+    """The root's ``complete_checkpoints`` now, reading nothing else.
+
+    What a watcher polls to learn that a run has grown, without opening it whole:
+    a Zarr store's root document (for a URL, one small read of its root, from the
+    store itself: nothing is cached), an HDF5 file's root attribute (SWMR).
+
+    Returns
+    -------
+    int or None
+        ``None`` if the root has no such attribute (every stored row is complete:
+        open the archive to count them).
+
+    Raises
+    ------
+    ArchiveError
+        If the archive cannot be opened, or the attribute is not an integer >= 0.
+    """
+    location = os.fspath(path)
+    store = open_store(location, storage_options)
+    try:
+        value = as_python(store.attrs(()).get(fmt.COMPLETE_ATTR))
+    finally:
+        store.close()
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ArchiveError(
+            store.path, f"root attribute '{fmt.COMPLETE_ATTR}' must be a non-negative integer"
+        )
+    return value
 
 
 class Archive:
@@ -160,7 +202,7 @@ class Archive:
     Attributes
     ----------
     path : str
-        The path as given.
+        The path as given (a URL with its credentials shown as ``***``).
     backend : {"hdf5", "zarr"}
     format_version : int
     metadata : dict
@@ -217,9 +259,13 @@ class Archive:
     ``MAX_CHUNK_BYTES``, and every message is one line of bounded length.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._store: Store = open_store(self.path)
+    def __init__(
+        self, path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+    ) -> None:
+        location = os.fspath(path)
+        # Messages and the summary show a URL without its credentials.
+        self.path = redact(location) if fmt.is_url(location) else location
+        self._store: Store = open_store(location, storage_options)
         try:
             problems = self._load()
         except ArchiveError:
@@ -291,6 +337,15 @@ class Archive:
                 f" got {_short(complete)}"
             )
             complete = None
+        # The small arrays and groups read next, in one go where that saves round trips.
+        self._store.prefetch(
+            [
+                (fmt.CHECKPOINTS, fmt.EPOCH),
+                (fmt.CHECKPOINTS, fmt.STEP),
+                (fmt.LAYERS,),
+                (fmt.METRICS,),
+            ]
+        )
         epoch_array = self._vector_array((fmt.CHECKPOINTS, fmt.EPOCH), problems, required=True)
         if epoch_array is None:
             return problems
@@ -432,6 +487,12 @@ class Archive:
             problems.append(f"/layers order names {names_phrase(duplicates)} more than once")
         listed = set(store.members((fmt.LAYERS,)))
         missing = [name for name in counts if name not in listed]
+        store.prefetch(
+            (fmt.LAYERS, name, *kind)
+            for name in counts
+            if name in listed
+            for kind in ((), (fmt.ACTIVATIONS,), (fmt.SIGNAL,))
+        )
         for name in counts:
             if name in listed:
                 info = self._load_layer(name, problems, missing)

@@ -8,13 +8,17 @@ is found before an analysis trips over it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from dynatrain.archive._backends import first_line
+from dynatrain.archive.format import is_url
 from dynatrain.archive.reader import Archive
+from dynatrain.archive.storage import redact
 from dynatrain.errors import ArchiveError
 
 __all__ = ["ValidationReport", "validate_archive"]
@@ -48,7 +52,9 @@ class ValidationReport:
         return not self.problems
 
 
-def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
+def validate_archive(
+    path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+) -> ValidationReport:
     """Check the structure and every stored value of an archive.
 
     Problems: anything that breaks the format, a chunk that cannot be read, and a
@@ -60,15 +66,19 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
     Parameters
     ----------
     path : str or path-like
+    storage_options : mapping, optional
+        For a URL: fsspec storage options (see :mod:`dynatrain.archive.storage`).
 
     Returns
     -------
     ValidationReport
-        Never raises for a bad archive: problems are listed in the report.
+        Never raises for a bad archive: problems are listed in the report. Its
+        ``path`` shows a URL without credentials.
     """
-    report = ValidationReport(os.fspath(path))
+    location = os.fspath(path)
+    report = ValidationReport(redact(location) if is_url(location) else location)
     try:
-        _validate(report, path)
+        _validate(report, location, storage_options)
     except ArchiveError as exc:
         report.problems.extend(getattr(exc, "problems", [exc.problem]))
     except (MemoryError, RecursionError) as exc:
@@ -82,8 +92,10 @@ def validate_archive(path: str | os.PathLike[str]) -> ValidationReport:
     return report
 
 
-def _validate(report: ValidationReport, path: str | os.PathLike[str]) -> None:
-    archive = Archive(path)
+def _validate(
+    report: ValidationReport, path: str, storage_options: Mapping[str, Any] | None
+) -> None:
+    archive = Archive(path, storage_options=storage_options)
     with archive:
         report.n_checkpoints = archive.n_checkpoints
         report.n_layers = len(archive.layer_names)

@@ -13,6 +13,13 @@ and counted in the root attribute ``complete_checkpoints``; a process killed at 
 moment (SIGKILL included) leaves every such checkpoint readable. HDF5 archives are
 written in SWMR mode, so ``dynatrain`` can read them while training is still running.
 One writer per archive: a second one, in this process or another, is refused.
+
+Object storage: a Zarr archive may be written to an fsspec URL
+(``ArchiveWriter("s3://bucket/run.zarr")``). There a checkpoint counts once its chunks
+are stored and the root's ``complete_checkpoints`` says so, which is done before
+``append`` returns; a killed writer leaves every counted checkpoint readable. The
+one-writer rule rests on conditional writes instead of locks (see
+:class:`~dynatrain.archive._sinks.FsspecSink`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from dynatrain.archive import format as fmt
 from dynatrain.archive._backends import as_python
 from dynatrain.archive._sinks import (
     ArraySpec,
+    FsspecSink,
     HDF5Sink,
     Row,
     Sink,
@@ -37,6 +45,7 @@ from dynatrain.archive._sinks import (
     check_mode,
     os_reason,
 )
+from dynatrain.archive.storage import local_path, redact
 from dynatrain.errors import ArchiveError, DynatrainError, InputError
 
 __all__ = ["ArchiveWriter"]
@@ -56,7 +65,9 @@ class ArchiveWriter:
     ----------
     path : str or path-like
         ``.h5``/``.hdf5`` for HDF5, ``.zarr`` for a Zarr (format 3) directory store.
-        Missing parent folders are created.
+        Missing parent folders are created. A Zarr archive may also be an fsspec URL
+        (``s3://bucket/runs/run.zarr``, ``gs://...``, ``memory://...``; ``file://``
+        URLs are local paths).
     metadata : mapping, optional
         Free run metadata stored as root attributes: strings, numbers or booleans
         (``run_id``, ``model``, ``dataset``, ``seed``, ``optimizer``, ``lr``, ...).
@@ -90,10 +101,14 @@ class ArchiveWriter:
         Per layer, attributes of its group ``/layers/<name>`` (strings, numbers or
         booleans), written with the structure at the first append; every layer named
         must be in that append. The torch recorder stores each layer's pooling so.
+    storage_options : mapping, optional
+        For a URL: fsspec storage options (``{"endpoint_url": ..., "key": ...}``),
+        over those of the environment (see :mod:`dynatrain.archive.storage`).
 
     Attributes
     ----------
     path : str
+        The archive, as given (credentials in a URL shown as ``***``).
     n_checkpoints : int
         Checkpoints appended so far.
     n_durable : int
@@ -129,11 +144,16 @@ class ArchiveWriter:
         durable_every: int = 1,
         expected_checkpoints: int | None = None,
         layer_attributes: Mapping[str, Mapping[str, Any]] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         try:
-            self.path = os.fspath(path)
+            location = os.fspath(path)
         except TypeError:
             raise InputError(f"invalid archive path {path!r}: give a str or path-like") from None
+        if not isinstance(location, str):
+            location = os.fsdecode(location)
+        # Messages, errors and the repr show the path with any credentials redacted.
+        self.path = redact(location)
         self._closed = True  # until the archive exists
         mode = check_mode(mode)
         if activation_dtype is not None and activation_dtype not in fmt.ACTIVATION_DTYPES:
@@ -146,12 +166,20 @@ class ArchiveWriter:
         if chunk_checkpoints is not None:
             chunk_checkpoints = _positive_int(chunk_checkpoints, "chunk_checkpoints")
         durable_every = _positive_int(durable_every, "durable_every")
-        backend = fmt.backend_for_path(self.path)
-        if backend is None or fmt.is_url(self.path):
+        local = local_path(location)  # a file:// URL is a local path
+        backend = fmt.backend_for_path(location)
+        if backend is None:
             raise InputError(
-                f"{self.path}: cannot tell the back end from the suffix; use a local path"
-                " ending in .h5, .hdf5 or .zarr"
+                f"{self.path}: cannot tell the back end from the suffix; use a path"
+                " ending in .h5, .hdf5 or .zarr (or a .zarr URL)"
             )
+        if local is None and backend != "zarr":
+            raise InputError(
+                f"{self.path}: HDF5 archives are written to local paths; write a .zarr"
+                " archive to object storage"
+            )
+        if storage_options is not None and not isinstance(storage_options, Mapping):
+            raise InputError("storage_options must be a mapping of option name to value")
         metadata = _check_metadata(metadata or {})
         # Given as an argument or in the metadata, it is stored the same way (last).
         expected = metadata.pop(fmt.EXPECTED_ATTR, None)
@@ -185,9 +213,12 @@ class ArchiveWriter:
         self._failure: ArchiveError | None = None
         self.n_checkpoints = 0
         self.n_durable = 0
-        _make_parent_folder(self.path)
-        sink_class = HDF5Sink if backend == "hdf5" else ZarrSink
-        self._sink: Sink = sink_class(self.path, mode, compression)
+        if local is None:
+            self._sink: Sink = FsspecSink(location, mode, compression, dict(storage_options or {}))
+        else:
+            _make_parent_folder(local)
+            sink_class = HDF5Sink if backend == "hdf5" else ZarrSink
+            self._sink = sink_class(local, mode, compression)
         self._closed = False
         root = {fmt.FORMAT_ATTR: fmt.FORMAT_NAME, fmt.VERSION_ATTR: fmt.FORMAT_VERSION}
         root[fmt.COMPLETE_ATTR] = 0

@@ -27,12 +27,10 @@ import contextlib
 import os
 import re
 import secrets
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from dynatrain.archive.format import is_url
+from dynatrain.archive.storage import local_path
 from dynatrain.errors import InputError
 
 __all__ = [
@@ -225,26 +223,6 @@ def write_file(path: str | os.PathLike[str], content: str | bytes) -> str:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def local_path(spec: str) -> str | None:
-    """The local path an input names: itself, or what a ``file://`` URL names.
-
-    ``file:///data/run.zarr`` and ``file://localhost/data/run.zarr`` give
-    ``/data/run.zarr`` (percent-escapes decoded), as does an fsspec chain ending in
-    one (``simplecache::file:///data/run.zarr``); ``None`` for any other URL (read
-    where the work runs, not here).
-    """
-    spec = os.fspath(spec)
-    if not is_url(spec):
-        return spec
-    last = spec.rsplit("::", 1)[-1]  # fsspec chains: the last URL is the storage
-    parsed = urllib.parse.urlsplit(last)
-    if parsed.scheme.lower() not in ("file", "local"):
-        return None
-    if parsed.netloc not in ("", "localhost"):
-        return None  # another host's file
-    return urllib.request.url2pathname(parsed.path) or None
 
 
 def _local(inputs: Iterable[str]) -> list[str]:

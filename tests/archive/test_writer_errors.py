@@ -76,7 +76,7 @@ def test_bad_arguments_are_one_line_input_errors(tmp_path, suffix, kwargs, words
     ("path", "words"),
     [
         ("run.txt", "cannot tell the back end from the suffix"),
-        ("s3://bucket/run.zarr", "use a local path"),
+        ("s3://bucket/run.h5", "HDF5 archives are written to local paths"),
         (None, "invalid archive path None"),
     ],
 )
