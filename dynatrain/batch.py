@@ -1269,8 +1269,10 @@ def _length_warning(records: Sequence[Mapping[str, Any]], indices: Iterable[int]
 def check_group_keys(runs: Sequence[str], keys: Sequence[str]) -> None:
     """Refuse a ``--group-by`` key that no run's metadata has, before any run is analysed.
 
-    Reads the metadata of the runs (attributes only, no data), each only until every key
-    has been seen; a run that cannot be opened is skipped (its analysis reports it).
+    Reads the metadata of the local runs (attributes only, no data), each only until
+    every key has been seen; a run that cannot be opened is skipped (its analysis
+    reports it), and so is a run in object storage, which only its worker reads
+    (:func:`group_summary` refuses the key after the analysis).
 
     Raises
     ------
@@ -1284,8 +1286,10 @@ def check_group_keys(runs: Sequence[str], keys: Sequence[str]) -> None:
     for run in runs:
         if not missing:
             return
-        if _special_file(run) is not None:
-            continue  # never opened (a FIFO could block)
+        if _special_file(run) is not None or is_url(run):
+            # A FIFO could block; a run in object storage is read by its worker only (the
+            # summary refuses the key afterwards if no analysed run has it).
+            continue
         try:
             with open_archive(run) as archive:
                 metadata = dict(archive.metadata)
