@@ -691,6 +691,7 @@ WATCH_UNTIL = ("converged", "complete")
     help="With --until converged: count a convergence only if its surrogate p-value is at"
     " most P.  [default: the rule's decision, its p-value reported]",
 )
+@storage_option
 @debug_option
 def watch(
     run: str,

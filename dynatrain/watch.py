@@ -23,6 +23,11 @@ directory, both Linux); where it cannot be seen, only ``expected_checkpoints`` a
 the timeout end a watch. One corner: a writer killed exactly when its arrays were
 full (1,024, 2,048, ... checkpoints, the sizes they grow by) looks closed.
 
+**A run in object storage** (a Zarr URL) has no lock to look at: a watch waits for the
+store to appear (until the timeout), reads its root document at each poll, and ends
+when the run holds its ``expected_checkpoints`` or its arrays are trimmed (the writer
+closed it); a writer killed there is noticed only by the timeout.
+
 **Windows.** A live run must fix its analysis windows before it ends: from the
 settings (``--window``/``--window-step``), else from the archive's
 ``expected_checkpoints`` (the windows ``analyze`` will use on the finished run), else,
@@ -50,6 +55,7 @@ from dynatrain.analysis import Settings
 from dynatrain.archive import format as fmt
 from dynatrain.archive._files import archive_writer_present
 from dynatrain.archive.reader import Archive, open_archive
+from dynatrain.archive.storage import local_path, redact
 from dynatrain.errors import ArchiveError, InputError
 from dynatrain.live import Monitor
 from dynatrain.signals import reduce_layer, select_layers
@@ -121,6 +127,8 @@ class RunFollower:
 
     def __init__(self, path: str | os.PathLike[str], settings: Settings | None = None) -> None:
         self.path = os.fspath(path)
+        #: A run in object storage: no lock, no file identity, the store may not exist yet.
+        self.in_object_storage = fmt.is_url(self.path) and local_path(self.path) is None
         self.settings = settings or Settings()
         if self.settings.epochs is not None:
             raise InputError("watch follows the whole run: --epochs does not apply")
@@ -129,6 +137,8 @@ class RunFollower:
                 "the whole-run convergence rule needs the finished run: watch uses the causal"
                 " rule (analyze the run afterwards for the other)"
             )
+        if self.in_object_storage and fmt.backend_for_path(self.path) != "zarr":
+            raise InputError(f"{redact(self.path)}: watch follows Zarr archives in object storage")
         if fmt.backend_for_path(self.path) is None and not os.path.isdir(self.path):
             raise InputError(
                 f"{self.path}: cannot tell the back end; watch an archive ending in .h5,"
@@ -177,6 +187,8 @@ class RunFollower:
 
     def writer_present(self) -> bool | None:
         """Whether a writer holds the archive (or its HDF5 staging file); None: cannot tell."""
+        if self.in_object_storage:
+            return None  # no lock to look at
         present = archive_writer_present(self.path)
         if present is None and not os.path.lexists(self.path):
             present = archive_writer_present(self.path + _STAGING_SUFFIX)
@@ -294,6 +306,21 @@ class RunFollower:
 
     def _open(self) -> bool:
         """Open the archive once it has a complete checkpoint; False while it has none."""
+        if self.in_object_storage:
+            try:
+                archive = open_archive(self.path)
+            except ArchiveError:
+                return False  # not written yet (or never: the timeout says so)
+            if archive.n_checkpoints == 0:
+                archive.close()
+                return False
+            try:
+                self._start(archive, writer_gone=False)
+            except BaseException:
+                archive.close()
+                raise
+            self._archive = archive
+            return True
         if not os.path.lexists(self.path):
             if os.path.lexists(self.path + _STAGING_SUFFIX):
                 return False  # an HDF5 writer preparing the file: it appears at checkpoint 1
@@ -365,7 +392,7 @@ class RunFollower:
             )
         except InputError as exc:
             raise InputError(f"{self.path}: {exc}") from exc
-        self._identity = _identity(self.path)
+        self._identity = None if self.in_object_storage else _identity(self.path)
 
     def _check_same_archive(self) -> None:
         """Refuse to go on if the path now names another archive (a new run replaced it)."""
@@ -517,6 +544,10 @@ def _run_end(follower: RunFollower, present: bool | None, until: str) -> WatchEn
     expected = follower.expected_checkpoints
     if expected is not None and read >= expected:
         return _end(follower, "complete", until, f"the run is complete: {read} checkpoints")
+    if present is None and follower.in_object_storage and follower.opened and follower.trimmed:
+        return _end(
+            follower, "complete", until, f"the writer closed the archive: {read} checkpoints"
+        )
     if present is not False:
         return None
     follower.wait_for_null()

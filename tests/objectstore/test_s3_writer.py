@@ -348,3 +348,44 @@ def test_folder_markers_are_not_members(bucket):
         assert archive.layer_names == ("l1", "l2")
         assert archive.n_checkpoints == 6
     assert validate_archive(url).valid
+
+
+def test_watch_follows_a_run_being_written_to_the_bucket(bucket):
+    """Every checkpoint reported once, in order, and the run complete at its end."""
+    from dynatrain.analysis import Settings
+    from dynatrain.watch import watch
+
+    url = bucket.url("watched.zarr")
+    events: list[dict] = []
+    # The training job: another process, as it would be.
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "dynatrain.cli", "simulate", url, "--checkpoints", "60",
+         "--layers", "3", "--samples", "2", "--features", "2"],
+        env=bucket.environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        end = watch(
+            url,
+            Settings(window=20, surrogates=0),
+            until="complete",
+            timeout=60,
+            interval=0.05,
+            on_event=events.append,
+        )
+    finally:
+        _, stderr = writer.communicate(timeout=120)
+    assert writer.returncode == 0, stderr
+    assert (end.reason, end.exit_code) == ("complete", 0), end.message
+    assert [event["checkpoint"] for event in events] == list(range(60))
+    with open_archive(url) as archive:
+        assert [event["epoch"] for event in events] == archive.epochs.tolist()
+
+
+def test_watch_of_a_bucket_run_that_never_comes_times_out_in_one_line(bucket):
+    result = bucket.invoke(
+        "watch", bucket.url("never.zarr"), "--timeout", "0.5", "--interval", "0.1",
+        "--format", "jsonl",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    assert "no new complete checkpoint yet for 0.5 s" in result.stderr
+    assert "Traceback" not in result.stderr
