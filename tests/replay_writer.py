@@ -60,7 +60,9 @@ def replay(
     run = load(source) if not isinstance(source, dict) else source
     n = len(run["epochs"])
     options = {"expected_checkpoints": n} if expected else {}
-    with ArchiveWriter(dest, run["metadata"], **options, **writer_options) as writer:
+    # The source's own announcement (the sample runs have one) is the one given here.
+    metadata = {k: v for k, v in run["metadata"].items() if k != "expected_checkpoints"}
+    with ArchiveWriter(dest, metadata, **options, **writer_options) as writer:
         for t in range(n if stop_after is None else stop_after):
             writer.append(
                 epoch=float(run["epochs"][t]),

@@ -431,6 +431,10 @@ class ZarrStore(Store):
             raise ArchiveError(
                 self.path, f"cannot read the store again ({first_line(exc)})"
             ) from exc
+        # Nodes and the listing were read as the store was: a following reader reads
+        # them again (an array the writer grew or trimmed has a new length).
+        self._nodes.clear()
+        self._all_keys = None
         return True
 
     def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
@@ -438,6 +442,7 @@ class ZarrStore(Store):
         # when the writer may have made it longer (or shorter, trimming at close).
         if n_rows is not None and array.shape[0] >= n_rows:
             return array
+        self._nodes.pop(parts, None)  # its metadata as read before: read it again
         fresh = self.array(parts)
         if fresh is None:
             raise ArchiveError(self.path, f"/{'/'.join(parts)} has gone")
