@@ -136,7 +136,11 @@ def test_the_readme_column_example_lines_up(sample_csv):
     if column is not None:  # the README's command itself, on the shipped runs
         text = sample_csv("--group-by", "dataset", "--columns", "summary", surrogates="19")
         shown = subprocess.run([column, "-s,", "-t"], input=text, capture_output=True, text=True)
-        assert len({len(line.split()) for line in shown.stdout.splitlines()}) == 1
+        # `column` merges empty fields (a run that did not converge): the README says so;
+        # every row with all its values lines up with the header.
+        full = [i for i, line in enumerate(text.splitlines()) if ",," not in line + ","]
+        widths = {len(shown.stdout.splitlines()[i].split()) for i in full}
+        assert len(full) > 20 and len(widths) == 1
     picked = sample_csv("--columns", "run_id,integration,convergence.epoch").splitlines()
     assert picked[0] == "run_id,integration,convergence.epoch"
     assert picked[1].startswith("cnn-digits-hard-seed0,0.")
