@@ -255,10 +255,11 @@ class Store(ABC):
         return None
 
     @abstractmethod
-    def absent_ranges(self, array: Any, n_rows: int) -> np.ndarray:
-        """Rows among the first ``n_rows`` in absent storage chunks, as ``[start, stop)`` ranges.
+    def absent_ranges(self, array: Any, n_rows: int, start: int = 0) -> np.ndarray:
+        """Rows ``start .. n_rows - 1`` in absent storage chunks, as ``[start, stop)`` ranges.
 
-        Shape ``(k, 2)``, sorted. A read returns the fill value there.
+        Shape ``(k, 2)``, sorted. A read returns the fill value there. A follower gives
+        ``start``, the rows it checked before, to check only the new ones.
         """
 
     def absent_is_lost(self, array: Any) -> bool:

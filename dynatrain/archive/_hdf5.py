@@ -425,7 +425,7 @@ class HDF5Store(Store):
                 )
         return super().array_problem(array, what)
 
-    def absent_ranges(self, array: Any, n_rows: int) -> np.ndarray:
+    def absent_ranges(self, array: Any, n_rows: int, start: int = 0) -> np.ndarray:
         """See :class:`Store`: chunks HDF5 never allocated, i.e. never written.
 
         In an HDF5 file a chunk exists from its first write on, so a row of the
@@ -447,6 +447,9 @@ class HDF5Store(Store):
         chunks = self.chunk_shape(array)
         grid = [-(-int(size) // step) for size, step in zip(array.shape, chunks, strict=True)]
         per_block = int(np.prod(grid[1:], dtype=np.int64))
+        first, last = start // chunks[0], -(-n_rows // chunks[0])
+        if start > 0 and per_block == 1 and last - first <= _PROBED_BLOCKS:
+            return self._probe_blocks(array, first, last, chunks[0], start, n_rows)
         if array.id.get_num_chunks() >= int(np.prod(grid, dtype=np.int64)):
             return empty  # every chunk of the whole array exists
         counts: dict[int, int] = {}
@@ -461,7 +464,32 @@ class HDF5Store(Store):
             for index in range(array.id.get_num_chunks()):
                 count(array.id.get_chunk_info(index))
         present = [block for block, n in counts.items() if n >= per_block]
-        return gaps(present, -(-n_rows // chunks[0]), chunks[0], n_rows)
+        ranges = gaps(present, -(-n_rows // chunks[0]), chunks[0], n_rows)
+        clipped = np.clip(ranges, start, max(start, n_rows))
+        return clipped[clipped[:, 1] > clipped[:, 0]]
+
+    def _probe_blocks(
+        self, array: Any, first: int, last: int, rows: int, start: int, n_rows: int
+    ) -> np.ndarray:
+        """Absent ranges among chunks ``first .. last - 1`` (each spanning the other axes).
+
+        Each chunk is asked for by its coordinates (a lookup in the chunk index, constant
+        time; walking the index or ``get_chunk_info_by_coord`` is linear in the number of
+        chunks, so a follower's poll would cost the whole history).
+        """
+        present = []
+        zeros = (0,) * (len(array.shape) - 1)
+        for block in range(first, last):
+            try:
+                array.id.read_direct_chunk((block * rows, *zeros))
+            except RuntimeError as exc:
+                if "not allocated" not in str(exc):
+                    raise
+            else:
+                present.append(block)
+        ranges = gaps(present, last, rows, n_rows)
+        clipped = np.clip(ranges, start, max(start, n_rows))
+        return clipped[clipped[:, 1] > clipped[:, 0]]
 
     def size_on_disk(self) -> int | None:
         return os.path.getsize(self.path)
@@ -469,6 +497,9 @@ class HDF5Store(Store):
     def close(self) -> None:
         self._file.close()
 
+
+#: Most new chunks a follower's check asks for one by one (else the index is walked).
+_PROBED_BLOCKS = 64
 
 _H5Z_FILTER_DEFLATE = 1
 _H5Z_FILTER_SHUFFLE = 2

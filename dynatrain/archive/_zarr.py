@@ -534,7 +534,7 @@ class ZarrStore(Store):
             self._all_keys = run(listing(""))
         return [key for key in self._all_keys if key.startswith(prefix)]
 
-    def absent_ranges(self, array: Any, n_rows: int) -> np.ndarray:
+    def absent_ranges(self, array: Any, n_rows: int, start: int = 0) -> np.ndarray:
         """See :meth:`Store.absent_ranges`: one listing of the array's keys.
 
         The listed keys are decoded into storage-grid indices (the specification's
@@ -560,7 +560,9 @@ class ZarrStore(Store):
             )
         )
         present = [block for block, n in counts.items() if n >= per_block]
-        return gaps(present, -(-n_rows // grid_shape[0]), grid_shape[0], n_rows)
+        ranges = gaps(present, -(-n_rows // grid_shape[0]), grid_shape[0], n_rows)
+        clipped = np.clip(ranges, start, max(start, n_rows))
+        return clipped[clipped[:, 1] > clipped[:, 0]]
 
     def read_error(self, exc: BaseException) -> str:
         if isinstance(exc, MemoryError):

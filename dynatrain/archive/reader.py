@@ -323,6 +323,7 @@ class Archive:
         self.metric_names: tuple[str, ...] = ()
         self._arrays: dict[tuple[str, str], Any] = {}
         self._absent: dict[str, np.ndarray] = {}
+        self._absent_upto: dict[str, int] = {}  # checkpoints those ranges were found among
         self._followed: dict[tuple[str, ...], Any] = {}  # epoch, step, metrics (refresh)
         self.n_checkpoints = self.n_rows_stored = 0
         self.epochs = np.empty(0)
@@ -647,7 +648,8 @@ class Archive:
         for key, array in self._arrays.items():
             self._arrays[key] = store.refresh_array(array, (fmt.LAYERS, *key), new)
         self.n_checkpoints = new
-        self._absent.clear()  # computed for the old count
+        # The absent chunks found among the old count stand; the new rows are checked
+        # when they are read (only theirs: a poll costs the new rows, not the history).
         try:
             epochs = self._read_rows(epoch_array, "checkpoints/epoch", start=old, stop=new)
             previous = self.epochs[-1:] if old else np.empty(0)
@@ -712,16 +714,20 @@ class Archive:
 
     def _absent_checkpoints(self, array: Any, what: str) -> np.ndarray:
         """``[start, stop)`` ranges of complete checkpoints whose chunk of ``array`` is absent."""
-        if what not in self._absent:
+        checked = self._absent_upto.get(what, 0) if what in self._absent else 0
+        if what not in self._absent or checked < self.n_checkpoints:
             try:
-                absent = self._store.absent_ranges(array, self.n_checkpoints)
+                absent = self._store.absent_ranges(array, self.n_checkpoints, start=checked)
             except ArchiveError:
                 raise
             except Exception as exc:
                 raise ArchiveError(
                     self.path, f"cannot list the chunks of {what}: {self._store.read_error(exc)}"
                 ) from exc
+            if checked:
+                absent = _merge_ranges(np.concatenate([self._absent[what], absent]))
             self._absent[what] = absent
+            self._absent_upto[what] = self.n_checkpoints
         return self._absent[what]
 
     def _lost_chunks(
@@ -1051,6 +1057,20 @@ def _clip_ranges(ranges: np.ndarray, start: int, stop: int) -> np.ndarray:
     """``[start, stop)`` ranges intersected with ``[start, stop)``; empty ones dropped."""
     clipped = np.clip(ranges, start, max(start, stop))
     return clipped[clipped[:, 1] > clipped[:, 0]]
+
+
+def _merge_ranges(ranges: np.ndarray) -> np.ndarray:
+    """Sorted ``[start, stop)`` ranges with touching or overlapping ones joined."""
+    if len(ranges) < 2:
+        return ranges
+    ranges = ranges[np.argsort(ranges[:, 0], kind="stable")]
+    merged = [list(ranges[0])]
+    for start, stop in ranges[1:]:
+        if start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    return np.array(merged, dtype=np.int64).reshape(-1, 2)
 
 
 def _covers(ranges: np.ndarray, start: int, stop: int) -> bool:

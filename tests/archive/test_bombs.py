@@ -433,3 +433,49 @@ def test_over_the_limit_chunks_of_every_small_array_are_refused(tmp_path):
         )
     with pytest.raises(ArchiveError, match="checkpoints/epoch is stored in chunks of 536870912"):
         open_archive(path)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".zarr"])
+def test_a_followers_check_of_new_rows_finds_what_the_whole_walk_finds(tmp_path, suffix):
+    """``absent_ranges(..., start=s)``: the new rows only, the same ranges as the full walk."""
+    from dynatrain.archive.reader import open_archive
+
+    path = tmp_path / f"gappy{suffix}"
+    write_plain_archive(path, layers=_layers())
+    written = [0, 1, 2, 5, 6, 9, 10, 11, 17, 18, 19, 25]  # chunks of 1 checkpoint
+    if suffix == ".h5":
+        with h5py.File(path, "r+") as f:
+            del f["layers/b/activations"]
+            array = f["layers/b"].create_dataset(
+                "activations", shape=(T, 3, 2), chunks=(1, 3, 2), dtype="f4"
+            )
+            for row in written:
+                array[row] = row
+    else:
+        root = zarr.open_group(path, mode="r+")
+        del root["layers/b/activations"]
+        array = root.create_array(
+            "layers/b/activations", shape=(T, 3, 2), chunks=(1, 3, 2), dtype="f4",
+            fill_value=np.nan,
+        )  # fmt: skip
+        for row in written:
+            array[row] = row
+    with open_archive(path) as archive:
+        store = archive._store
+        array = store.array(("layers", "b", "activations"))
+        whole = store.absent_ranges(array, T)
+        for start in (1, 4, 8, 12, 20, 26, T):
+            clipped = whole.clip(start, T)
+            assert np.array_equal(
+                store.absent_ranges(array, T, start=start),
+                clipped[clipped[:, 1] > clipped[:, 0]],
+            ), start
+    expected = [[3, 5], [7, 9], [12, 17], [20, 25], [26, T]]
+    assert whole.tolist() == expected
+
+
+def test_merged_ranges_join_touching_ones():
+    from dynatrain.archive.reader import _merge_ranges
+
+    ranges = np.array([[5, 7], [0, 2], [2, 3], [6, 9], [12, 13]])
+    assert _merge_ranges(ranges).tolist() == [[0, 3], [5, 9], [12, 13]]
