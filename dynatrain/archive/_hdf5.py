@@ -430,8 +430,9 @@ class HDF5Store(Store):
 
         In an HDF5 file a chunk exists from its first write on, so a row of the
         complete checkpoints in an absent chunk was never written, whatever the fill
-        value says. The chunk index is asked first how many chunks exist (one call);
-        only if some are missing is it walked, once.
+        value says. The chunks of rows ``start .. n_rows - 1`` are looked up one by one
+        (see :meth:`_probe_blocks`); beyond ``_PROBED_CHUNKS`` of them the chunk index is
+        asked how many chunks exist and, if some are missing, walked once.
         """
         n_rows = min(n_rows, int(array.shape[0]) if array.shape else 0)
         empty = np.zeros((0, 2), dtype=np.int64)
@@ -448,8 +449,12 @@ class HDF5Store(Store):
         grid = [-(-int(size) // step) for size, step in zip(array.shape, chunks, strict=True)]
         per_block = int(np.prod(grid[1:], dtype=np.int64))
         first, last = start // chunks[0], -(-n_rows // chunks[0])
-        if start > 0 and per_block == 1 and last - first <= _PROBED_BLOCKS:
-            return self._probe_blocks(array, first, last, chunks[0], start, n_rows)
+        if (last - first) * per_block <= _PROBED_CHUNKS:
+            probed = self._probe_blocks(array, first, last, chunks, grid, start, n_rows)
+            if probed is not None:
+                return probed
+            if array.id.get_num_chunks() == 0:  # no chunk index yet: nothing was written
+                return np.array([[start, n_rows]], dtype=np.int64) if start < n_rows else empty
         if array.id.get_num_chunks() >= int(np.prod(grid, dtype=np.int64)):
             return empty  # every chunk of the whole array exists
         counts: dict[int, int] = {}
@@ -469,25 +474,54 @@ class HDF5Store(Store):
         return clipped[clipped[:, 1] > clipped[:, 0]]
 
     def _probe_blocks(
-        self, array: Any, first: int, last: int, rows: int, start: int, n_rows: int
-    ) -> np.ndarray:
-        """Absent ranges among chunks ``first .. last - 1`` (each spanning the other axes).
+        self,
+        array: Any,
+        first: int,
+        last: int,
+        chunks: tuple[int, ...],
+        grid: list[int],
+        start: int,
+        n_rows: int,
+    ) -> np.ndarray | None:
+        """Absent ranges among the blocks of rows ``first .. last - 1``, chunk by chunk.
 
-        Each chunk is asked for by its coordinates (a lookup in the chunk index, constant
-        time; walking the index or ``get_chunk_info_by_coord`` is linear in the number of
-        chunks, so a follower's poll would cost the whole history).
+        Each chunk is looked up by its coordinates, which reads no data (the one-byte
+        buffer is refused for a chunk that exists, before anything is read) and touches
+        only the chunk index's entries for these rows: walking the whole index
+        (``chunk_iter``, ``get_num_chunks``) also reads its entries past the complete
+        checkpoints, which a writer killed mid-append may have left half-written, and
+        HDF5's reader in SWMR mode retries such a read with growing pauses for minutes.
+        A lookup costs about 13 µs, whatever the file's size.
+
+        None if a lookup gives a size no chunk of this array can have: HDF5 answers so
+        for a dataset whose chunk index was never created (no chunk ever written).
         """
+        import itertools
+
+        chunk_bytes = int(np.prod(chunks, dtype=np.int64)) * array.dtype.itemsize
+        filtered = array.id.get_create_plist().get_nfilters() > 0
+        probe = np.empty(1, dtype=np.uint8)
+        across = [range(0, n * step, step) for n, step in zip(grid[1:], chunks[1:], strict=True)]
         present = []
-        zeros = (0,) * (len(array.shape) - 1)
         for block in range(first, last):
-            try:
-                array.id.read_direct_chunk((block * rows, *zeros))
-            except RuntimeError as exc:
-                if "not allocated" not in str(exc):
+            for rest in itertools.product(*across):
+                try:
+                    array.id.read_direct_chunk((block * chunks[0], *rest), out=probe)
+                except ValueError as exc:  # it exists: the buffer is too small for it
+                    size = _required_bytes(exc)
+                    plausible = size is None or (
+                        size <= 2 * chunk_bytes + 4096 if filtered else size == chunk_bytes
+                    )
+                    if not plausible:
+                        return None
+                    continue
+                except RuntimeError as exc:
+                    if "not allocated" in str(exc):
+                        break  # a chunk of the block is absent
                     raise
             else:
                 present.append(block)
-        ranges = gaps(present, last, rows, n_rows)
+        ranges = gaps(present, last, chunks[0], n_rows)
         clipped = np.clip(ranges, start, max(start, n_rows))
         return clipped[clipped[:, 1] > clipped[:, 0]]
 
@@ -498,8 +532,16 @@ class HDF5Store(Store):
         self._file.close()
 
 
-#: Most new chunks a follower's check asks for one by one (else the index is walked).
-_PROBED_BLOCKS = 64
+def _required_bytes(exc: ValueError) -> int | None:
+    """The chunk size in h5py's "out buffer is only 1 bytes, N bytes required"."""
+    import re
+
+    match = re.search(r"(\d+) bytes required", str(exc))
+    return int(match.group(1)) if match else None
+
+
+#: Most chunks looked up one by one to find the absent ones (else the index is walked).
+_PROBED_CHUNKS = 250_000
 
 _H5Z_FILTER_DEFLATE = 1
 _H5Z_FILTER_SHUFFLE = 2
