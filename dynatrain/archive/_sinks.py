@@ -427,6 +427,21 @@ def _zarr_json(document: dict[str, Any]) -> bytes:
     return json.dumps(document, indent=2, allow_nan=True).encode()
 
 
+def _zarr_groups(
+    specs: list[ArraySpec],
+    layer_order: list[str],
+    layer_attributes: Mapping[str, Mapping[str, Any]],
+) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Every group a Zarr archive of these arrays needs, with its attributes."""
+    groups: dict[tuple[str, ...], dict[str, Any]] = {(fmt.LAYERS,): {fmt.ORDER_ATTR: layer_order}}
+    for name, attributes in layer_attributes.items():
+        groups[(fmt.LAYERS, name)] = dict(attributes)
+    for spec in specs:
+        for depth in range(1, len(spec.parts)):
+            groups.setdefault(spec.parts[:depth], {})
+    return groups
+
+
 def _group_document(attributes: dict[str, Any]) -> dict[str, Any]:
     return {"attributes": attributes, "zarr_format": 3, "node_type": "group"}
 
@@ -551,14 +566,7 @@ class ZarrSink(Sink):
         layer_attributes: Mapping[str, Mapping[str, Any]],
     ) -> None:
         specs = list(specs)
-        groups: dict[tuple[str, ...], dict[str, Any]] = {
-            (fmt.LAYERS,): {fmt.ORDER_ATTR: layer_order}
-        }
-        for name, attributes in layer_attributes.items():
-            groups[(fmt.LAYERS, name)] = dict(attributes)
-        for spec in specs:
-            for depth in range(1, len(spec.parts)):
-                groups.setdefault(spec.parts[:depth], {})
+        groups = _zarr_groups(specs, layer_order, layer_attributes)
         for parts, attributes in sorted(groups.items()):
             self._write_document(parts, _group_document(attributes))
         self.grow(specs, capacity)
@@ -725,14 +733,7 @@ class FsspecSink(Sink):
         layer_attributes: Mapping[str, Mapping[str, Any]],
     ) -> None:
         specs = list(specs)
-        groups: dict[tuple[str, ...], dict[str, Any]] = {
-            (fmt.LAYERS,): {fmt.ORDER_ATTR: layer_order}
-        }
-        for name, attributes in layer_attributes.items():
-            groups[(fmt.LAYERS, name)] = dict(attributes)
-        for spec in specs:
-            for depth in range(1, len(spec.parts)):
-                groups.setdefault(spec.parts[:depth], {})
+        groups = _zarr_groups(specs, layer_order, layer_attributes)
         documents = {
             self._key(*parts, _ZARR_METADATA): _zarr_json(_group_document(attributes))
             for parts, attributes in groups.items()
