@@ -175,6 +175,12 @@ def gaps(present_blocks: Iterable[int], n_blocks: int, rows_per_block: int, n_ro
     return np.array(ranges, dtype=np.int64).reshape(-1, 2)
 
 
+def clip_ranges(ranges: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``[start, stop)`` ranges intersected with ``[start, stop)``; empty ones dropped."""
+    clipped = np.clip(ranges, start, max(start, stop))
+    return clipped[clipped[:, 1] > clipped[:, 0]]
+
+
 class Store(ABC):
     """A read-only view of an archive's tree.
 

@@ -23,6 +23,7 @@ import numpy as np
 from dynatrain.archive._backends import (
     Store,
     _check_member_name,
+    clip_ranges,
     decode_member_name,
     first_line,
     gaps,
@@ -452,9 +453,7 @@ class HDF5Store(Store):
         if (last - first) * per_block <= _PROBED_CHUNKS:
             probed = self._probe_blocks(array, first, last, chunks, grid, start, n_rows)
             if probed is not None:
-                return probed
-            if array.id.get_num_chunks() == 0:  # no chunk index yet: nothing was written
-                return np.array([[start, n_rows]], dtype=np.int64) if start < n_rows else empty
+                return probed  # else no chunk index yet: the walk below finds none
         if array.id.get_num_chunks() >= int(np.prod(grid, dtype=np.int64)):
             return empty  # every chunk of the whole array exists
         counts: dict[int, int] = {}
@@ -470,8 +469,7 @@ class HDF5Store(Store):
                 count(array.id.get_chunk_info(index))
         present = [block for block, n in counts.items() if n >= per_block]
         ranges = gaps(present, -(-n_rows // chunks[0]), chunks[0], n_rows)
-        clipped = np.clip(ranges, start, max(start, n_rows))
-        return clipped[clipped[:, 1] > clipped[:, 0]]
+        return clip_ranges(ranges, start, n_rows)
 
     def _probe_blocks(
         self,
@@ -522,8 +520,7 @@ class HDF5Store(Store):
             else:
                 present.append(block)
         ranges = gaps(present, last, chunks[0], n_rows)
-        clipped = np.clip(ranges, start, max(start, n_rows))
-        return clipped[clipped[:, 1] > clipped[:, 0]]
+        return clip_ranges(ranges, start, n_rows)
 
     def size_on_disk(self) -> int | None:
         return os.path.getsize(self.path)

@@ -31,6 +31,7 @@ from dynatrain.archive._backends import (
     MAX_CHUNK_BYTES,
     Store,
     _check_member_name,
+    clip_ranges,
     decode_member_name,
     first_line,
     gaps,
@@ -561,8 +562,7 @@ class ZarrStore(Store):
         )
         present = [block for block, n in counts.items() if n >= per_block]
         ranges = gaps(present, -(-n_rows // grid_shape[0]), grid_shape[0], n_rows)
-        clipped = np.clip(ranges, start, max(start, n_rows))
-        return clipped[clipped[:, 1] > clipped[:, 0]]
+        return clip_ranges(ranges, start, n_rows)
 
     def read_error(self, exc: BaseException) -> str:
         if isinstance(exc, MemoryError):

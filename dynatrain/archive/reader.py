@@ -24,6 +24,7 @@ from dynatrain.archive._backends import (
     MAX_CHUNK_BYTES,
     Store,
     as_python,
+    clip_ranges,
     is_member_name,
     iter_row_blocks,
     json_value,
@@ -742,7 +743,7 @@ class Archive:
         if not self._store.absent_is_lost(array):
             return None
         stop = self.n_checkpoints if stop is None else stop
-        missing = _clip_ranges(self._absent_checkpoints(array, what), start, stop)
+        missing = clip_ranges(self._absent_checkpoints(array, what), start, stop)
         if missing.size == 0:
             return None
         phrase = _checkpoints_phrase(missing, self.epochs)
@@ -845,7 +846,7 @@ class Archive:
         lost = self._lost_chunks(array, what, start, stop)
         if lost is not None:
             raise ArchiveError(self.path, lost)
-        absent = _clip_ranges(self._absent_checkpoints(array, what), start, stop)
+        absent = clip_ranges(self._absent_checkpoints(array, what), start, stop)
         fill = self._store.fill_value(array)
         chunk_shape = self._store.chunk_shape(array)
         rows, samples_per_block = _block_shape(info, chunk_shape, max_block_bytes)
@@ -1051,12 +1052,6 @@ def _problems_line(problems: list[str]) -> str:
     if len(problems) > _MAX_PROBLEMS_SHOWN:
         line += f"; and {len(problems) - _MAX_PROBLEMS_SHOWN} more problem(s)"
     return line
-
-
-def _clip_ranges(ranges: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """``[start, stop)`` ranges intersected with ``[start, stop)``; empty ones dropped."""
-    clipped = np.clip(ranges, start, max(start, stop))
-    return clipped[clipped[:, 1] > clipped[:, 0]]
 
 
 def _merge_ranges(ranges: np.ndarray) -> np.ndarray:
