@@ -306,22 +306,7 @@ class RunFollower:
 
     def _open(self) -> bool:
         """Open the archive once it has a complete checkpoint; False while it has none."""
-        if self.in_object_storage:
-            try:
-                archive = open_archive(self.path)
-            except ArchiveError:
-                return False  # not written yet (or never: the timeout says so)
-            if archive.n_checkpoints == 0:
-                archive.close()
-                return False
-            try:
-                self._start(archive, writer_gone=False)
-            except BaseException:
-                archive.close()
-                raise
-            self._archive = archive
-            return True
-        if not os.path.lexists(self.path):
+        if not self.in_object_storage and not os.path.lexists(self.path):
             if os.path.lexists(self.path + _STAGING_SUFFIX):
                 return False  # an HDF5 writer preparing the file: it appears at checkpoint 1
             raise ArchiveError(self.path, "no such file or directory")
@@ -329,7 +314,9 @@ class RunFollower:
         try:
             archive = open_archive(self.path)
         except ArchiveError:
-            if present:  # a Zarr writer between creating the store and its root document
+            # A Zarr writer between creating the store and its root document; in object
+            # storage, a store not written yet (or never: the timeout says so).
+            if present or self.in_object_storage:
                 return False
             raise
         if archive.n_checkpoints == 0:
