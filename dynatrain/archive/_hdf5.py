@@ -431,11 +431,14 @@ class HDF5Store(Store):
 
         In an HDF5 file a chunk exists from its first write on, so a row of the
         complete checkpoints in an absent chunk was never written, whatever the fill
-        value says. The chunks of rows ``start .. n_rows - 1`` are looked up one by one
-        (see :meth:`_probe_blocks`); beyond ``_PROBED_CHUNKS`` of them the chunk index is
-        asked how many chunks exist and, if some are missing, walked once.
+        value says. The chunk index is asked how many chunks exist and, if some are
+        missing, walked once; but where rows lie past the complete ones (a writer still
+        running, or killed) or only new rows are asked for (``start``), the chunks of rows
+        ``start .. n_rows - 1`` are looked up one by one instead (see
+        :meth:`_probe_blocks`), up to ``_PROBED_CHUNKS`` of them.
         """
-        n_rows = min(n_rows, int(array.shape[0]) if array.shape else 0)
+        stored = int(array.shape[0]) if array.shape else 0
+        n_rows = min(n_rows, stored)
         empty = np.zeros((0, 2), dtype=np.int64)
         if n_rows <= 0 or array.size == 0:
             return empty
@@ -450,7 +453,10 @@ class HDF5Store(Store):
         grid = [-(-int(size) // step) for size, step in zip(array.shape, chunks, strict=True)]
         per_block = int(np.prod(grid[1:], dtype=np.int64))
         first, last = start // chunks[0], -(-n_rows // chunks[0])
-        if (last - first) * per_block <= _PROBED_CHUNKS:
+        # Walking the index reads its entries for every stored row: safe once nothing is
+        # stored past the complete rows (a closed archive), slow to look up row by row.
+        only_complete = stored <= n_rows and start == 0
+        if not only_complete and (last - first) * per_block <= _PROBED_CHUNKS:
             probed = self._probe_blocks(array, first, last, chunks, grid, start, n_rows)
             if probed is not None:
                 return probed  # else no chunk index yet: the walk below finds none
