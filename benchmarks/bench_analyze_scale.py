@@ -65,7 +65,7 @@ def timed(*args, **kwargs):
     return result
 analysis.analyze = timed
 try:
-    main(["analyze", sys.argv[1], "--format", "json"], standalone_mode=False)
+    main(["analyze", sys.argv[1], "--format", "json", *sys.argv[2:]], standalone_mode=False)
 finally:
     seconds, result = calls[0]
     report = {
@@ -120,10 +120,11 @@ def write_archive(path: Path, n_layers: int, n_checkpoints: int, seed: int = 0) 
             )
 
 
-def measure(path: Path) -> dict:
-    """Run the analysis in a fresh process; its report."""
+def measure(path: Path, threads: int | None = None) -> dict:
+    """Run the analysis in a fresh process (``--threads`` if given); its report."""
+    extra = [] if threads is None else ["--threads", str(threads)]
     process = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(path)],
+        [sys.executable, "-c", DRIVER, str(path), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -188,31 +189,53 @@ def main(argv: list[str] | None = None) -> int:
         help="only these LAYERSxCHECKPOINTS sizes, comma-separated (e.g. 50x1000,500x1000)",
     )
     parser.add_argument("--no-live", action="store_true", help="skip the live monitor's cost")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="analyze --threads (default: each size twice, with 1 and with the default,"
+        " the cores available)",
+    )
     args = parser.parse_args(argv)
     if args.live_only:
         measure_live(50, 2_000 if args.quick else 10_000)
         return 0
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
+    from dynatrain.defaults import default_threads
+
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     print(
-        f"{'layers':>6} {'T':>8} {'window':>7} {'step':>5} {'windows':>7} {'wall s':>7}"
-        f" {'CPU s':>7} {'analysis s':>10} {'peak MiB':>9}  convergence (epoch, decided, p, drawn)"
+        f"{'layers':>6} {'T':>8} {'window':>7} {'step':>5} {'windows':>7} {'threads':>7}"
+        f" {'wall s':>7} {'CPU s':>7} {'analysis s':>10} {'peak MiB':>9}"
+        "  convergence (epoch, decided, p, drawn)"
     )
-    reports = {}
+    # The default (what a user gets) last, so that `reports` holds it; one thread first,
+    # in the same run, for the ratio.
+    runs = [args.threads] if args.threads else [1, default_threads()]
+    reports, single = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for n_layers, n_checkpoints in sizes:
             path = Path(folder) / f"run-{n_layers}x{n_checkpoints}.h5"
             write_archive(path, n_layers, n_checkpoints)
-            report = reports[(n_layers, n_checkpoints)] = measure(path)
+            for threads in dict.fromkeys(runs):
+                report = reports[(n_layers, n_checkpoints)] = measure(path, threads)
+                if threads == 1:
+                    single[(n_layers, n_checkpoints)] = report
+                print(
+                    f"{n_layers:>6} {n_checkpoints:>8} {report['window']:>7}"
+                    f" {report['window_step']:>5} {report['windows']:>7} {threads:>7}"
+                    f" {report['wall']:>7.2f} {report['cpu']:>7.2f} {report['analysis']:>10.2f}"
+                    f" {report['peak_rss_mib']:>9.0f}  "
+                    f"{report['converged']}, {report['decided']}, {report['convergence_p']},"
+                    f" {report['convergence_surrogates_drawn']}",
+                    flush=True,
+                )
             path.unlink()
+    for size, report in reports.items():
+        if size in single and report is not single[size]:
             print(
-                f"{n_layers:>6} {n_checkpoints:>8} {report['window']:>7}"
-                f" {report['window_step']:>5} {report['windows']:>7} {report['wall']:>7.2f}"
-                f" {report['cpu']:>7.2f} {report['analysis']:>10.2f}"
-                f" {report['peak_rss_mib']:>9.0f}  "
-                f"{report['converged']}, {report['decided']}, {report['convergence_p']},"
-                f" {report['convergence_surrogates_drawn']}",
-                flush=True,
+                f"{size[0]} x {size[1]:,}: {runs[-1]} threads take"
+                f" {report['analysis'] / single[size]['analysis']:.2f}x the analysis time of one"
             )
     sample = measure(SAMPLE)
     print(

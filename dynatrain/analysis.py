@@ -424,7 +424,10 @@ class AnalysisResult:
 
 
 def analyze(
-    source: str | os.PathLike[str] | Archive | LayerSignals, settings: Settings | None = None
+    source: str | os.PathLike[str] | Archive | LayerSignals,
+    settings: Settings | None = None,
+    *,
+    threads: int = 1,
 ) -> AnalysisResult:
     """Analyse one run: read (or take) its layer signals and measure them.
 
@@ -434,6 +437,12 @@ def analyze(
         An archive, or layer signals already in memory (then ``reduce``,
         ``layers`` and ``epochs`` of the settings were applied by whoever made them).
     settings : Settings, optional
+    threads : int, optional
+        Threads that compute the surrogate nulls, the windows and the finite-size
+        calibration (:func:`dynatrain.measures.threads`).  The result is the same, to
+        the bit, for any number; 1 (the default here) leaves the cores to the caller,
+        as ``batch`` wants (``dynatrain analyze`` takes every core, up to
+        :data:`~dynatrain.defaults.MAX_ANALYSIS_THREADS`).
 
     Returns
     -------
@@ -455,7 +464,7 @@ def analyze(
     else:
         with open_archive(source) as archive:
             signals = _read(archive, settings)
-    return analyze_signals(signals, settings)
+    return analyze_signals(signals, settings, threads=threads)
 
 
 def _read(archive: Archive, settings: Settings) -> LayerSignals:
@@ -497,9 +506,17 @@ def transform_signals(
     return np.diff(values, axis=-1) / np.diff(epochs), epochs[1:]
 
 
-def analyze_signals(signals: LayerSignals, settings: Settings | None = None) -> AnalysisResult:
+def analyze_signals(
+    signals: LayerSignals, settings: Settings | None = None, *, threads: int = 1
+) -> AnalysisResult:
     """Analyse layer signals already in memory (see :func:`analyze`)."""
-    settings = settings or Settings()
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise InputError(f"threads must be an integer >= 1, got {threads!r}")
+    with m.threads(threads):
+        return _analyze_signals(signals, settings or Settings())
+
+
+def _analyze_signals(signals: LayerSignals, settings: Settings) -> AnalysisResult:
     warnings: list[str] = []
     run = signals.path
     excluded = [{"name": e.name, "reason": e.reason} for e in signals.excluded]

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dynatrain import defaults
 from dynatrain._format import did_you_mean
 from dynatrain.analysis import AnalysisResult, Settings
 from dynatrain.analysis import analyze as _analyze
@@ -57,7 +58,11 @@ def settings_from(settings: Settings | None, options: Mapping[str, Any], caller:
 
 
 def analyze(
-    run: Run | Archive | LayerSignals, settings: Settings | None = None, **options: Any
+    run: Run | Archive | LayerSignals,
+    settings: Settings | None = None,
+    *,
+    threads: int | None = None,
+    **options: Any,
 ) -> AnalysisResult:
     """Analyse one run: integration, metastability, stability index, convergence.
 
@@ -67,6 +72,10 @@ def analyze(
         An HDF5 file or Zarr store (or its URL), an open archive, or signals in memory.
     settings : Settings, optional
         A base for the options.
+    threads : int, optional
+        Threads for the surrogates and windows (default: the cores available, at most
+        :data:`~dynatrain.defaults.MAX_ANALYSIS_THREADS`); the result is the same for any
+        number.
     **options
         The options of ``dynatrain analyze``, with ``_`` for ``-``: ``reduce``,
         ``transform``, ``layers`` (a name, a glob or a list of them), ``epochs``
@@ -93,7 +102,8 @@ def analyze(
     ArchiveError
         An archive that cannot be read.
     """
-    return _analyze(run, settings_from(settings, options, "analyze"))
+    chosen = settings_from(settings, options, "analyze")
+    return _analyze(run, chosen, threads=defaults.default_threads() if threads is None else threads)
 
 
 def analyze_many(

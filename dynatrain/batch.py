@@ -534,9 +534,7 @@ def _first_line(exc: BaseException) -> str:
 
 def default_jobs() -> int:
     """Cores this process may use (its CPU affinity where the system tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return defaults.available_cores()
 
 
 def analyze_or_error(run: str, settings: Settings, *, detail: bool = False) -> dict[str, Any]:

@@ -593,6 +593,14 @@ def _settings(options: dict[str, Any]) -> Any:
     help="Also write the figures (signals, dfa, kuramoto, stability, style) to DIR.",
 )
 @plot_format_option
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Threads for the surrogates and windows (the results are the same for any N)."
+    f"  [default: the cores available, at most {defaults.MAX_ANALYSIS_THREADS}]",
+)
 @storage_option
 @debug_option
 def analyze(
@@ -602,6 +610,7 @@ def analyze(
     fail_if_not_converged: bool,
     plot_dir: str | None,
     plot_format: str,
+    threads: int | None,
     **options: Any,
 ) -> None:
     """Measure one training run: integration, metastability, stability index, convergence."""
@@ -615,7 +624,7 @@ def analyze(
         from dynatrain.report.outputs import check_plot_dir
 
         check_plot_dir(plot_dir, inputs=[run], fmt=plot_format, option="--plot")
-    result = analyze_run(run, settings)
+    result = analyze_run(run, settings, threads=threads or defaults.default_threads())
     for warning in result.warnings:
         _warn(f"{run}: {warning}")
     data = redact_data(result.to_dict(detail=detail))

@@ -7,6 +7,7 @@ output all take their defaults from here.
 from __future__ import annotations
 
 import math
+import os
 from typing import Final
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "DFA_ORDER",
     "FFT_FRIENDLY_WINDOW",
     "HUGE_SIGNAL",
+    "MAX_ANALYSIS_THREADS",
     "MAX_SURROGATES",
     "MAX_WINDOWS",
     "METRIC_CANDIDATES",
@@ -44,8 +46,10 @@ __all__ = [
     "VOL_WINDOW",
     "WINDOW_FRACTION",
     "WINDOW_MIN",
+    "available_cores",
     "convergence_null_stop",
     "default_max_scale",
+    "default_threads",
     "default_window",
     "default_window_step",
 ]
@@ -221,3 +225,25 @@ def default_window_step(n_points: int, window: int) -> int:
     """
     stride_one_windows = max(1, n_points - window + 1)
     return max(1, -(-stride_one_windows // MAX_WINDOWS))
+
+
+#: Most threads one run's analysis uses by default (``analyze --threads``): its surrogate
+#: nulls, windows and calibration are computed in chunks of about 0.5 MiB, which gain
+#: little from more threads than this.
+MAX_ANALYSIS_THREADS: Final = 8
+
+
+def available_cores() -> int:
+    """Cores this process may use (its CPU affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Threads of one ``dynatrain analyze``: the cores available, at most 8.
+
+    :data:`MAX_ANALYSIS_THREADS` is the most; ``batch`` runs each analysis on one thread
+    (its runs already share the cores).
+    """
+    return min(MAX_ANALYSIS_THREADS, available_cores())

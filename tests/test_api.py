@@ -71,6 +71,16 @@ def test_analyze_and_plots_do_not_import_pandas():
 # -- options ---------------------------------------------------------------------------------------
 
 
+def test_threads_are_a_keyword_not_a_setting():
+    one = dynatrain.analyze(RUN, surrogates=19, threads=1)
+    three = dynatrain.analyze(RUN, surrogates=19, threads=3)
+    assert to_json(one.to_dict(detail=True)) == to_json(three.to_dict(detail=True))
+    assert "threads" not in one.settings
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="threads"):
+            dynatrain.analyze(RUN, surrogates=0, threads=bad)
+
+
 def test_options_are_the_settings(result):
     direct = analyze_with_settings(str(RUN), Settings(**FAST))
     assert to_json(result.to_dict()) == to_json(direct.to_dict())

@@ -152,3 +152,21 @@ def test_core_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_threads_change_nothing_but_time(cli, run):
+    """--threads 1 and --threads 3: the same bytes, every p-value and window included."""
+    outputs = [
+        cli("analyze", run, "--format", "json", "--detail", "--threads", threads)
+        for threads in ("1", "3")
+    ]
+    assert all(result.exit_code == 0 for result in outputs), outputs[0].stderr
+    assert outputs[0].stdout == outputs[1].stdout
+    assert "threads" not in json.loads(outputs[0].stdout)["settings"]  # not a setting
+
+
+@pytest.mark.parametrize("threads", ["0", "-2", "two"])
+def test_a_bad_thread_count_is_one_line(cli, run, threads):
+    result = cli("analyze", run, "--threads", threads)
+    assert result.exit_code == 2
+    assert "--threads" in result.stderr and "Traceback" not in result.stderr

@@ -16,12 +16,14 @@ same series always gets the same corrected exponent.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from dynatrain.defaults import DFA_ORDER, MIN_SCALE, N_SCALES
 from dynatrain.measures._checks import as_float_array, check_int
+from dynatrain.measures._parallel import ordered_map
 from dynatrain.measures.dfa import _basis, _fluctuations, dfa_scales
 
 __all__ = [
@@ -201,16 +203,23 @@ def _bias_curve(n_points: int, scales: tuple[int, ...], order: int) -> BiasCurve
     per_row = 2 * n_points * len(hurst)
     rows_per_batch = max(1, min(n_replicates // 2, _BATCH_ELEMENTS // per_row))
     rng = np.random.default_rng(_CALIBRATION_SEED)
-    sums = np.zeros((2, len(hurst)))  # sum and sum of squares of the per-replicate values
-    for start in range(0, n_replicates // 2, rows_per_batch):
-        rows = min(rows_per_batch, n_replicates // 2 - start)
+
+    def drawn_normals() -> Iterator[np.ndarray]:
+        for start in range(0, n_replicates // 2, rows_per_batch):
+            rows = min(rows_per_batch, n_replicates // 2 - start)
+            yield _complex_normals(rng, (rows, 2 * n_points))
+
+    def replicate_values(normals: np.ndarray) -> np.ndarray:
         # The same normals for every H (common random numbers): the curve is smooth in H.
-        series = _fgn_from_normals(_complex_normals(rng, (rows, 2 * n_points)), n_points, hurst)
+        series = _fgn_from_normals(normals, n_points, hurst)
         fluct, _ = _fluctuations(series, scale_array, order)  # (n_hurst, 2 rows, n_scales)
         # Control variate: ln r - (r - 1), r = F^2 / E[F^2], has the mean of ln r (E[r] = 1)
         # and a fraction of its variance.
         ratio = fluct**2 / expected_f2[:, np.newaxis, :]
-        values = 0.5 * (np.log(ratio) - (ratio - 1.0)) @ weights
+        return 0.5 * (np.log(ratio) - (ratio - 1.0)) @ weights
+
+    sums = np.zeros((2, len(hurst)))  # sum and sum of squares of the per-replicate values
+    for values in ordered_map(replicate_values, drawn_normals()):
         sums[0] += values.sum(axis=1)
         sums[1] += np.sum(values**2, axis=1)
     mean = sums[0] / n_replicates

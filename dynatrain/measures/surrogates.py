@@ -10,6 +10,7 @@ metastability).  All randomness comes from the ``rng`` argument.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from dynatrain.measures._checks import (
     check_layers,
     normalize_axis,
 )
+from dynatrain.measures._parallel import ordered_map
 from dynatrain.measures.dfa import _loglog_fit, _projected_fluctuations, dfa_scales
 from dynatrain.measures.kuramoto import (
     MIN_PHASE_POINTS,
@@ -200,10 +202,21 @@ def _phase_randomized(
     Draws ``rng.uniform(0, 2 pi)`` for every randomised frequency (as ``rng.random()``
     values u, the angle being 2 pi u), surrogates first, in C order.
     """
+    return _rotated(spectrum, n_points, _phase_fractions(spectrum, n_points, n_surrogates, rng))
+
+
+def _phase_fractions(
+    spectrum: np.ndarray, n_points: int, n_surrogates: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The draws of :func:`_phase_randomized`: phases as fractions of a turn."""
     n_random = (n_points - 1) // 2  # frequencies strictly between DC and Nyquist
-    lead = spectrum.shape[:-1]
-    fractions = rng.random(size=(n_surrogates, *lead, n_random))
-    rotated = np.empty((n_surrogates, *spectrum.shape), dtype=np.complex128)
+    return rng.random(size=(n_surrogates, *spectrum.shape[:-1], n_random))
+
+
+def _rotated(spectrum: np.ndarray, n_points: int, fractions: np.ndarray) -> np.ndarray:
+    """The surrogates of :func:`_phase_randomized` from their drawn phase fractions."""
+    n_random = fractions.shape[-1]
+    rotated = np.empty((len(fractions), *spectrum.shape), dtype=np.complex128)
     rotated[..., : 1 + n_random] = spectrum[..., : 1 + n_random]  # DC kept as it is
     rotated[..., n_random + 1 :] = spectrum[..., n_random + 1 :]  # and an even Nyquist term
     rotated[..., 1 : 1 + n_random] *= _unit_phasors(fractions)
@@ -386,15 +399,21 @@ def integration_null(
     )
     layers = x.reshape(-1, n_points)  # every series of one surrogate, in C order
     n_series = n_surrogates * len(layers)
-    alpha = np.empty(n_series)
     per_batch = max(1, _DFA_CHUNK_ELEMENTS // n_points)
-    for lo in range(0, n_series, per_batch):
-        hi = min(lo + per_batch, n_series)
-        # Shuffled one series after the other, surrogates first: the draws of one big call.
-        batch = layers[np.arange(lo, hi) % len(layers)]
-        rng.permuted(batch, axis=-1, out=batch)
+
+    def shuffled_batches() -> Iterator[np.ndarray]:
+        for lo in range(0, n_series, per_batch):
+            # Shuffled one series after the other, surrogates first: the draws of one big
+            # call, made here in order (the DFA of a batch may run on another thread).
+            batch = layers[np.arange(lo, min(lo + per_batch, n_series)) % len(layers)]
+            rng.permuted(batch, axis=-1, out=batch)
+            yield batch
+
+    def exponents(batch: np.ndarray) -> np.ndarray:
         fluct, profile_rms = _projected_fluctuations(batch, scales, order)
-        alpha[lo:hi] = _loglog_fit(scales, fluct, profile_rms)[0]
+        return _loglog_fit(scales, fluct, profile_rms)[0]
+
+    alpha = np.concatenate(list(ordered_map(exponents, shuffled_batches())))
     return alpha.reshape(n_surrogates, *x.shape[:-2], x.shape[-2]).mean(axis=-1)
 
 
@@ -446,23 +465,45 @@ def kuramoto_null(
     spectrum = np.fft.rfft(units, axis=-1)
     n_runs = n_surrogates * len(units)  # surrogate runs, surrogates first
     r = np.empty((n_runs, n_points))
-    # The phases are drawn run after run, layer after layer: the draws of one big call.
+    # The phases are drawn here, run after run, layer after layer: the draws of one big
+    # call, whichever thread computes a batch (see `ordered_map`).
     if n_layers * n_points <= _PHASE_CHUNK_ELEMENTS:
         per_batch = _PHASE_CHUNK_ELEMENTS // (n_layers * n_points)
-        for lo in range(0, n_runs, per_batch):
-            which = np.arange(lo, min(lo + per_batch, n_runs)) % len(units)
-            r[lo : lo + len(which)] = _order_parameter(
-                _phase_randomized(spectrum[which], n_points, 1, rng)[0], edge
-            )
+        batches = [np.arange(lo, min(lo + per_batch, n_runs)) for lo in range(0, n_runs, per_batch)]
+
+        def drawn_runs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for runs in batches:
+                group = spectrum[runs % len(units)]
+                yield group, _phase_fractions(group, n_points, 1, rng)
+
+        def order_parameter(drawn: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+            group, fractions = drawn
+            return _order_parameter(_rotated(group, n_points, fractions)[0], edge)
+
+        for runs, batch_r in zip(batches, ordered_map(order_parameter, drawn_runs()), strict=True):
+            r[runs] = batch_r
     else:  # a run's layers in groups, their phasors summed
         per_group = max(1, _PHASE_CHUNK_ELEMENTS // n_points)
-        for run in range(n_runs):
-            sums = [np.zeros(n_points), np.zeros(n_points), np.zeros(n_points, np.int64)]
-            for first in range(0, n_layers, per_group):
+        groups = [(run, first) for run in range(n_runs) for first in range(0, n_layers, per_group)]
+
+        def drawn_groups() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for run, first in groups:
                 group = spectrum[run % len(units), first : first + per_group]
-                parts = _phasor_sums(_phase_randomized(group, n_points, 1, rng)[0], edge)
-                for total, part in zip(sums, parts, strict=True):
-                    total += part
-            r[run] = _order_from_sums(*sums)
+                yield group, _phase_fractions(group, n_points, 1, rng)
+
+        def phasor_sums(drawn: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
+            group, fractions = drawn
+            return _phasor_sums(_rotated(group, n_points, fractions)[0], edge)
+
+        sums: list[np.ndarray] = []
+        for (run, first), parts in zip(
+            groups, ordered_map(phasor_sums, drawn_groups()), strict=True
+        ):
+            if first == 0:
+                sums = [np.zeros(n_points), np.zeros(n_points), np.zeros(n_points, np.int64)]
+            for total, part in zip(sums, parts, strict=True):
+                total += part
+            if first + per_group >= n_layers:
+                r[run] = _order_from_sums(*sums)
     r = r.reshape(n_surrogates, *x.shape[:-2], n_points)
     return Kuramoto(r, r.mean(axis=-1), r.std(axis=-1))

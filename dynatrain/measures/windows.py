@@ -37,6 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dynatrain.defaults import PHASE_EDGE
 from dynatrain.measures._checks import check_int
+from dynatrain.measures._parallel import ordered_map
 from dynatrain.measures.kuramoto import _order_parameter
 
 __all__ = ["kernel_origin", "window_count", "window_measures", "window_starts"]
@@ -357,14 +358,14 @@ def _windowed_integration(
     """Mean over layers of the windowed DFA exponent: x (batch, L, n) -> (batch, n_windows)."""
     batch, n_layers, n_points = x.shape
     rows = x.reshape(batch * n_layers, n_points)
-    alpha = np.empty((len(starts), len(rows)))
     per_chunk = max(1, _CHUNK_ELEMENTS // n_points)
-    for lo in range(0, len(rows), per_chunk):
+
+    def chunk_alpha(lo: int) -> np.ndarray:
         # Time first: the kernel's prefix sums run along axis 0.
         chunk = np.ascontiguousarray(rows[lo : lo + per_chunk].T)
-        alpha[:, lo : lo + per_chunk] = _windowed_alpha(
-            chunk, starts, window, scales, order, origin
-        )
+        return _windowed_alpha(chunk, starts, window, scales, order, origin)
+
+    alpha = np.concatenate(list(ordered_map(chunk_alpha, range(0, len(rows), per_chunk))), axis=1)
     by_layer = alpha.reshape(len(starts), batch, n_layers).transpose(2, 1, 0)
     return _layer_mean(by_layer)
 
@@ -384,13 +385,18 @@ def _windowed_metastability(
     # (batch, start, L, window): every window of every layer, a view.
     windows = np.moveaxis(sliding_window_view(x, window, axis=-1), 2, 1)
     steps = np.unique(np.diff(starts))
-    for lo in range(0, len(starts), per_chunk):
+
+    def chunk_metastability(lo: int) -> np.ndarray:
         chunk = starts[lo : lo + per_chunk]
         if len(steps) == 1:  # evenly spaced: a strided view, no copy here
             part = windows[:, chunk[0] : chunk[-1] + 1 : int(steps[0])]
         else:
             part = windows[:, chunk]
-        metastability[:, lo : lo + per_chunk] = _order_parameter(part, edge).std(axis=-1)
+        return _order_parameter(part, edge).std(axis=-1)
+
+    firsts = range(0, len(starts), per_chunk)
+    for lo, values in zip(firsts, ordered_map(chunk_metastability, firsts), strict=True):
+        metastability[:, lo : lo + per_chunk] = values
     return metastability
 
 
