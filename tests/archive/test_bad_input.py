@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import zarr
-from conftest import archive_untouched, write_plain_archive
+from plain_archives import archive_untouched, write_plain_archive
 
 from dynatrain import open_archive
 from dynatrain.errors import ArchiveError

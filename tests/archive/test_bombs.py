@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import zarr
 from cli_checks import assert_one_line_error, assert_validate_lists
-from conftest import FORMAT, write_plain_archive
+from plain_archives import FORMAT, write_plain_archive
 
 from dynatrain import open_archive
 from dynatrain.archive import _backends, _hdf5

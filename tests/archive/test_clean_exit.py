@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_plain_archive
+from plain_archives import write_plain_archive
 
 #: Runs per command: the noise came in about half the runs of an archive like this one.
 REPEATS = 4

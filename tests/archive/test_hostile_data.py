@@ -16,7 +16,7 @@ import pytest
 import zarr
 import zarr.errors
 from cli_checks import assert_one_line_error, assert_validate_lists
-from conftest import FORMAT, write_plain_archive
+from plain_archives import FORMAT, write_plain_archive
 
 from dynatrain import open_archive
 from dynatrain.archive.validate import validate_archive

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import zarr
 from cli_checks import assert_one_line_error, assert_validate_lists
-from conftest import write_plain_archive
+from plain_archives import write_plain_archive
 
 from dynatrain import open_archive
 

@@ -7,7 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import write_plain_archive
+from plain_archives import write_plain_archive
 
 from dynatrain import open_archive
 from dynatrain.archive.validate import validate_archive

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import zarr
-from conftest import FORMAT
+from plain_archives import FORMAT
 
 from dynatrain import ArchiveWriter, open_archive
 from dynatrain.archive.validate import validate_archive

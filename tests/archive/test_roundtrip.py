@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import zarr
-from conftest import archive_untouched
+from plain_archives import archive_untouched
 
 from dynatrain import ArchiveWriter, open_archive
 from dynatrain.errors import InputError

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_checks import assert_one_line_error, assert_validate_lists, no_hang
-from conftest import archive_untouched, write_plain_archive
+from plain_archives import archive_untouched, write_plain_archive
 
 from dynatrain import open_archive
 from dynatrain.archive.validate import validate_archive
