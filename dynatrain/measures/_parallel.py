@@ -41,15 +41,19 @@ def threads(n_threads: int) -> Iterator[None]:
     ----------
     n_threads : int
         Threads that compute chunks; 1 (or less) computes them in the calling thread,
-        as outside the block.
+        as outside any block (also within an enclosing block of more threads).
 
     Notes
     -----
     Results are bit-for-bit those of one thread (see the module notes); only time
     changes.  The pool is closed, its running chunks finished, when the block ends.
     """
-    if n_threads <= 1:
-        yield
+    if n_threads <= 1:  # also inside another block: one thread means one
+        token = _POOL.set(None)
+        try:
+            yield
+        finally:
+            _POOL.reset(token)
         return
     with ThreadPoolExecutor(n_threads, thread_name_prefix="dynatrain-measures") as pool:
         token = _POOL.set((pool, n_threads))

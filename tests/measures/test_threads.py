@@ -146,8 +146,10 @@ def test_an_error_in_a_chunk_reaches_the_caller():
         list(ordered_map(failing, range(10)))
 
 
-def test_one_thread_or_less_uses_no_pool():
+def test_one_thread_or_less_uses_no_pool_even_within_a_larger_block():
+    caller = threading.get_ident()
     for n_threads in (1, 0):
         with m.threads(n_threads):
-            caller = threading.get_ident()
+            assert list(ordered_map(lambda _: threading.get_ident(), range(2))) == [caller] * 2
+        with m.threads(3), m.threads(n_threads):
             assert list(ordered_map(lambda _: threading.get_ident(), range(2))) == [caller] * 2
