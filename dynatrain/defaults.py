@@ -37,6 +37,7 @@ __all__ = [
     "SIGNIFICANCE_LEVEL",
     "STYLE_THRESHOLD",
     "SURROGATES",
+    "THREADS_FROM_VALUES",
     "TINY_SIGNAL",
     "TRANSFORM",
     "TRANSFORMS",
@@ -231,6 +232,11 @@ def default_window_step(n_points: int, window: int) -> int:
 #: nulls, windows and calibration are computed in chunks of about 0.5 MiB, which gain
 #: little from more threads than this.
 MAX_ANALYSIS_THREADS: Final = 8
+
+
+#: Layer signal values (layers x checkpoints) from which a run's analysis uses its threads;
+#: below, one (the pool's start and hand-offs cost more than they save).
+THREADS_FROM_VALUES: Final = 20_000
 
 
 def available_cores() -> int:

@@ -71,7 +71,11 @@ def test_analyze_and_plots_do_not_import_pandas():
 # -- options ---------------------------------------------------------------------------------------
 
 
-def test_threads_are_a_keyword_not_a_setting():
+def test_threads_are_a_keyword_not_a_setting(monkeypatch):
+    from dynatrain import defaults
+    from dynatrain import measures as m
+
+    monkeypatch.setattr(defaults, "THREADS_FROM_VALUES", 0)  # a sample run uses them too
     one = dynatrain.analyze(RUN, surrogates=19, threads=1)
     three = dynatrain.analyze(RUN, surrogates=19, threads=3)
     assert to_json(one.to_dict(detail=True)) == to_json(three.to_dict(detail=True))
@@ -79,6 +83,13 @@ def test_threads_are_a_keyword_not_a_setting():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InputError, match="threads"):
             dynatrain.analyze(RUN, surrogates=0, threads=bad)
+    # Below THREADS_FROM_VALUES values the pool is not started at all.
+    monkeypatch.setattr(defaults, "THREADS_FROM_VALUES", 10**9)
+    started = []
+    real = m.threads
+    monkeypatch.setattr(m, "threads", lambda n: started.append(n) or real(n))
+    dynatrain.analyze(RUN, surrogates=0, threads=3)
+    assert started == [1]
 
 
 def test_options_are_the_settings(result):

@@ -154,8 +154,11 @@ def test_core_import_is_light():
     assert out.stdout.strip() == ""
 
 
-def test_threads_change_nothing_but_time(cli, run):
+def test_threads_change_nothing_but_time(cli, run, monkeypatch):
     """--threads 1 and --threads 3: the same bytes, every p-value and window included."""
+    from dynatrain import defaults
+
+    monkeypatch.setattr(defaults, "THREADS_FROM_VALUES", 0)  # a small run uses them too
     outputs = [
         cli("analyze", run, "--format", "json", "--detail", "--threads", threads)
         for threads in ("1", "3")
