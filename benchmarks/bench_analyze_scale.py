@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/bench_analyze_scale.py --quick    # the small ones only
     python benchmarks/bench_analyze_scale.py --live-only   # the live monitor's update cost
     python benchmarks/bench_analyze_scale.py --sizes 50x1000,500x1000 --no-live
+    python benchmarks/bench_analyze_scale.py --threads 1   # one thread only
 
 Each archive is written directly with h5py in the format of version 1 (activations of
 2 values per layer and checkpoint, float32: a learning-like transition shared by the
@@ -13,7 +14,9 @@ layers plus independent random walks, and a saturating ``val_accuracy``); readin
 what is measured here.  Every size runs ``dynatrain analyze RUN --format json`` with the
 default settings (199 surrogates, the default window and window step, the causal
 convergence rule with its surrogate null) in a fresh process, which reports its wall time,
-the time of the analysis alone (after the imports) and its peak resident memory.
+the time of the analysis alone (after the imports) and its peak resident memory.  Each
+size runs twice, with ``--threads 1`` and with the default (the cores available), and
+the ratio of the two analysis times is printed (the outputs are the same bits).
 
 Targets (issue "Scale with the number of checkpoints"):
 
