@@ -157,7 +157,13 @@ def _sequential_sum(values: np.ndarray) -> np.ndarray:
 
 
 def _segment_rss(
-    rows: np.ndarray, scale: int, order: int, first: int, stop: int, origin: int = 0
+    rows: np.ndarray,
+    scale: int,
+    order: int,
+    first: int,
+    stop: int,
+    origin: int,
+    equal_runs: np.ndarray,
 ) -> np.ndarray:
     """RSS of the profile segments ``[p, p + scale)`` of every row, for p in [first, stop).
 
@@ -168,6 +174,8 @@ def _segment_rss(
         (at most the start of the block of `first`, see :func:`kernel_origin`);
         ``stop + scale - 1 <= origin + n_points``.  Positions are points of the run:
         blocks start at multiples of ``2 * scale`` of the run, whatever `origin`.
+    equal_runs : ndarray of int, shape (n_points, n_rows)
+        :func:`_equal_runs` of `rows` (the same at every scale, computed once).
 
     Returns
     -------
@@ -240,7 +248,7 @@ def _segment_rss(
     rss = rss.transpose(1, 0, 2).reshape(-1, n_rows)[start : start + stop - first]
     squares = squares.transpose(1, 0, 2).reshape(-1, n_rows)[start : start + stop - first]
     # The layer is constant on a segment's increments: its residual is exactly 0.
-    constant = _constant_increments(rows, scale, first - origin, stop - origin)
+    constant = _constant_increments(equal_runs, scale, first - origin, stop - origin)
     rss[constant] = 0.0
     suspect = np.nonzero(~constant & (rss <= _ILL_CONDITIONED * squares))
     if suspect[0].size:
@@ -248,20 +256,28 @@ def _segment_rss(
     return rss
 
 
-def _constant_increments(rows: np.ndarray, scale: int, first: int, stop: int) -> np.ndarray:
-    """Whether ``x[p + 1 : p + scale]`` is constant, for p in [first, stop) (local points).
+def _equal_runs(rows: np.ndarray) -> np.ndarray:
+    """How many equal values end at each point of each row (rows shaped (n_points, n_rows)).
 
-    Exact (no rounding): the profile is then a straight line on the segment, whose
-    residual is 0 for every order.  Shaped ``(stop - first, n_rows)``.
+    The same for every scale: :func:`_windowed_alpha` computes it once per chunk.
     """
     n_points = rows.shape[0]
     changed = np.ones(rows.shape, dtype=bool)
     changed[1:] = rows[1:] != rows[:-1]
     points = np.arange(n_points)[:, np.newaxis]
     last_change = np.maximum.accumulate(np.where(changed, points, 0), axis=0)
-    run = points - last_change + 1  # equal values ending at each point
+    return points - last_change + 1
+
+
+def _constant_increments(equal_runs: np.ndarray, scale: int, first: int, stop: int) -> np.ndarray:
+    """Whether ``x[p + 1 : p + scale]`` is constant, for p in [first, stop) (local points).
+
+    Exact (no rounding): the profile is then a straight line on the segment, whose
+    residual is 0 for every order.  Shaped ``(stop - first, n_rows)``; `equal_runs`
+    from :func:`_equal_runs`.
+    """
     ends = np.arange(first, stop) + scale - 1
-    return run[ends] >= scale - 1
+    return equal_runs[ends] >= scale - 1
 
 
 def _explicit_rss(
@@ -321,10 +337,13 @@ def _windowed_alpha(
     valid = np.ones((n_windows, n_rows), dtype=bool)
     first = int(starts[0])
     local = starts - first
+    equal_runs = _equal_runs(rows)  # the same at every scale
     for i, scale in enumerate(scales):
         scale = int(scale)
         n_segments = window // scale
-        rss = _segment_rss(rows, scale, order, first, int(starts[-1]) + window - scale + 1, origin)
+        rss = _segment_rss(
+            rows, scale, order, first, int(starts[-1]) + window - scale + 1, origin, equal_runs
+        )
         segment_starts = list(scale * np.arange(n_segments))
         if n_segments * scale != window:  # segments from the end too
             segment_starts += list(window - scale * np.arange(1, n_segments + 1))
