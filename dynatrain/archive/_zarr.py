@@ -16,6 +16,7 @@ what one stored chunk may decompress to.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import bz2
 import contextlib
 import lzma
@@ -442,8 +443,9 @@ class ZarrStore(Store):
             return  # local files: nothing to gain
         wanted = list(paths)
         if is_url(self.path):
-            with contextlib.suppress(Exception):  # raised again where it is needed
-                self._keys("")
+            if self._all_keys is None:
+                with contextlib.suppress(Exception):  # raised again where it is needed
+                    self._keys("")
             if below and self._all_keys is not None:
                 wanted += _nodes_below(self._all_keys, below)
         wanted = [
@@ -475,6 +477,8 @@ class ZarrStore(Store):
         return dict(node.attrs) if node is not None else {}
 
     def refresh(self) -> bool:
+        if is_url(self.path):
+            self._store.listed = None  # the listing is of the store as it was
         try:  # the root's document again (zarr keeps the attributes it first read)
             self._root = run(_open_root(self._store))
         except ArchiveError:
@@ -487,8 +491,6 @@ class ZarrStore(Store):
         # them again (an array the writer grew or trimmed has a new length).
         self._nodes.clear()
         self._all_keys = None
-        if is_url(self.path):
-            self._store.listed = None
         return True
 
     def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
@@ -585,12 +587,18 @@ class ZarrStore(Store):
         if not is_url(self.path):  # zarr's own LocalStore (no openat here)
             return run(listing(prefix))
         if self._all_keys is None:
-            self._all_keys = run(listing(""))
+            self._all_keys = sorted(run(listing("")))
             # Listed after the root's document was read, so it holds every node and
             # chunk of the checkpoints that document counts (the writer stores them
             # first): a node whose document is not listed is absent, without asking.
             self._store.listed = frozenset(self._all_keys)
-        return [key for key in self._all_keys if key.startswith(prefix)]
+        # Sorted: the keys below a prefix are one run of them (not a scan of the whole
+        # listing per array, which grew as arrays times keys).
+        keys = self._all_keys
+        first = last = bisect.bisect_left(keys, prefix)
+        while last < len(keys) and keys[last].startswith(prefix):
+            last += 1
+        return keys[first:last]
 
     def absent_ranges(self, array: Any, n_rows: int, start: int = 0) -> np.ndarray:
         """See :meth:`Store.absent_ranges`: one listing of the array's keys.

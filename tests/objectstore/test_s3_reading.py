@@ -132,3 +132,19 @@ def test_lost_chunks_are_reported_as_a_sequential_read_meets_them(bucket):
         caught.value
     )
     assert len(str(caught.value).splitlines()) == 1
+
+
+def test_each_array_sees_its_own_chunks_among_names_that_share_a_prefix(bucket):
+    """The chunks of an array are looked up in the one listing by prefix: layers named
+    ``a``, ``a-b``, ``a.b`` and ``a0`` (sorted around ``a/``) each see only their own."""
+    from dynatrain.errors import ArchiveError
+
+    layers = ("a", "a-b", "a.b", "a0")
+    url = bucket.url("prefixes.zarr")
+    write_run(url, checkpoints=20, layers=layers, chunk_checkpoints=8)
+    bucket.fs.rm(f"{bucket.name}/prefixes.zarr/layers/a-b/activations/c/1/0/0")
+    kept = read_signals(url, layers=["a", "a.b", "a0"])
+    assert kept.layer_names == ("a", "a.b", "a0")
+    assert np.isfinite(kept.values).all()
+    with pytest.raises(ArchiveError, match=r"layer 'a-b' activations: the chunks of 8 checkpoints"):
+        read_signals(url, layers=["a-b"])
