@@ -215,6 +215,11 @@ def _read_signals(
             excluded.append(ExcludedLayer(name, "no stored activations (use --reduce signal)"))
             continue
         kept.append(name)
+    if not kept and excluded:  # (no layer at all: no complete checkpoint, said by the caller)
+        reasons = "; ".join(f"{e.name}: {e.reason}" for e in excluded)
+        raise InputError(
+            f"{archive.path}: no layer can be reduced with --reduce {reduce} ({reasons})"
+        )
     at_once = min(_REMOTE_LAYERS_AT_ONCE, len(kept)) if is_url(archive.path) else 1
     block_bytes = max(1, max_block_bytes // max(at_once, 1))
 
@@ -223,18 +228,21 @@ def _read_signals(
             archive, name, reduce, start=start, stop=stop, max_block_bytes=block_bytes
         )
 
+    def metric(name: str) -> np.ndarray:
+        return archive.metric(name)[start:stop]
+
     if at_once > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(at_once, thread_name_prefix="dynatrain-layer") as pool:
+            # The metrics too, alongside (each is a round trip of its own); errors are
+            # raised in the order a sequential read would meet them.
+            metric_reads = [pool.submit(metric, name) for name in archive.metric_names]
             rows = list(pool.map(one, kept))  # in order; the first error is raised
+            metrics = [read.result() for read in metric_reads]
     else:
         rows = [one(name) for name in kept]
-    if not kept and excluded:  # (no layer at all: no complete checkpoint, said by the caller)
-        reasons = "; ".join(f"{e.name}: {e.reason}" for e in excluded)
-        raise InputError(
-            f"{archive.path}: no layer can be reduced with --reduce {reduce} ({reasons})"
-        )
+        metrics = [metric(name) for name in archive.metric_names]
     values = np.vstack(rows) if rows else np.empty((0, stop - start))
     return LayerSignals(
         path=archive.path,
@@ -243,7 +251,7 @@ def _read_signals(
         layer_names=tuple(kept),
         epochs=archive.epochs[start:stop].copy(),
         values=values,
-        metrics={name: archive.metric(name)[start:stop] for name in archive.metric_names},
+        metrics=dict(zip(archive.metric_names, metrics, strict=True)),
         steps=None if archive.steps is None else archive.steps[start:stop].copy(),
         excluded=tuple(excluded),
         first_checkpoint=start,

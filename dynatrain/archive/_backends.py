@@ -217,12 +217,19 @@ class Store(ABC):
         self.prefetch([(*parts, name) for name in names])
         return [name for name in names if self.kind((*parts, name)) in ("group", "array")]
 
-    def prefetch(self, paths: Iterable[tuple[str, ...]]) -> None:
+    def prefetch(
+        self,
+        paths: Iterable[tuple[str, ...]],
+        below: Mapping[tuple[str, ...], int] | None = None,
+    ) -> None:
         """Read the metadata of these nodes ahead, together, where that saves time.
 
         A hint: in object storage each node's metadata is a round trip, and reading
-        them concurrently makes one of many. Nothing is raised here (a node that
-        cannot be read raises when it is asked for).
+        them concurrently makes one of many. ``below`` maps groups to a depth: the
+        nodes under each, down to that many levels, are read in the same batch where
+        the store can tell them without asking (object storage: from its listing).
+        Nothing is raised here (a node that cannot be read raises when it is asked
+        for).
         """
         return  # a file on disk: nothing to gain
 

@@ -16,6 +16,7 @@ what one stored chunk may decompress to.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import bz2
 import contextlib
 import lzma
@@ -290,6 +291,49 @@ def decoded_chunk_bytes(array: Any) -> int:
 
 # -- the store -----------------------------------------------------------------------------------
 
+#: A node's own metadata document, by format (``.zattrs`` only adds to one).
+_NODE_KEYS = frozenset({"zarr.json", ".zarray", ".zgroup"})
+
+
+def _nodes_below(
+    keys: Iterable[str], below: Mapping[tuple[str, ...], int]
+) -> list[tuple[str, ...]]:
+    """The nodes whose metadata documents are among ``keys``, under the groups of ``below``.
+
+    ``below`` maps a group to a depth: nodes 1 to that many levels under it.
+    """
+    found = []
+    for key in keys:
+        *node, name = key.split("/")
+        if name not in _NODE_KEYS:
+            continue
+        for group, depth in below.items():
+            if 0 < len(node) - len(group) <= depth and tuple(node[: len(group)]) == group:
+                found.append(tuple(node))
+                break
+    return found
+
+
+async def _open_root(store: Any) -> Any:
+    """The root group, format 3 (``zarr.json``), else format 2 (``.zgroup``).
+
+    One read for what ``ArchiveWriter`` writes: zarr's own open, not told the
+    format, asks for the documents of both formats and ``.zmetadata`` at once (four
+    requests in object storage, where a missing object costs as much as a present
+    one). Where both documents exist, format 3 is used, as zarr does.
+    """
+    from zarr.api import asynchronous as zarr_async
+    from zarr.errors import GroupNotFoundError
+
+    try:
+        return await zarr_async.open_group(
+            store=store, mode="r", zarr_format=3, use_consolidated=False
+        )
+    except GroupNotFoundError:
+        return await zarr_async.open_group(
+            store=store, mode="r", zarr_format=2, use_consolidated=False
+        )
+
 
 def _fsspec_store(url: str, storage_options: Mapping[str, Any] | None) -> Any:
     """The ``FsspecStore`` of zarr for a URL, read-only, with dynatrain's storage options.
@@ -322,7 +366,6 @@ class ZarrStore(Store):
             path = redact(path)  # messages never show credentials
         super().__init__(path)
         import zarr.errors
-        from zarr.api import asynchronous as zarr_async
 
         self._zarr = zarr
         self.guard = DecodeGuard(path)
@@ -343,9 +386,7 @@ class ZarrStore(Store):
                 from zarr.storage import LocalStore
 
                 self._store = _GuardedStore(LocalStore(path, read_only=True), self.guard)
-            self._root = run(
-                zarr_async.open_group(store=self._store, mode="r", use_consolidated=False)
-            )
+            self._root = run(_open_root(self._store))
         except ArchiveError:
             self.close()
             raise
@@ -387,13 +428,29 @@ class ZarrStore(Store):
         self._nodes[parts] = node
         return node
 
-    def prefetch(self, paths: Iterable[tuple[str, ...]]) -> None:
-        """See :meth:`Store.prefetch`: concurrent reads of the nodes' metadata (URLs only)."""
+    def prefetch(
+        self,
+        paths: Iterable[tuple[str, ...]],
+        below: Mapping[tuple[str, ...], int] | None = None,
+    ) -> None:
+        """See :meth:`Store.prefetch`: concurrent reads of the nodes' metadata (URLs only).
+
+        The store is listed first (once: its members and chunks come from that
+        listing too), so a node it does not hold costs no request, and the nodes
+        ``below`` are found in it.
+        """
         if self._local is not None:
             return  # local files: nothing to gain
+        wanted = list(paths)
+        if is_url(self.path):
+            if self._all_keys is None:
+                with contextlib.suppress(Exception):  # raised again where it is needed
+                    self._keys("")
+            if below and self._all_keys is not None:
+                wanted += _nodes_below(self._all_keys, below)
         wanted = [
             parts
-            for parts in dict.fromkeys(paths)
+            for parts in dict.fromkeys(wanted)
             if parts and parts not in self._nodes and all(map(is_member_name, parts))
         ]
         if not wanted:
@@ -420,12 +477,10 @@ class ZarrStore(Store):
         return dict(node.attrs) if node is not None else {}
 
     def refresh(self) -> bool:
-        from zarr.api import asynchronous as zarr_async
-
+        if is_url(self.path):
+            self._store.listed = None  # the listing is of the store as it was
         try:  # the root's document again (zarr keeps the attributes it first read)
-            self._root = run(
-                zarr_async.open_group(store=self._store, mode="r", use_consolidated=False)
-            )
+            self._root = run(_open_root(self._store))
         except ArchiveError:
             raise
         except (ValueError, TypeError, KeyError, OSError) as exc:
@@ -532,8 +587,18 @@ class ZarrStore(Store):
         if not is_url(self.path):  # zarr's own LocalStore (no openat here)
             return run(listing(prefix))
         if self._all_keys is None:
-            self._all_keys = run(listing(""))
-        return [key for key in self._all_keys if key.startswith(prefix)]
+            self._all_keys = sorted(run(listing("")))
+            # Listed after the root's document was read, so it holds every node and
+            # chunk of the checkpoints that document counts (the writer stores them
+            # first): a node whose document is not listed is absent, without asking.
+            self._store.listed = frozenset(self._all_keys)
+        # Sorted: the keys below a prefix are one run of them (not a scan of the whole
+        # listing per array, which grew as arrays times keys).
+        keys = self._all_keys
+        first = last = bisect.bisect_left(keys, prefix)
+        while last < len(keys) and keys[last].startswith(prefix):
+            last += 1
+        return keys[first:last]
 
     def absent_ranges(self, array: Any, n_rows: int, start: int = 0) -> np.ndarray:
         """See :meth:`Store.absent_ranges`: one listing of the array's keys.
@@ -591,8 +656,15 @@ def _guarded_store_class() -> type:
         def __init__(self, store: Any, guard: DecodeGuard) -> None:
             super().__init__(store)
             self._guard = guard
+            #: Every key of the store as listed (``None``: not listed): a metadata
+            #: document absent from it is not asked for (see ZarrStore._keys).
+            self.listed: frozenset[str] | None = None
 
         async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
+            listed = self.listed
+            if listed is not None and key not in listed:
+                if key.rpartition("/")[2] in _METADATA_KEYS:
+                    return None  # a node that is not there (zarr asks for each it may find)
             if prototype is None:
                 from zarr.buffer import default_buffer_prototype
 

@@ -339,14 +339,16 @@ class Archive:
                 f" got {_short(complete)}"
             )
             complete = None
-        # The small arrays and groups read next, in one go where that saves round trips.
+        # The small arrays and the groups read next, with the layers and metrics, in
+        # one go where that saves round trips.
         self._store.prefetch(
             [
                 (fmt.CHECKPOINTS, fmt.EPOCH),
                 (fmt.CHECKPOINTS, fmt.STEP),
                 (fmt.LAYERS,),
                 (fmt.METRICS,),
-            ]
+            ],
+            below={(fmt.LAYERS,): 2, (fmt.METRICS,): fmt.MAX_METRIC_DEPTH},
         )
         epoch_array = self._vector_array((fmt.CHECKPOINTS, fmt.EPOCH), problems, required=True)
         if epoch_array is None:
