@@ -1,0 +1,161 @@
+"""A writer killed while the kernel copies one of its HDF5 metadata writes.
+
+Linux copies a write into the page cache one page at a time and stops between two
+pages when the process is killed (SIGKILL). A metadata entry that straddles a page
+boundary is then half new and half old: its checksum fails for good. HDF5 in SWMR
+mode retries such a read for about 90 s (a live writer's next flush would complete
+it), and the chunk index of a whole array is out of reach.
+
+* The writer places no metadata entry across a page boundary (paged file space), so
+  a kill cannot tear one: checked here on the entries of a killed writer's file,
+  found by their signatures and checksums.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+#: Appends the soak writer's checkpoints, then kills itself (its file is left open,
+#: in SWMR write mode, as after any SIGKILL). Metrics are binary fractions: no random
+#: mantissa bytes in the file that could spell a signature.
+KILLED_WRITER = r"""
+import os, signal, sys
+import numpy as np
+from dynatrain import ArchiveWriter
+
+path, n = sys.argv[1], int(sys.argv[2])
+writer = ArchiveWriter(path, metadata={"run_id": "torn"}).__enter__()
+for t in range(n):
+    writer.append(
+        epoch=t + 1,
+        activations={"a": np.full((4, 16), t, np.float32), "b": np.full((3,), -t, np.float64)},
+        signals={"b": 0.25 * t},
+        metrics={"val/acc": t / 8, "loss": -t},
+        step=t,
+    )
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+#: Signatures of the HDF5 metadata entries that end with a checksum (file format
+#: specification, version 2 structures): object headers and their continuations,
+#: v2 B-trees, fractal heaps, free-space managers, extensible and fixed arrays.
+SIGNATURES = (
+    b"OHDR",
+    b"OCHK",
+    b"BTHD",
+    b"BTIN",
+    b"BTLF",
+    b"FRHP",
+    b"FHIB",
+    b"FHDB",
+    b"FSHD",
+    b"FSSE",
+    b"EAHD",
+    b"EAIB",
+    b"EASB",
+    b"EADB",
+    b"FAHD",
+    b"FADB",
+)
+SUPERBLOCK = b"\x89HDF\r\n\x1a\n"
+PAGE = 4096
+
+
+def killed_writer_archive(path, n: int):
+    """The file of a writer killed (SIGKILL) after ``n`` appends returned."""
+    result = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path), str(n)], check=False)
+    assert result.returncode == -signal.SIGKILL
+    return path
+
+
+def _rot(x: np.ndarray, k: int) -> np.ndarray:
+    return (x << np.uint32(k)) | (x >> np.uint32(32 - k))
+
+
+def lookup3_of_prefixes(data: bytes) -> np.ndarray:
+    """Bob Jenkins' lookup3 ``hashlittle(data[:n], 0)`` (HDF5's metadata checksum) for
+    every ``n`` from 1 to ``len(data)``, at index ``n`` (index 0 is meaningless)."""
+    n = np.arange(len(data) + 1, dtype=np.int64)
+    init = ((0xDEADBEEF + n) & 0xFFFFFFFF).astype(np.uint32)
+    a, b, c = init.copy(), init.copy(), init.copy()
+    padded = np.frombuffer(bytes(data) + bytes(16), dtype=np.uint8)
+    words = padded[: len(padded) // 4 * 4].view("<u4")
+    rounds = (n - 1) // 12  # 12-byte blocks mixed before the last 1 to 12 bytes
+    for k in range(int(rounds.max(initial=0))):
+        x, y, z = a + words[3 * k], b + words[3 * k + 1], c + words[3 * k + 2]
+        x = (x - z) ^ _rot(z, 4)
+        z = z + y
+        y = (y - x) ^ _rot(x, 6)
+        x = x + z
+        z = (z - y) ^ _rot(y, 8)
+        y = y + x
+        x = (x - z) ^ _rot(z, 16)
+        z = z + y
+        y = (y - x) ^ _rot(x, 19)
+        x = x + z
+        z = (z - y) ^ _rot(y, 4)
+        y = y + x
+        on = rounds > k
+        a, b, c = np.where(on, x, a), np.where(on, y, b), np.where(on, z, c)
+    start = 12 * np.maximum(rounds, 0)
+    tail = padded[start[:, None] + np.arange(12)].astype(np.uint32)
+    tail[np.arange(12) >= (n - start)[:, None]] = 0
+    shifts = np.array([0, 8, 16, 24], dtype=np.uint32)
+    w = (tail.reshape(-1, 3, 4) << shifts).sum(axis=2, dtype=np.uint32)
+    a, b, c = a + w[:, 0], b + w[:, 1], c + w[:, 2]
+    c = (c ^ b) - _rot(b, 14)
+    a = (a ^ c) - _rot(c, 11)
+    b = (b ^ a) - _rot(a, 25)
+    c = (c ^ b) - _rot(b, 16)
+    a = (a ^ c) - _rot(c, 4)
+    b = (b ^ a) - _rot(a, 14)
+    c = (c ^ b) - _rot(b, 24)
+    return c
+
+
+def entry_length(data: bytes, offset: int, longest: int = PAGE) -> int | None:
+    """Length of the checksummed entry at ``offset``: the first ``n`` whose last 4 bytes
+    are the checksum of the ``n - 4`` before them. None if none up to ``longest``."""
+    window = data[offset : offset + longest]
+    sums = lookup3_of_prefixes(window[:-4])
+    raw = np.frombuffer(window + bytes(4), dtype=np.uint8).astype(np.uint32)
+    stored = raw[:-3] | raw[1:-2] << 8 | raw[2:-1] << 16 | raw[3:] << 24
+    match = np.nonzero(sums[8:] == stored[8 : len(sums)])[0]
+    return int(match[0]) + 8 + 4 if match.size else None
+
+
+def metadata_entries(data: bytes) -> list[tuple[bytes, int, int | None]]:
+    """``(signature, offset, length)`` of every checksummed metadata entry in ``data``."""
+    found = []
+    for signature in SIGNATURES:
+        offset = data.find(signature)
+        while offset >= 0:
+            found.append((signature, offset, entry_length(data, offset)))
+            offset = data.find(signature, offset + 1)
+    return found
+
+
+def test_checksum_helper_agrees_with_hdf5(tmp_path):
+    """The superblock's checksum, written by HDF5, is found where the format puts it."""
+    data = killed_writer_archive(tmp_path / "run.h5", 20).read_bytes()
+    assert data.startswith(SUPERBLOCK)
+    assert entry_length(data, 0) == 48  # version 2/3 superblock, 8-byte addresses
+
+
+@pytest.mark.slow
+def test_no_metadata_entry_of_a_killed_writer_straddles_a_page(tmp_path):
+    """Past two growths of the arrays (1,024 and 2,048 rows) and 130 new chunks of the
+    16-row layer: every entry fits in one page, where a kill cannot cut it."""
+    data = killed_writer_archive(tmp_path / "run.h5", 2_100).read_bytes()
+    entries = metadata_entries(data)
+    kinds = {signature for signature, _, _ in entries}
+    assert {b"OHDR", b"EAHD", b"EAIB", b"EADB"} <= kinds  # what there is to check
+    for signature, offset, length in entries:
+        assert length is not None, f"{signature!r} at {offset}: no checksum in a page"
+        first, last = offset // PAGE, (offset + length - 1) // PAGE
+        assert first == last, f"{signature!r} at {offset} ({length} bytes) straddles a page"
