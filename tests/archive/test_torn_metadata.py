@@ -16,9 +16,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 
+import h5py
 import numpy as np
 import pytest
+
+from dynatrain import ArchiveWriter, open_archive
+from dynatrain.archive._sinks import _lookup3
 
 #: Appends the soak writer's checkpoints, then kills itself (its file is left open,
 #: in SWMR write mode, as after any SIGKILL). Metrics are binary fractions: no random
@@ -145,6 +150,36 @@ def test_checksum_helper_agrees_with_hdf5(tmp_path):
     data = killed_writer_archive(tmp_path / "run.h5", 20).read_bytes()
     assert data.startswith(SUPERBLOCK)
     assert entry_length(data, 0) == 48  # version 2/3 superblock, 8-byte addresses
+
+
+def test_writer_checksum_agrees_with_the_helper():
+    """The writer's own lookup3 (it rewrites one header, see the next test) against
+    the helper's, itself checked against HDF5 above."""
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, 200, dtype=np.uint8).tobytes()
+    sums = lookup3_of_prefixes(data)
+    assert [_lookup3(data[:n]) for n in range(1, 201)] == sums[1:].tolist()
+
+
+def test_identical_inputs_give_identical_files_seconds_apart(tmp_path):
+    """Paged file space adds a superblock extension that HDF5 stamps with the time;
+    the writer zeroes those stamps when it closes."""
+    paths = [tmp_path / "first.h5", tmp_path / "second.h5"]
+    for path in paths:
+        with ArchiveWriter(path, metadata={"run_id": "same"}) as writer:
+            for t in range(3):
+                writer.append(epoch=t, activations={"a": np.full(4, t, np.float32)})
+        time.sleep(1.1)  # into another second
+    first = paths[0].read_bytes()
+    assert first == paths[1].read_bytes()
+    assert b"OHDR" in first[48:52]  # the extension, right after the superblock
+    assert entry_length(first, 48) is not None  # its checksum holds
+    with h5py.File(paths[0], "r") as file:
+        assert (
+            file.id.get_create_plist().get_file_space_strategy()[0] == h5py.h5f.FSPACE_STRATEGY_PAGE
+        )
+    with open_archive(paths[0]) as archive:
+        np.testing.assert_array_equal(archive.epochs, [0, 1, 2])
 
 
 @pytest.mark.slow
