@@ -9,10 +9,15 @@ it), and the chunk index of a whole array is out of reach.
 * The writer places no metadata entry across a page boundary (paged file space), so
   a kill cannot tear one: checked here on the entries of a killed writer's file,
   found by their signatures and checksums.
+* A reader of an archive that no writer holds does not retry: a torn entry (a file
+  from another writer, or corrupt) is refused at once, in one line, and the other
+  arrays still read. While a writer holds the archive, HDF5 retries as before.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -21,9 +26,13 @@ import time
 import h5py
 import numpy as np
 import pytest
+from cli_checks import assert_one_line_error
 
+import dynatrain.archive._hdf5 as hdf5
 from dynatrain import ArchiveWriter, open_archive
+from dynatrain.archive._files import lock_file
 from dynatrain.archive._sinks import _lookup3
+from dynatrain.errors import ArchiveError
 
 #: Appends the soak writer's checkpoints, then kills itself (its file is left open,
 #: in SWMR write mode, as after any SIGKILL). Metrics are binary fractions: no random
@@ -194,3 +203,73 @@ def test_no_metadata_entry_of_a_killed_writer_straddles_a_page(tmp_path):
         assert length is not None, f"{signature!r} at {offset}: no checksum in a page"
         first, last = offset // PAGE, (offset + length - 1) // PAGE
         assert first == last, f"{signature!r} at {offset} ({length} bytes) straddles a page"
+
+
+def _read_attempts(archive) -> int:
+    """HDF5's metadata read attempts of the archive's open file."""
+    get = hdf5._hdf5_function(
+        "H5Pget_metadata_read_attempts", (ctypes.c_int64, ctypes.POINTER(ctypes.c_uint))
+    )
+    if get is None:
+        pytest.skip("HDF5's C API cannot be reached here (not Linux)")
+    attempts = ctypes.c_uint()
+    assert get(archive._store._file.id.get_access_plist().id, ctypes.byref(attempts)) >= 0
+    return attempts.value
+
+
+def tear_chunk_index_header(path) -> None:
+    """Change the chunk index header of layer ``a`` (the array with the most chunks)
+    after its checksum: as a write stopped at a page boundary leaves it."""
+    data = bytearray(path.read_bytes())
+    headers = [(o, n) for s, o, n in metadata_entries(bytes(data)) if s == b"EAHD"]
+    assert headers and all(n == 72 for _, n in headers)
+    # Statistics: secondary blocks, their size, data blocks, their size, the highest
+    # index set, elements realized (8 bytes each, from byte 12).
+    realized = [int.from_bytes(data[o + 52 : o + 60], "little") for o, _ in headers]
+    assert realized.count(max(realized)) == 1
+    offset = headers[realized.index(max(realized))][0]
+    data[offset + 44] ^= 0x01  # the highest index set, a byte before the page's end
+    path.write_bytes(bytes(data))
+
+
+def test_torn_chunk_index_of_a_killed_writer_is_refused_at_once(tmp_path, cli, monkeypatch):
+    """No 60 s wait ending in "corrupt": one line naming the checksum, and every other
+    array of the 100 checkpoints reads back."""
+    monkeypatch.setattr(hdf5, "PROBE_SECONDS", 10)  # HDF5 would retry for 90 s
+    path = killed_writer_archive(tmp_path / "torn.h5", 100)
+    tear_chunk_index_header(path)
+    with open_archive(path) as archive:
+        assert _read_attempts(archive) == 1
+        t = np.arange(100)
+        assert archive.n_checkpoints == 100
+        np.testing.assert_array_equal(archive.epochs, t + 1)
+        np.testing.assert_array_equal(archive.metric("val/acc"), t / 8)
+        np.testing.assert_array_equal(archive.signal("b"), 0.25 * t)
+        values = np.concatenate([block.values for block in archive.iter_activations("b")])
+        np.testing.assert_array_equal(values, np.broadcast_to(-t[:, None], values.shape))
+        with pytest.raises(ArchiveError, match="fails its checksum"):
+            list(archive.iter_activations("a"))
+    result = cli("signals", path)
+    assert_one_line_error(result, path, "layer 'a'", "fails its checksum", "writer killed")
+
+
+def test_a_writer_holding_the_archive_keeps_hdf5_retries(tmp_path):
+    """A reader following a live writer keeps HDF5's retries (a flush in progress ends
+    them); once the writer lets go, the next refresh opens the file again without."""
+    path = killed_writer_archive(tmp_path / "run.h5", 30)
+    lock = os.open(path, os.O_RDWR)
+    try:
+        assert lock_file(lock, str(path))  # as the writer's lock
+        with open_archive(path) as archive:
+            assert _read_attempts(archive) > 1
+            archive.refresh()
+            assert _read_attempts(archive) > 1
+            os.close(lock)
+            lock = -1
+            archive.refresh()
+            assert _read_attempts(archive) == 1
+            assert archive.n_checkpoints == 30
+            np.testing.assert_array_equal(archive.epochs, np.arange(30) + 1)
+    finally:
+        if lock >= 0:
+            os.close(lock)
