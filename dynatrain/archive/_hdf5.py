@@ -711,8 +711,9 @@ def _hdf5_function(name: str, argtypes: tuple[Any, ...]) -> Callable[..., int] |
 
 
 #: Metadata read attempts for a file no writer holds: HDF5's own number outside SWMR
-#: mode. In SWMR mode, HDF5 tries a metadata read whose checksum fails 100 times, with
-#: pauses growing to 1 s (about 90 s in all), as a writer's flush in progress ends it.
+#: mode. In SWMR mode HDF5 makes 100 attempts at a metadata read whose checksum fails,
+#: pausing 1 ns after the first and twice as long after each next one (34 s after the
+#: 36th): a writer's flush in progress ends them at once, a torn entry never.
 _WRITERLESS_READ_ATTEMPTS = 1
 
 
@@ -722,14 +723,15 @@ def _open_swmr(path: str, *, patient: bool) -> Any:
     ``patient=False``: a metadata read whose checksum fails is not retried. A writer
     killed while the kernel copied one of its metadata writes into the page cache
     leaves that entry torn (new bytes up to a page boundary, old ones after), its
-    checksum wrong for good; HDF5 in SWMR mode would retry the read for about 90 s
-    and then fail, so a file that no writer holds fails at once instead. Where
-    HDF5's ``H5Pset_metadata_read_attempts`` cannot be reached, it retries.
+    checksum wrong for good; HDF5 in SWMR mode would retry the read with pauses that
+    double without end (see ``_WRITERLESS_READ_ATTEMPTS``), so a file that no writer
+    holds fails at once instead. Where HDF5's ``H5Pset_metadata_read_attempts``
+    cannot be reached, it retries.
     """
     import h5py
 
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_LATEST)  # h5py's
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_LATEST)  # as h5py
     # No chunk cache: every chunk is read once, and the cache would only add a copy
     # (reads are a third faster without it).
     cache = list(fapl.get_cache())
