@@ -403,6 +403,8 @@ def _clear_extension_times(fd: int) -> None:
     bytes carry the time). It lies inside one page (see the module notes), so the
     single write that replaces it cannot be torn.
     """
+    if not hasattr(os, "pread"):  # pragma: no cover - Windows
+        return
     with contextlib.suppress(OSError):
         superblock = os.pread(fd, 48, 0)
         # Signature, version 2 or 3, 8-byte offsets and lengths; the extension's
