@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - Windows: no lock, see lock_file
 
 __all__ = [
     "archive_writer_present",
+    "descriptor_locked_elsewhere",
     "directory_locked_elsewhere",
     "file_locked_elsewhere",
     "lock_directory",
@@ -101,12 +102,24 @@ def file_locked_elsewhere(path: str) -> bool:
     except OSError:
         return False
     try:
-        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK))
-        return struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
-    except OSError:
-        return False
+        return bool(descriptor_locked_elsewhere(fd))
     finally:
         os.close(fd)
+
+
+def descriptor_locked_elsewhere(fd: int) -> bool | None:
+    """Whether another open file holds the lock of :func:`lock_file` on the file ``fd`` is.
+
+    Only looks (``F_OFD_GETLK``), on the very file a reader has open (its name may
+    meanwhile point to another). None where it cannot tell (not Linux).
+    """
+    if not _HAVE_OFD:  # pragma: no cover
+        return None
+    try:
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK))
+    except OSError:
+        return None
+    return struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
 
 
 def directory_locked_elsewhere(path: str) -> bool | None:

@@ -10,6 +10,7 @@ file), and inflates deflate-compressed chunks itself with the output bounded
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import itertools
 import os
@@ -31,6 +32,7 @@ from dynatrain.archive._backends import (
     open_regular_file,
     show_name,
 )
+from dynatrain.archive._files import descriptor_locked_elsewhere
 from dynatrain.errors import ArchiveError
 
 __all__ = ["HDF5Store", "inflates", "probe_hdf5", "read_inflating"]
@@ -154,15 +156,16 @@ class HDF5Store(Store):
                 raise ArchiveError(path, "empty file, not an HDF5 archive")
             same_file = _fd_path(fd)
             opened = same_file or path
+            # Looked at before HDF5 opens the file: a writer gone now never comes back
+            # to this file (a new writer replaces it).
+            self._writer_gone = descriptor_locked_elsewhere(fd) is False
             crashed = probe_hdf5(opened)
             if crashed is not None:
                 raise ArchiveError(path, crashed)
             try:
                 if not h5py.is_hdf5(opened):
                     raise ArchiveError(path, "not an HDF5 file (no HDF5 signature)")
-                # No chunk cache: every chunk is read once, and the cache would only add
-                # a copy (reads are a third faster without it).
-                self._file = h5py.File(opened, "r", swmr=True, rdcc_nbytes=0)
+                self._file = _open_swmr(opened, patient=not self._writer_gone)
             except (OSError, RuntimeError, ValueError, MemoryError) as exc:
                 raise self._open_error(exc) from exc
         finally:
@@ -341,17 +344,32 @@ class HDF5Store(Store):
             ) from exc
 
     def refresh(self) -> bool:
+        if not self._writer_gone and self._writer_ended():
+            # Opened while its writer held it: opened again, without the retries that
+            # only a writer's next flush could end (see _open_swmr).
+            self._file.close()
+            self.__init__(self.path)  # type: ignore[misc]
+            return False
         # A SWMR reader caches object headers: the root's attributes (the count of
         # complete checkpoints) stay as first read until the root is refreshed. h5py
         # wraps only H5Drefresh, so H5Orefresh is called from the library h5py loaded;
         # where it cannot be found, the file is opened again.
-        refresh_object = _h5orefresh()
+        refresh_object = _hdf5_function("H5Orefresh", (ctypes.c_int64,))
         root = self._file["/"]  # held: its identifier must stay open during the call
         if refresh_object is not None and refresh_object(root.id.id) >= 0:
             return True
         self._file.close()
         self.__init__(self.path)  # type: ignore[misc]
         return False
+
+    def _writer_ended(self) -> bool:
+        """Whether the writer that held the open file has let go of it since."""
+        try:
+            handle = self._file.id.get_vfd_handle()
+            fd = handle if isinstance(handle, int) else int(handle)
+        except (OSError, TypeError, ValueError):
+            return False  # a driver without a descriptor: cannot tell
+        return descriptor_locked_elsewhere(fd) is False
 
     def refresh_array(self, array: Any, parts: tuple[str, ...], n_rows: int | None) -> Any:
         array.refresh()  # H5Drefresh: its extent and chunk index as flushed by the writer
@@ -395,6 +413,11 @@ class HDF5Store(Store):
             return f"an HDF5 filter it needs is not available here ({first_line(exc)})"
         if "alloc" in text.lower():
             return f"not enough memory ({first_line(exc)})"
+        if "checksum" in text:
+            return (
+                "HDF5 metadata that fails its checksum: a writer killed in the middle of"
+                f" writing it, or a corrupt file ({first_line(exc)})"
+            )
         return f"truncated or corrupt data ({first_line(exc)})"
 
     def fill_value(self, array: Any) -> Any:
@@ -659,13 +682,14 @@ def _attribute_names(node: Any) -> list[bytes]:
 
 
 @functools.cache
-def _h5orefresh() -> Callable[[int], int] | None:
-    """``H5Orefresh`` of the HDF5 library h5py uses, or None where it cannot be found.
+def _hdf5_function(name: str, argtypes: tuple[Any, ...]) -> Callable[..., int] | None:
+    """The C function ``name`` of the HDF5 library h5py uses (returning ``int``), or None.
 
     Looked up by path in the process's mapped libraries (Linux): another copy of the
-    library would not know h5py's identifiers.
+    library would not know h5py's identifiers. ``argtypes`` are its ctypes argument
+    types (``hid_t`` is 64 bits since HDF5 1.10).
     """
-    import ctypes
+    import h5py  # noqa: F401  # loads the library looked up below
 
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
@@ -673,14 +697,51 @@ def _h5orefresh() -> Callable[[int], int] | None:
     except OSError:
         return None
     for path in sorted(paths):
-        name = os.path.basename(path)
-        if not name.startswith(("libhdf5.", "libhdf5-")):
-            continue  # libhdf5_hl, the high-level library, has no H5Orefresh
+        basename = os.path.basename(path)
+        if not basename.startswith(("libhdf5.", "libhdf5-")):
+            continue  # libhdf5_hl, the high-level library, has none of the core API
         try:
-            function = ctypes.CDLL(path).H5Orefresh
+            function = getattr(ctypes.CDLL(path), name)
         except (OSError, AttributeError):
             continue
-        function.argtypes = [ctypes.c_int64]  # hid_t since HDF5 1.10
+        function.argtypes = list(argtypes)
         function.restype = ctypes.c_int
         return function
     return None
+
+
+#: Metadata read attempts for a file no writer holds: HDF5's own number outside SWMR
+#: mode. In SWMR mode HDF5 makes 100 attempts at a metadata read whose checksum fails,
+#: pausing 1 ns after the first and twice as long after each next one (34 s after the
+#: 36th): a writer's flush in progress ends them at once, a torn entry never.
+_WRITERLESS_READ_ATTEMPTS = 1
+
+
+def _open_swmr(path: str, *, patient: bool) -> Any:
+    """Open ``path`` as ``h5py.File(path, "r", swmr=True)`` does, without a chunk cache.
+
+    ``patient=False``: a metadata read whose checksum fails is not retried. A writer
+    killed while the kernel copied one of its metadata writes into the page cache
+    leaves that entry torn (new bytes up to a page boundary, old ones after), its
+    checksum wrong for good; HDF5 in SWMR mode would retry the read with pauses that
+    double without end (see ``_WRITERLESS_READ_ATTEMPTS``), so a file that no writer
+    holds fails at once instead. Where HDF5's ``H5Pset_metadata_read_attempts``
+    cannot be reached, it retries.
+    """
+    import h5py
+
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_LATEST)  # as h5py
+    # No chunk cache: every chunk is read once, and the cache would only add a copy
+    # (reads are a third faster without it).
+    cache = list(fapl.get_cache())
+    cache[2] = 0
+    fapl.set_cache(*cache)
+    if not patient:
+        set_attempts = _hdf5_function(
+            "H5Pset_metadata_read_attempts", (ctypes.c_int64, ctypes.c_uint)
+        )
+        if set_attempts is not None:
+            set_attempts(fapl.id, _WRITERLESS_READ_ATTEMPTS)
+    flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
+    return h5py.File(h5py.h5f.open(os.fsencode(path), flags, fapl=fapl))
