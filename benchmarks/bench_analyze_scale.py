@@ -25,6 +25,17 @@ Targets (issue "Scale with the number of checkpoints"):
 * 500 layers x T = 1,000 in < 10 s and < 1 GB;
 * a shipped sample archive, 199 surrogates: < 1 s of analysis after start-up.
 
+``--worst-case`` also times the convergence null at its most expensive: a run whose
+convergence is significant and decided at its last window draws every one of its 99
+surrogates, each a shuffled copy of the whole run through every window (the archives above
+converge early or not significantly, so their nulls stop after a few surrogates).
+
+``--floor`` times, alone and on one thread, the NumPy calls that the default analysis of
+50 layers x 10,000 checkpoints cannot do without (the shuffles and one prefix sum per
+shuffled series, the FFTs of the phase-randomised surrogates and of their Hilbert
+transforms, the FFTs of the run's windows): a lower bound on its CPU time for any
+implementation built from NumPy's FFT and random permutations.
+
 Last, a live monitor is fed a 50-layer run of 10,000 checkpoints and the cost of one
 update is printed (median, 99th percentile, maximum; the update that decides the
 convergence, which runs its surrogate null, apart).
@@ -137,6 +148,105 @@ def measure(path: Path, threads: int | None = None) -> dict:
     return json.loads(process.stderr.strip().splitlines()[-1])
 
 
+def measure_convergence_worst(n_layers: int, n_checkpoints: int, threads: list[int]) -> None:
+    """Time the convergence null when it must draw all its surrogates over the whole run.
+
+    The null of a run decided at its last window, with no early stop: what a run whose
+    convergence is significant (fewer than ``convergence_null_stop`` surrogates as early)
+    costs.  The signals are those of :func:`write_archive` after the default transform
+    (changes between checkpoints), with the default window and step.
+    """
+    import time
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from dynatrain import defaults
+    from dynatrain.measures import convergence_null, window_count
+    from dynatrain.measures._parallel import threads as thread_pool
+
+    rng = np.random.default_rng(0)
+    t = np.arange(n_checkpoints, dtype=np.float64)
+    learning = np.tanh(t / (n_checkpoints / 6))
+    walks = 0.05 * rng.standard_normal((n_checkpoints, n_layers)).cumsum(axis=0)
+    levels = rng.uniform(0.5, 2.0, n_layers) * learning[:, np.newaxis] + walks
+    changes = np.diff(levels, axis=0).T.copy()  # (layers, points), as analyze sees them
+    n_points = changes.shape[1]
+    window = defaults.default_window(n_points)
+    step = defaults.default_window_step(n_points, window)
+    last = window_count(n_points, window, step) - 1
+    n_surrogates = defaults.CONVERGENCE_SURROGATES
+    for n_threads in threads:
+        with thread_pool(n_threads):
+            start = time.perf_counter()
+            cpu = time.process_time()
+            convergence_null(
+                changes,
+                window=window,
+                step=step,
+                decided_window=last,
+                n_surrogates=n_surrogates,
+                rng=np.random.default_rng(1),
+            )
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        print(
+            f"convergence null, every surrogate drawn ({n_surrogates} x {n_layers} layers x"
+            f" {n_points} points, window {window}, step {step}, {last + 1} windows),"
+            f" {n_threads} thread(s): {wall:.1f} s wall, {cpu:.1f} s CPU,"
+            f" {wall / n_surrogates:.2f} s per surrogate",
+            flush=True,
+        )
+
+
+def measure_floor(n_layers: int, n_checkpoints: int) -> None:
+    """CPU time of the NumPy calls the default analysis cannot avoid, each timed alone."""
+    import time
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from dynatrain import defaults
+    from dynatrain.measures import window_count
+    from dynatrain.measures.kuramoto import edge_pads
+
+    n_points = n_checkpoints - 1  # the default transform: changes between checkpoints
+    n_surrogates = defaults.SURROGATES
+    rng = np.random.default_rng(0)
+    rows = 6  # series per call, as the nulls batch them (about 0.5 MiB)
+    batch = rng.standard_normal((rows, n_points))
+    calls = n_surrogates * n_layers / rows
+
+    def seconds(function, repeat: int = 30) -> float:
+        function()
+        start = time.process_time()
+        for _ in range(repeat):
+            function()
+        return (time.process_time() - start) / repeat
+
+    spectrum = np.fft.rfft(batch)
+    extended = sum(edge_pads(n_points)) + n_points
+    padded = np.zeros((rows, extended))
+    window = defaults.default_window(n_points)
+    n_windows = window_count(n_points, window, defaults.default_window_step(n_points, window))
+    window_extended = sum(edge_pads(window)) + window
+    windows = np.zeros((n_layers, window_extended))
+    parts = {
+        "shuffles": calls * seconds(lambda: rng.permuted(batch, axis=-1, out=batch)),
+        "profiles of the shuffles": calls * seconds(lambda: np.cumsum(batch, axis=-1)),
+        "phase surrogates' inverse FFTs": calls * seconds(lambda: np.fft.irfft(spectrum, n_points)),
+        "their Hilbert FFT pairs": calls
+        * seconds(lambda: np.fft.irfft(np.fft.rfft(padded), extended)),
+        "the run's windows' FFT pairs": n_windows
+        * seconds(lambda: np.fft.irfft(np.fft.rfft(windows), window_extended), 10),
+    }
+    per_windowed_pass = parts["the run's windows' FFT pairs"]
+    print(
+        f"floor of the default analysis of {n_layers} x {n_checkpoints:,} ({n_points} points,"
+        f" {n_surrogates} surrogates, {n_windows} windows of {window}), one thread: "
+        + ", ".join(f"{name} {value:.2f} s" for name, value in parts.items())
+        + f"; {sum(parts.values()):.2f} s CPU in all (a convergence null that draws all"
+        f" {defaults.CONVERGENCE_SURROGATES} surrogates over the whole run adds"
+        f" {defaults.CONVERGENCE_SURROGATES} x {per_windowed_pass:.2f} s)",
+        flush=True,
+    )
+
+
 def measure_live(n_layers: int, n_checkpoints: int) -> None:
     """Feed a run to a live monitor; print the cost of one update (the watch target)."""
     import time
@@ -192,6 +302,17 @@ def main(argv: list[str] | None = None) -> int:
         help="only these LAYERSxCHECKPOINTS sizes, comma-separated (e.g. 50x1000,500x1000)",
     )
     parser.add_argument("--no-live", action="store_true", help="skip the live monitor's cost")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the NumPy calls the analysis of 50 x 10,000 cannot avoid",
+    )
+    parser.add_argument(
+        "--worst-case",
+        action="store_true",
+        help="also time the convergence null drawing all its surrogates over 50 x 10,000"
+        " (several minutes)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -267,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
             f" {wide['cpu']:.1f} s CPU,"
             f" {wide['peak_rss_mib']:.0f} MiB (target < 1024)"
         )
+    if args.floor:
+        measure_floor(50, 10_000)
+    if args.worst_case:
+        measure_convergence_worst(50, 10_000, runs)
     if not args.no_live:
         measure_live(50, 2_000 if args.quick else 10_000)
     return 0
