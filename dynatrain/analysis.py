@@ -24,6 +24,7 @@ from dynatrain import measures as m
 from dynatrain._plain import json_ready
 from dynatrain.archive.reader import Archive, open_archive
 from dynatrain.errors import InputError
+from dynatrain.measures import ProgressCallback
 from dynatrain.signals import (
     LayerSignals,
     finite_prefix_length,
@@ -428,6 +429,7 @@ def analyze(
     settings: Settings | None = None,
     *,
     threads: int = 1,
+    progress: ProgressCallback | None = None,
 ) -> AnalysisResult:
     """Analyse one run: read (or take) its layer signals and measure them.
 
@@ -443,6 +445,9 @@ def analyze(
         the bit, for any number; 1 (the default here) leaves the cores to the caller,
         as ``batch`` wants (``dynatrain analyze`` takes every core, up to
         :data:`~dynatrain.defaults.MAX_ANALYSIS_THREADS`).
+    progress : callable, optional
+        ``progress(stage, done, total)``, told how many surrogates of each null are
+        done (:func:`dynatrain.measures.reporting`); the result does not change.
 
     Returns
     -------
@@ -464,7 +469,7 @@ def analyze(
     else:
         with open_archive(source) as archive:
             signals = _read(archive, settings)
-    return analyze_signals(signals, settings, threads=threads)
+    return analyze_signals(signals, settings, threads=threads, progress=progress)
 
 
 def _read(archive: Archive, settings: Settings) -> LayerSignals:
@@ -507,7 +512,11 @@ def transform_signals(
 
 
 def analyze_signals(
-    signals: LayerSignals, settings: Settings | None = None, *, threads: int = 1
+    signals: LayerSignals,
+    settings: Settings | None = None,
+    *,
+    threads: int = 1,
+    progress: ProgressCallback | None = None,
 ) -> AnalysisResult:
     """Analyse layer signals already in memory (see :func:`analyze`)."""
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
@@ -516,7 +525,7 @@ def analyze_signals(
     # time on two threads): one thread below THREADS_FROM_VALUES values.
     if signals.values.size < defaults.THREADS_FROM_VALUES:
         threads = 1
-    with m.threads(threads):
+    with m.threads(threads), m.reporting(progress):
         return _analyze_signals(signals, settings or Settings())
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dynatrain import defaults
@@ -62,6 +62,7 @@ def analyze(
     settings: Settings | None = None,
     *,
     threads: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     **options: Any,
 ) -> AnalysisResult:
     """Analyse one run: integration, metastability, stability index, convergence.
@@ -76,6 +77,11 @@ def analyze(
         Threads for the surrogates and windows (default: the cores available, at most
         :data:`~dynatrain.defaults.MAX_ANALYSIS_THREADS`); the result is the same for any
         number.
+    progress : callable, optional
+        ``progress(stage, done, total)``, called as the surrogate nulls advance: `stage`
+        is "shuffle null", "phase null" or "convergence null", `done` of `total`
+        surrogates are computed (e.g. to drive a progress bar on a long run); the
+        result does not change.
     **options
         The options of ``dynatrain analyze``, with ``_`` for ``-``: ``reduce``,
         ``transform``, ``layers`` (a name, a glob or a list of them), ``epochs``
@@ -103,7 +109,14 @@ def analyze(
         An archive that cannot be read.
     """
     chosen = settings_from(settings, options, "analyze")
-    return _analyze(run, chosen, threads=defaults.default_threads() if threads is None else threads)
+    if progress is not None and not callable(progress):
+        raise OptionError(f"analyze(): progress must be callable, got {type(progress).__name__}")
+    return _analyze(
+        run,
+        chosen,
+        threads=defaults.default_threads() if threads is None else threads,
+        progress=progress,
+    )
 
 
 def analyze_many(

@@ -137,6 +137,15 @@ def _stdout_console() -> Any:
     return Console()
 
 
+def _stderr_terminal() -> Any:
+    """A rich console on stderr when stderr is a terminal (for progress), else None."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def _emit(text: str) -> None:
     from dynatrain.archive.storage import redact
 
@@ -616,7 +625,7 @@ def analyze(
     """Measure one training run: integration, metastability, stability index, convergence."""
     _single_threaded_blas()
     from dynatrain.analysis import analyze as analyze_run
-    from dynatrain.archive.storage import redact_data
+    from dynatrain.archive.storage import redact, redact_data
     from dynatrain.report import export
 
     settings = _settings(options)
@@ -624,7 +633,12 @@ def analyze(
         from dynatrain.report.outputs import check_plot_dir
 
         check_plot_dir(plot_dir, inputs=[run], fmt=plot_format, option="--plot")
-    result = analyze_run(run, settings, threads=threads or defaults.default_threads())
+    from dynatrain.report.progress import analysis_status
+
+    with analysis_status(redact(run), _stderr_terminal()) as progress:
+        result = analyze_run(
+            run, settings, threads=threads or defaults.default_threads(), progress=progress
+        )
     for warning in result.warnings:
         _warn(f"{run}: {warning}")
     data = redact_data(result.to_dict(detail=detail))
@@ -944,8 +958,6 @@ def batch(
     import functools
     from dataclasses import asdict
 
-    from rich.console import Console
-
     from dynatrain import __version__
     from dynatrain import batch as batch_lib
     from dynatrain.archive.storage import current_storage_options
@@ -972,7 +984,7 @@ def batch(
     # (`dynatrain plot DIR/runs/<run>.json`): written as it comes, then dropped.
     run_files = batch_report.RunFiles(report_dir) if report_dir is not None else None
     task = functools.partial(batch_lib.analyze_or_error, detail=run_files is not None)
-    progress_console = Console(stderr=True) if sys.stderr.isatty() else None
+    progress_console = _stderr_terminal()
     with batch_report.batch_progress(len(paths), progress_console) as advance:
         for record in batch_lib.iter_analyses(
             paths,

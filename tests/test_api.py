@@ -92,6 +92,16 @@ def test_threads_are_a_keyword_not_a_setting(monkeypatch):
     assert started == [1]
 
 
+def test_progress_is_told_each_null_and_changes_nothing():
+    calls = []
+    shown = dynatrain.analyze(RUN, surrogates=19, progress=lambda *call: calls.append(call))
+    assert to_json(shown.to_dict()) == to_json(dynatrain.analyze(RUN, surrogates=19).to_dict())
+    assert {stage for stage, _, _ in calls} >= {"shuffle null", "phase null"}
+    assert ("shuffle null", 19, 19) in calls and ("phase null", 19, 19) in calls
+    with pytest.raises(OptionError, match="progress must be callable"):
+        dynatrain.analyze(RUN, surrogates=0, progress="bar")
+
+
 def test_options_are_the_settings(result):
     direct = analyze_with_settings(str(RUN), Settings(**FAST))
     assert to_json(result.to_dict()) == to_json(direct.to_dict())

@@ -173,3 +173,58 @@ def test_a_bad_thread_count_is_one_line(cli, run, threads):
     result = cli("analyze", run, "--threads", threads)
     assert result.exit_code == 2
     assert "--threads" in result.stderr and "Traceback" not in result.stderr
+
+
+def _terminal(tmp_path):
+    from rich.console import Console
+
+    terminal = open(tmp_path / "terminal", "w")
+    return terminal, Console(file=terminal, record=True, force_terminal=True, width=120)
+
+
+def test_a_terminal_sees_which_null_and_the_output_does_not_change(cli, run, tmp_path, monkeypatch):
+    from dynatrain import cli as cli_module
+    from dynatrain.report import progress
+
+    plain = cli("analyze", run, "--format", "json")
+    terminal, console = _terminal(tmp_path)
+    monkeypatch.setattr(cli_module, "_stderr_terminal", lambda: console)
+    monkeypatch.setattr(progress, "STATUS_AFTER", 0.0)
+    with terminal:
+        shown = cli("analyze", run, "--format", "json")
+    assert shown.exit_code == 0 and shown.stdout == plain.stdout
+    assert shown.stderr == plain.stderr == ""  # the status went to the terminal only
+    # The line is redrawn in place; what stays recorded is its last state.
+    assert f"{run}: surrogates for the convergence p-value, " in console.export_text()
+
+
+def test_the_analysis_reports_each_null_in_turn_and_gives_the_same_result(run):
+    from dynatrain.analysis import analyze
+
+    calls = []
+    reported = analyze(run, progress=lambda *call: calls.append(call))
+    assert reported.to_dict() == analyze(run).to_dict()
+    stages = [stage for stage, _, _ in calls]
+    assert stages == sorted(stages, key=["shuffle null", "phase null", "convergence null"].index)
+    last = {stage: (done, total) for stage, done, total in calls}
+    assert last["shuffle null"] == last["phase null"] == (199, 199)
+    assert last["convergence null"] == (reported.convergence_surrogates_drawn, 99)
+
+
+def test_the_status_waits_shows_names_safely_and_is_off_without_a_terminal(tmp_path):
+    from dynatrain.report.progress import analysis_status
+
+    now = [0.0]
+    terminal, console = _terminal(tmp_path)
+    status = analysis_status("run\x1b[2J.h5", console, after=2.0, clock=lambda: now[0])
+    with terminal, status as step:
+        assert step is not None
+        step("shuffle null", 10, 199)  # before `after`: nothing
+        assert console.export_text(clear=False) == ""
+        now[0] = 2.5
+        step("shuffle null", 20, 199)
+    text = console.export_text()
+    assert "run\\x1b[2J.h5: surrogates for the integration p-value, 20 of 199" in text
+    assert "\x1b[2J" not in text
+    with analysis_status("run.h5", None) as step:
+        assert step is None

@@ -13,7 +13,7 @@ on several threads inside ``with threads(n):``, with the same results as on one.
 
 from __future__ import annotations
 
-from dynatrain.measures._parallel import threads
+from dynatrain.measures._parallel import ProgressCallback, reporting, threads
 from dynatrain.measures.convergence import (
     CausalConvergence,
     Convergence,
@@ -73,6 +73,7 @@ __all__ = [
     "ConvergenceNull",
     "DFAFit",
     "Kuramoto",
+    "ProgressCallback",
     "Style",
     "StyleTest",
     "Windowed",
@@ -96,6 +97,7 @@ __all__ = [
     "min_points_for_dfa",
     "phase_randomized_surrogates",
     "rank_surrogates",
+    "reporting",
     "rolling_volatility",
     "shuffle_surrogates",
     "spearman",

@@ -11,6 +11,10 @@ of threads and however the chunks finish.
 A chunk computed on a pool thread runs its own inner loops on that thread (the pool is
 seen by the thread that entered :func:`threads` only): no nested submission, no
 deadlock, no more threads than asked for.
+
+Inside :func:`reporting`, the surrogate nulls say how many surrogates they have done
+(:func:`report`, called in the thread that entered the block, between chunks): a long
+analysis can show where it is.  Reporting changes no result.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["ordered_map", "threads"]
+__all__ = ["ordered_map", "report", "reporting", "threads"]
+
+#: ``callback(stage, done, total)`` of :func:`reporting`.
+ProgressCallback = Callable[[str, int, int], None]
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
@@ -31,6 +38,40 @@ _Result = TypeVar("_Result")
 _POOL: contextvars.ContextVar[tuple[ThreadPoolExecutor, int] | None] = contextvars.ContextVar(
     "dynatrain_measures_pool", default=None
 )
+
+#: The progress callback of the innermost :func:`reporting` block of this thread.
+_PROGRESS: contextvars.ContextVar[ProgressCallback | None] = contextvars.ContextVar(
+    "dynatrain_measures_progress", default=None
+)
+
+
+@contextlib.contextmanager
+def reporting(callback: ProgressCallback | None) -> Iterator[None]:
+    """Tell `callback` how far the surrogate nulls called in this block are.
+
+    Parameters
+    ----------
+    callback : callable or None
+        ``callback(stage, done, total)``, called after each chunk of surrogates:
+        `stage` is "shuffle null" (integration), "phase null" (synchrony and
+        metastability) or "convergence null"; `done` of at most `total` surrogates
+        are computed (the convergence null may stop before `total`: its last call
+        then has the number it drew).  None reports nothing (also within an
+        enclosing block).  Called in the thread that entered the block; what it
+        raises ends the computation.
+    """
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def report(stage: str, done: int, total: int) -> None:
+    """Pass ``(stage, done, total)`` to the callback of :func:`reporting`, if any."""
+    callback = _PROGRESS.get()
+    if callback is not None:
+        callback(stage, done, total)
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from dynatrain.measures._checks import (
     check_int,
     check_layers,
 )
+from dynatrain.measures._parallel import report
 from dynatrain.measures.stability import (
     convergence_window,
     rolling_volatility,
@@ -357,5 +358,7 @@ def convergence_null(
             ).decided_window
             as_early += decided is not None and decided <= decided_window
             if stop_after is not None and as_early == stop_after:
+                report("convergence null", drawn, n_surrogates)
                 return ConvergenceNull(as_early / drawn, drawn, as_early)
+        report("convergence null", drawn, n_surrogates)
     return ConvergenceNull((1 + as_early) / (n_surrogates + 1), n_surrogates, as_early)

@@ -33,7 +33,7 @@ from dynatrain.measures._checks import (
     check_layers,
     normalize_axis,
 )
-from dynatrain.measures._parallel import ordered_map
+from dynatrain.measures._parallel import ordered_map, report
 from dynatrain.measures.dfa import _loglog_fit, _projected_fluctuations, dfa_scales
 from dynatrain.measures.kuramoto import (
     MIN_PHASE_POINTS,
@@ -413,7 +413,12 @@ def integration_null(
         fluct, profile_rms = _projected_fluctuations(batch, scales, order)
         return _loglog_fit(scales, fluct, profile_rms)[0]
 
-    alpha = np.concatenate(list(ordered_map(exponents, shuffled_batches())))
+    parts, done = [], 0
+    for part in ordered_map(exponents, shuffled_batches()):
+        parts.append(part)
+        done += len(part)
+        report("shuffle null", done // len(layers), n_surrogates)
+    alpha = np.concatenate(parts)
     return alpha.reshape(n_surrogates, *x.shape[:-2], x.shape[-2]).mean(axis=-1)
 
 
@@ -482,6 +487,7 @@ def kuramoto_null(
 
         for runs, batch_r in zip(batches, ordered_map(order_parameter, drawn_runs()), strict=True):
             r[runs] = batch_r
+            report("phase null", (int(runs[-1]) + 1) // len(units), n_surrogates)
     else:  # a run's layers in groups, their phasors summed
         per_group = max(1, _PHASE_CHUNK_ELEMENTS // n_points)
         groups = [(run, first) for run in range(n_runs) for first in range(0, n_layers, per_group)]
@@ -505,5 +511,6 @@ def kuramoto_null(
                 total += part
             if first + per_group >= n_layers:
                 r[run] = _order_from_sums(*sums)
+                report("phase null", (run + 1) // len(units), n_surrogates)
     r = r.reshape(n_surrogates, *x.shape[:-2], n_points)
     return Kuramoto(r, r.mean(axis=-1), r.std(axis=-1))
