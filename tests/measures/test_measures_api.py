@@ -116,7 +116,7 @@ def test_every_public_function_is_covered():
         "expected_squared_fluctuation",
         "student_t_quantile",
     }
-    context_managers = {"threads"}  # tested in test_threads.py
+    context_managers = {"threads", "reporting"}  # tested in test_threads.py, test_progress.py
     assert functions - scalar_input - context_managers == set(CALLS)
 
 
