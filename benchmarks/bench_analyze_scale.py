@@ -102,15 +102,21 @@ finally:
 """
 
 
-def write_archive(path: Path, n_layers: int, n_checkpoints: int, seed: int = 0) -> None:
-    """A valid version-1 HDF5 archive, written in one go with h5py."""
-    import h5py
-
+def simulated_levels(n_layers: int, n_checkpoints: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Epochs ``(T,)`` and layer levels ``(T, L)``: a shared learning-like transition plus
+    independent random walks."""
     rng = np.random.default_rng(seed)
     t = np.arange(n_checkpoints, dtype=np.float64)
     learning = np.tanh(t / (n_checkpoints / 6))
     walks = 0.05 * rng.standard_normal((n_checkpoints, n_layers)).cumsum(axis=0)
-    levels = rng.uniform(0.5, 2.0, n_layers) * learning[:, np.newaxis] + walks
+    return t, rng.uniform(0.5, 2.0, n_layers) * learning[:, np.newaxis] + walks
+
+
+def write_archive(path: Path, n_layers: int, n_checkpoints: int, seed: int = 0) -> None:
+    """A valid version-1 HDF5 archive, written in one go with h5py."""
+    import h5py
+
+    t, levels = simulated_levels(n_layers, n_checkpoints, seed)
     names = [f"layer{i:03d}" for i in range(n_layers)]
     with h5py.File(path, "w", libver="latest") as archive:
         archive.attrs.update(
@@ -163,11 +169,7 @@ def measure_convergence_worst(n_layers: int, n_checkpoints: int, threads: list[i
     from dynatrain.measures import convergence_null, window_count
     from dynatrain.measures._parallel import threads as thread_pool
 
-    rng = np.random.default_rng(0)
-    t = np.arange(n_checkpoints, dtype=np.float64)
-    learning = np.tanh(t / (n_checkpoints / 6))
-    walks = 0.05 * rng.standard_normal((n_checkpoints, n_layers)).cumsum(axis=0)
-    levels = rng.uniform(0.5, 2.0, n_layers) * learning[:, np.newaxis] + walks
+    _, levels = simulated_levels(n_layers, n_checkpoints, seed=0)
     changes = np.diff(levels, axis=0).T.copy()  # (layers, points), as analyze sees them
     n_points = changes.shape[1]
     window = defaults.default_window(n_points)
@@ -255,11 +257,7 @@ def measure_live(n_layers: int, n_checkpoints: int) -> None:
     from dynatrain.analysis import Settings
     from dynatrain.live import Monitor
 
-    rng = np.random.default_rng(1)
-    t = np.arange(n_checkpoints, dtype=np.float64)
-    learning = np.tanh(t / (n_checkpoints / 6))
-    walks = 0.05 * rng.standard_normal((n_checkpoints, n_layers)).cumsum(axis=0)
-    levels = rng.uniform(0.5, 2.0, n_layers) * learning[:, np.newaxis] + walks
+    t, levels = simulated_levels(n_layers, n_checkpoints, seed=1)
     monitor = Monitor(
         [f"layer{i}" for i in range(n_layers)],
         Settings(),
