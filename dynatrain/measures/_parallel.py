@@ -52,7 +52,8 @@ def reporting(callback: ProgressCallback | None) -> Iterator[None]:
     Parameters
     ----------
     callback : callable or None
-        ``callback(stage, done, total)``, called after each chunk of surrogates:
+        ``callback(stage, done, total)``, called as a null starts (``done`` 0) and
+        after each chunk of its surrogates:
         `stage` is "shuffle null" (integration), "phase null" (synchrony and
         metastability) or "convergence null"; `done` of at most `total` surrogates
         are computed (the convergence null may stop before `total`: its last call

@@ -336,6 +336,7 @@ def convergence_null(
     # batch of n_surrogates windowed passes.
     batch = per_chunk if stop_after is None else min(per_chunk, _FIRST_BATCH * stop_after)
     drawn = as_early = 0
+    report("convergence null", 0, n_surrogates)
     while drawn < n_surrogates:
         size = min(batch, n_surrogates - drawn)
         batch = min(per_chunk, 2 * batch)

@@ -414,6 +414,7 @@ def integration_null(
         return _loglog_fit(scales, fluct, profile_rms)[0]
 
     parts, done = [], 0
+    report("shuffle null", 0, n_surrogates)
     for part in ordered_map(exponents, shuffled_batches()):
         parts.append(part)
         done += len(part)
@@ -470,6 +471,7 @@ def kuramoto_null(
     spectrum = np.fft.rfft(units, axis=-1)
     n_runs = n_surrogates * len(units)  # surrogate runs, surrogates first
     r = np.empty((n_runs, n_points))
+    report("phase null", 0, n_surrogates)
     # The phases are drawn here, run after run, layer after layer: the draws of one big
     # call, whichever thread computes a batch (see `ordered_map`).
     if n_layers * n_points <= _PHASE_CHUNK_ELEMENTS:
