@@ -958,6 +958,8 @@ def batch(
     import functools
     from dataclasses import asdict
 
+    from rich.console import Console
+
     from dynatrain import __version__
     from dynatrain import batch as batch_lib
     from dynatrain.archive.storage import current_storage_options
@@ -984,7 +986,7 @@ def batch(
     # (`dynatrain plot DIR/runs/<run>.json`): written as it comes, then dropped.
     run_files = batch_report.RunFiles(report_dir) if report_dir is not None else None
     task = functools.partial(batch_lib.analyze_or_error, detail=run_files is not None)
-    progress_console = _stderr_terminal()
+    progress_console = Console(stderr=True) if sys.stderr.isatty() else None
     with batch_report.batch_progress(len(paths), progress_console) as advance:
         for record in batch_lib.iter_analyses(
             paths,
